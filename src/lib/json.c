@@ -1,0 +1,308 @@
+/* Bounded JSON parsing and Go-compatible JSON encoding. */
+#include "choria/json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ch_buf_init(ch_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void ch_buf_free(ch_buf *b)
+{
+    free(b->data);
+    ch_buf_init(b);
+}
+
+static bool buf_reserve(ch_buf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *nd = realloc(b->data, cap);
+    if (nd == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->data = nd;
+    b->cap = cap;
+    return true;
+}
+
+void ch_buf_append(ch_buf *b, const char *s, size_t len)
+{
+    if (!buf_reserve(b, len))
+        return;
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void ch_buf_append_str(ch_buf *b, const char *s)
+{
+    ch_buf_append(b, s, strlen(s));
+}
+
+void ch_buf_printf(ch_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *ch_buf_steal(ch_buf *b, size_t *len)
+{
+    if (b->failed || !buf_reserve(b, 0)) {
+        ch_buf_free(b);
+        return NULL;
+    }
+    char *d = b->data;
+    if (len != NULL)
+        *len = b->len;
+    ch_buf_init(b);
+    return d;
+}
+
+/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+void ch_buf_append_json_string(ch_buf *b, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    ch_buf_append(b, "\"", 1);
+    size_t start = 0, i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        const char *esc = NULL;
+        char tmp[7];
+        size_t adv = 1;
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\b')
+            esc = "\\b";
+        else if (c == '\f')
+            esc = "\\f";
+        else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            snprintf(tmp, sizeof(tmp), "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+            esc = tmp;
+        } else if (c >= 0x80) {
+            adv = utf8_seq_len(s + i, len - i);
+            if (adv == 0) {
+                esc = "\\ufffd"; /* Go replaces invalid UTF-8 */
+                adv = 1;
+            } else if (adv == 3 && c == 0xE2 && s[i + 1] == 0x80 &&
+                       (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+                esc = s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+            }
+        }
+        if (esc != NULL) {
+            ch_buf_append(b, str + start, i - start);
+            ch_buf_append_str(b, esc);
+            start = i + adv;
+        }
+        i += adv;
+    }
+    ch_buf_append(b, str + start, len - start);
+    ch_buf_append(b, "\"", 1);
+}
+
+/* Go's float formatting: shortest round-trip digits, fixed notation inside [1e-6, 1e21),
+ * exponent form outside it with "e-07" shortened to "e-7". Floats are rare in Choria
+ * documents; very large fixed values may differ from Go in the last digits. */
+static void append_real(ch_buf *b, double v)
+{
+    char tmp[64];
+    double a = fabs(v);
+    bool exp_form = a != 0 && (a < 1e-6 || a >= 1e21);
+    if (!isfinite(v)) {
+        ch_buf_append_str(b, "null");
+        return;
+    }
+    for (int prec = 0; prec <= 17; prec++) {
+        if (exp_form)
+            snprintf(tmp, sizeof(tmp), "%.*e", prec, v);
+        else
+            snprintf(tmp, sizeof(tmp), "%.*f", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    size_t n = strlen(tmp);
+    if (exp_form && n >= 4 && tmp[n - 4] == 'e' && tmp[n - 3] == '-' && tmp[n - 2] == '0') {
+        tmp[n - 2] = tmp[n - 1];
+        tmp[n - 1] = '\0';
+    }
+    ch_buf_append_str(b, tmp);
+}
+
+static void encode_value(ch_buf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *item;
+        bool first = true;
+        ch_buf_append(b, "{", 1);
+        json_object_foreach((json_t *)v, key, item)
+        {
+            if (!first)
+                ch_buf_append(b, ",", 1);
+            first = false;
+            ch_buf_append_json_string(b, key, strlen(key));
+            ch_buf_append(b, ":", 1);
+            encode_value(b, item);
+        }
+        ch_buf_append(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        ch_buf_append(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i > 0)
+                ch_buf_append(b, ",", 1);
+            encode_value(b, json_array_get(v, i));
+        }
+        ch_buf_append(b, "]", 1);
+        break;
+    }
+    case JSON_STRING:
+        ch_buf_append_json_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        ch_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        append_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        ch_buf_append(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        ch_buf_append(b, "false", 5);
+        break;
+    case JSON_NULL:
+        ch_buf_append(b, "null", 4);
+        break;
+    }
+}
+
+char *ch_json_encode(const json_t *value, size_t *len)
+{
+    if (value == NULL)
+        return NULL;
+    ch_buf b;
+    ch_buf_init(&b);
+    encode_value(&b, value);
+    return ch_buf_steal(&b, len);
+}
+
+/* Maximum bracket nesting of a JSON text, ignoring brackets inside strings. */
+static int nesting_depth(const char *buf, size_t len, int limit)
+{
+    int depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+            if (max > limit)
+                return max;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_depth,
+                      ch_error *err)
+{
+    if (buf == NULL) {
+        ch_error_set(err, CH_ERR_INVALID, "no JSON data");
+        return NULL;
+    }
+    if (len > max_size) {
+        ch_error_set(err, CH_ERR_TOO_LARGE, "JSON document of %zu bytes exceeds the limit of %zu",
+                     len, max_size);
+        return NULL;
+    }
+    if (nesting_depth(buf, len, max_depth) > max_depth) {
+        ch_error_set(err, CH_ERR_TOO_LARGE, "JSON nesting exceeds the limit of %d", max_depth);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        ch_error_set(err, CH_ERR_INVALID, "invalid JSON at line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
+    return root;
+}
+
+const char *ch_json_get_string(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}

@@ -1,0 +1,392 @@
+/* Small helpers shared by every program: encodings, digests, ids, time, back-off. */
+#include "choria/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *ch_base64_encode(const void *data, size_t len)
+{
+    const unsigned char *in = data;
+    size_t out_len = 4 * ((len + 2) / 3);
+    char *out = malloc(out_len + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = b64_alphabet[(v >> 6) & 63];
+        out[o++] = b64_alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = (i + 1 < len) ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+ch_status ch_base64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    unsigned char *buf = malloc(len / 4 * 3 + 4);
+    if (buf == NULL)
+        return CH_ERR_NOMEM;
+
+    /* Collect sextets, skipping CR/LF as Go's StdEncoding does. */
+    uint32_t acc = 0;
+    int quad = 0, pad = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '\r' || c == '\n')
+            continue;
+        if (c == '=') {
+            pad++;
+            if (quad < 2 || quad + pad > 4)
+                goto invalid;
+            if (quad + pad == 4) {
+                if (quad == 2) {
+                    /* Like Go's StdEncoding, non-zero trailing bits are tolerated. */
+                    buf[o++] = (unsigned char)(acc >> 4);
+                } else {
+                    buf[o++] = (unsigned char)(acc >> 10);
+                    buf[o++] = (unsigned char)(acc >> 2);
+                }
+                quad = 0;
+                acc = 0;
+                /* Nothing but CR/LF may follow the padding. */
+                for (size_t j = i + 1; j < len; j++)
+                    if (in[j] != '\r' && in[j] != '\n')
+                        goto invalid;
+                break;
+            }
+            continue;
+        }
+        if (pad > 0)
+            goto invalid;
+        int v = b64_value(c);
+        if (v < 0)
+            goto invalid;
+        acc = acc << 6 | (uint32_t)v;
+        if (++quad == 4) {
+            buf[o++] = (unsigned char)(acc >> 16);
+            buf[o++] = (unsigned char)(acc >> 8);
+            buf[o++] = (unsigned char)acc;
+            quad = 0;
+            acc = 0;
+        }
+    }
+    if (quad != 0)
+        goto invalid;
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return CH_OK;
+
+invalid:
+    free(buf);
+    return CH_ERR_INVALID;
+}
+
+void ch_hex_encode(const void *data, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *in = data;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void ch_md5_hex(const void *data, size_t len, char out[33])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_Digest(data, len, digest, &dlen, EVP_md5(), NULL);
+    ch_hex_encode(digest, 16, out);
+}
+
+void ch_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    SHA256(data, len, out);
+}
+
+bool ch_random_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static void uuid_bytes(unsigned char b[16])
+{
+    if (!ch_random_bytes(b, 16)) {
+        /* getrandom only fails on ancient kernels; keep ids unique enough to work. */
+        for (int i = 0; i < 16; i++)
+            b[i] = (unsigned char)rand();
+    }
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+}
+
+void ch_uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+    uuid_bytes(b);
+    ch_hex_encode(b, 16, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+void ch_request_id(char out[33])
+{
+    unsigned char b[16];
+    uuid_bytes(b);
+    ch_hex_encode(b, 16, out);
+}
+
+int64_t ch_now_unix(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t ch_now_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ch_format_rfc3339(int64_t unix_seconds, char *out, size_t out_size)
+{
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool parse_digits(const char **p, int n, int *value)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *value = v;
+    return true;
+}
+
+ch_status ch_parse_rfc3339(const char *s, int64_t *unix_seconds)
+{
+    struct tm tm = {0};
+    int year, mon, day, hour, min, sec;
+    const char *p = s;
+    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) ||
+        *p++ != '-' || !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't'))
+        return CH_ERR_INVALID;
+    p++;
+    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) ||
+        *p++ != ':' || !parse_digits(&p, 2, &sec))
+        return CH_ERR_INVALID;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+        return CH_ERR_INVALID;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return CH_ERR_INVALID;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    int offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (!parse_digits(&p, 2, &oh) || *p++ != ':' || !parse_digits(&p, 2, &om))
+            return CH_ERR_INVALID;
+        offset = sign * (oh * 3600 + om * 60);
+    } else {
+        return CH_ERR_INVALID;
+    }
+    if (*p != '\0')
+        return CH_ERR_INVALID;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    *unix_seconds = (int64_t)timegm(&tm) - offset;
+    return CH_OK;
+}
+
+bool ch_identity_valid(const char *identity)
+{
+    if (identity == NULL)
+        return false;
+    size_t len = strlen(identity);
+    if (len == 0 || len > CH_MAX_IDENTITY_LEN)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = identity[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return label > 0;
+}
+
+ch_status ch_fqdn(char *out, size_t out_size)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) != 0)
+        return CH_ERR_IO;
+    host[sizeof(host) - 1] = '\0';
+
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_flags = AI_CANONNAME;
+    const char *name = host;
+    if (getaddrinfo(host, NULL, &hints, &res) == 0 && res != NULL && res->ai_canonname != NULL)
+        name = res->ai_canonname;
+    int n = snprintf(out, out_size, "%s", name);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return (n < 0 || (size_t)n >= out_size) ? CH_ERR_TOO_LARGE : CH_OK;
+}
+
+int64_t ch_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms)
+{
+    int64_t d = base_ms;
+    for (int i = 0; i < attempt && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    if (d <= 1)
+        return d;
+    uint64_t r = 0;
+    if (!ch_random_bytes(&r, sizeof(r)))
+        r = (uint64_t)rand();
+    return d / 2 + (int64_t)(r % (uint64_t)d);
+}
+
+ch_status ch_read_file(const char *path, size_t max, char **out, size_t *out_len, ch_error *err)
+{
+    *out = NULL;
+    if (out_len != NULL)
+        *out_len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ch_error_set(err, errno == ENOENT ? CH_ERR_NOT_FOUND : CH_ERR_IO,
+                            "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size > max) {
+        close(fd);
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ch_status s = CH_OK;
+    while (buf != NULL) {
+        if (len + 1 >= cap) {
+            if (cap > max + 1) {
+                s = ch_error_set(err, CH_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            s = ch_error_set(err, CH_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            s = ch_error_set(err, CH_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
+            break;
+        }
+    }
+    close(fd);
+    if (buf == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory reading %s", path);
+    if (s != CH_OK) {
+        free(buf);
+        return s;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (out_len != NULL)
+        *out_len = len;
+    return CH_OK;
+}
