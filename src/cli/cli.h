@@ -1,0 +1,47 @@
+/* The `choria` command: a table of subcommands and what they share. */
+#ifndef CHORIA_CLI_H
+#define CHORIA_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "choria/common.h"
+
+typedef struct {
+    const char *path;    /* "tool event" */
+    const char *summary; /* one line for the command list */
+    const char *help;    /* full help: usage line, description, flags */
+    int (*run)(int argc, char **argv); /* argv[0] is the last word of path */
+} cli_command;
+
+/* Commands, defined in their own files. */
+int cli_tool_event(int argc, char **argv);
+int cli_tool_emit(int argc, char **argv);
+
+/* Options every command that talks to a broker takes. */
+typedef struct {
+    const char *config_file; /* --config; NULL means the default client config search */
+    const char *server;      /* --server; overrides the config's brokers */
+    bool debug;
+} cli_broker_opts;
+
+/* Resolved connection settings for a client command. */
+typedef struct {
+    char **servers;
+    int server_count;
+    char identity[256];
+    char *user;
+    char *password;
+    bool legacy_lifecycle_format;
+} cli_client;
+
+/* Loads the client config (or the default one) and applies --server. Prints a clear
+ * error on stderr and returns non-OK when it cannot. */
+ch_status cli_client_load(const cli_broker_opts *o, cli_client *client);
+void cli_client_free(cli_client *client);
+
+/* Installs SIGINT/SIGTERM handlers that set a flag read by cli_should_stop(). */
+void cli_install_stop_signals(void);
+bool cli_should_stop(void);
+
+#endif

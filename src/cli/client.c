@@ -1,0 +1,120 @@
+/* What every broker-talking `choria` command shares: the client config, --server, signals. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choria/config.h"
+#include "choria/log.h"
+#include "cli.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+void cli_install_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+bool cli_should_stop(void)
+{
+    return stop_requested != 0;
+}
+
+static ch_status add_servers(cli_client *c, const char *list, ch_error *err)
+{
+    ch_config_server *servers = NULL;
+    size_t count = 0;
+    ch_status s = ch_config_parse_servers(list, &servers, &count, err);
+    if (s != CH_OK)
+        return s;
+    c->servers = calloc(count ? count : 1, sizeof(char *));
+    for (size_t i = 0; c->servers != NULL && i < count; i++)
+        c->servers[c->server_count++] = strdup(servers[i].url);
+    ch_config_servers_free(servers, count);
+    return c->servers != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+}
+
+/* Loads the file named by --config, else the first default client config that exists. An
+ * explicit file that cannot be read is an error; a missing default is not. */
+static ch_config *load_config(const cli_broker_opts *o, ch_error *err)
+{
+    ch_config *cfg = ch_config_new();
+    if (cfg == NULL) {
+        ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    char *found = o->config_file == NULL ? ch_config_find_client_config(NULL, NULL) : NULL;
+    const char *path = o->config_file != NULL ? o->config_file : found;
+    if (path != NULL && ch_config_load_file(cfg, path, err) != CH_OK) {
+        ch_config_free(cfg);
+        cfg = NULL;
+    }
+    if (path != NULL && cfg != NULL)
+        ch_debug("loaded client configuration %s", path);
+    free(found);
+    return cfg;
+}
+
+ch_status cli_client_load(const cli_broker_opts *o, cli_client *c)
+{
+    memset(c, 0, sizeof(*c));
+    ch_error err;
+    ch_error_clear(&err);
+    ch_config_resolved *r = NULL;
+    ch_config *cfg = load_config(o, &err);
+    ch_status s = cfg != NULL ? ch_config_resolve(cfg, &r, &err) : err.code;
+
+    if (s == CH_OK) {
+        snprintf(c->identity, sizeof(c->identity), "%s", r->identity);
+        c->legacy_lifecycle_format = r->legacy_lifecycle_format;
+        const char *user = ch_config_get(cfg, "plugin.nats.user");
+        const char *pass = ch_config_get(cfg, "plugin.nats.pass");
+        c->user = user != NULL ? strdup(user) : NULL;
+        c->password = pass != NULL ? strdup(pass) : NULL;
+        if (o->server != NULL && strstr(o->server, "://") != NULL) {
+            /* A full URL is used as given, so user:password@ works for --server. */
+            c->servers = calloc(1, sizeof(char *));
+            if (c->servers != NULL && (c->servers[0] = strdup(o->server)) != NULL)
+                c->server_count = 1;
+            else
+                s = ch_error_set(&err, CH_ERR_NOMEM, "out of memory");
+        } else if (o->server != NULL && o->server[0] != '\0') {
+            s = add_servers(c, o->server, &err);
+        } else if (r->middleware_count > 0) {
+            const char *hosts = ch_config_get(cfg, "plugin.choria.middleware_hosts");
+            s = add_servers(c, hosts, &err);
+        } else {
+            /* go-choria's default when neither middleware_hosts nor SRV records are set. */
+            s = add_servers(c, "puppet:4222", &err);
+        }
+    }
+    ch_config_resolved_free(r);
+    ch_config_free(cfg);
+    if (s != CH_OK) {
+        fprintf(stderr, "choria: %s\n", err.msg[0] ? err.msg : ch_status_text(s));
+        cli_client_free(c);
+    }
+    return s;
+}
+
+void cli_client_free(cli_client *c)
+{
+    for (int i = 0; i < c->server_count; i++)
+        free(c->servers[i]);
+    free(c->servers);
+    free(c->user);
+    free(c->password);
+    memset(c, 0, sizeof(*c));
+}
