@@ -209,7 +209,12 @@ void ch_format_rfc3339(int64_t unix_seconds, char *out, size_t out_size)
 {
     time_t t = (time_t)unix_seconds;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    /* gmtime_r fails for years beyond int; never format an uninitialised tm. */
+    if (gmtime_r(&t, &tm) == NULL) {
+        if (out_size > 0)
+            out[0] = '\0';
+        return;
+    }
     strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
