@@ -194,6 +194,8 @@ int cli_tool_event(int argc, char **argv)
         rc = 0;
         goto out;
     }
+    /* The banner promises the subscription is live: make sure the broker has it. */
+    natsConnection_FlushTimeout(nc, 2000);
     char url[512];
     ch_conn_connected_url(nc, url, sizeof(url));
     printf("Waiting for events from topic %s on %s\n", CH_LIFECYCLE_SUBJECT_ALL, url);
