@@ -1,0 +1,61 @@
+/* Pluggable security layer of the Choria v1 protocol: how a SecureRequest is signed by a
+ * client and verified by a server.
+ *
+ * A provider is a table of operations plus its own context. The only provider today is
+ * "insecure" (go-choria with protocol.Secure=false, and every provisioning-mode server):
+ * it signs with the literal strings "insecure" and accepts every request. x509 (RSA
+ * PKCS#1 v1.5 SHA-256 over the request text) or ed25519 providers slot in later by
+ * implementing ch_security_ops; nothing in protocol.c knows which provider it uses. */
+#ifndef CHORIA_SECURITY_H
+#define CHORIA_SECURITY_H
+
+#include "choria/common.h"
+
+/* The literal signature and pubcert carried by insecure requests (not base64). */
+#define CH_SECURITY_INSECURE "insecure"
+
+typedef struct ch_security ch_security;
+
+typedef struct {
+    /* Short provider name, e.g. "insecure". */
+    const char *name;
+
+    /* Signs the Request JSON text message[0..len). On success *signature and *pubcert are
+     * malloc'd NUL-terminated strings owned by the caller (both non-empty). */
+    ch_status (*sign)(const ch_security *sec, const char *message, size_t len, char **signature,
+                      char **pubcert, ch_error *err);
+
+    /* Verifies that signature (made by the holder of pubcert, who claims to be callerid) covers
+     * message[0..len). CH_OK when the request may be processed. */
+    ch_status (*verify)(const ch_security *sec, const char *message, size_t len,
+                        const char *signature, const char *pubcert, const char *callerid,
+                        ch_error *err);
+
+    /* Releases ctx and the provider itself; NULL for statically allocated providers. */
+    void (*destroy)(ch_security *sec);
+} ch_security_ops;
+
+struct ch_security {
+    const ch_security_ops *ops;
+    void *ctx; /* provider private data */
+};
+
+/* The insecure provider. Statically allocated and immutable: never freed, safe to share
+ * between threads. */
+const ch_security *ch_security_insecure(void);
+
+/* Provider name, "none" for NULL. */
+const char *ch_security_name(const ch_security *sec);
+
+/* Dispatch helpers; a NULL sec means the insecure provider. */
+ch_status ch_security_sign(const ch_security *sec, const char *message, size_t len,
+                           char **signature, char **pubcert, ch_error *err);
+ch_status ch_security_verify(const ch_security *sec, const char *message, size_t len,
+                             const char *signature, const char *pubcert, const char *callerid,
+                             ch_error *err);
+
+/* Releases a provider made by a future ch_security_<kind>_new(); accepts NULL and the static
+ * insecure provider (no-op). */
+void ch_security_free(ch_security *sec);
+
+#endif
