@@ -18,8 +18,9 @@ deps:
 
 # Every test: the normal build (unit, schema, integration), the ASan+UBSan build of the
 # unit tests, and a short run of every fuzz target.
-test: build test-asan test-fuzz
+test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
+	$(MAKE) test-asan test-fuzz
 	@echo "make test: all suites passed"
 
 test-fast: build
