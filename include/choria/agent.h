@@ -5,7 +5,17 @@
  * `choria tool fleet` (thousands of simulated nodes in one process) both build ch_node
  * values and call ch_agent_handle(). Everything a host must do outside the agent (publish a
  * lifecycle event, restart, shut down) goes through ch_node_host callbacks, so no agent code
- * touches NATS or the process directly. */
+ * touches NATS or the process directly.
+ *
+ * Changes since the first version (all additions; existing fields and signatures unchanged):
+ *  - ch_rpc_request.data: {} when the body has no data or data is null; any other value is
+ *    passed as sent, so actions that take inputs refuse non-objects with statuscode 4 as
+ *    go-choria's ParseRequestData does, and actions without inputs ignore it (as in Go).
+ *  - ch_agent_handle_decoded(): the pipeline on an already decoded request, so a fleet host
+ *    decodes a broadcast once and runs it against every simulated node.
+ *  - CH_AGENT_MAX_AGENTS, and ch_agent_active_names() returns how many names it wrote.
+ *  - ch_agent_handle() does not log; a drop's reason is in err (code and msg) for the caller.
+ *  - node->agents NULL means ch_agent_set_standard. */
 #ifndef CHORIA_AGENT_H
 #define CHORIA_AGENT_H
 
@@ -42,12 +52,12 @@ typedef struct {
 
 /* Per-node provisioning state that lives as long as the process (not the request). */
 typedef struct {
-    pthread_mutex_t mutex;    /* go-choria's process-wide action mutex */
-    char lock_owner[512];     /* "<senderid>.<callerid>" holding the provisioning lock */
-    int64_t lock_until_ms;    /* monotonic ms; 0 = free */
+    pthread_mutex_t mutex;          /* go-choria's process-wide action mutex */
+    char lock_owner[512];           /* "<senderid>.<callerid>" holding the provisioning lock */
+    int64_t lock_until_ms;          /* monotonic ms; 0 = free */
     unsigned char ecdh_private[32]; /* X25519 private key from the last `jwt` call */
     bool ecdh_set;
-    bool restart_pending;     /* one-shot restart guard */
+    bool restart_pending; /* one-shot restart guard */
 } ch_provision_state;
 
 typedef struct ch_agent_set ch_agent_set;
@@ -55,22 +65,22 @@ typedef struct ch_agent_set ch_agent_set;
 /* A node as agents see it. Strings are borrowed from the host and must outlive the node. */
 typedef struct {
     const char *identity;
-    const char *version;                 /* reported by rpcutil and lifecycle events */
-    const char *const *collectives;      /* the node answers requests in these only */
+    const char *version;            /* reported by rpcutil and lifecycle events */
+    const char *const *collectives; /* the node answers requests in these only */
     size_t n_collectives;
     const char *main_collective;
-    json_t *facts;                       /* object, borrowed; may be NULL = {} */
-    const char *const *classes;          /* cf_class filter data; may be empty */
+    json_t *facts;              /* object, borrowed; may be NULL = {} */
+    const char *const *classes; /* cf_class filter data; may be empty */
     size_t n_classes;
-    bool provision_mode;                 /* ProvisionMode() */
-    const char *provision_token;         /* JWT `cht`; NULL or "" = any token accepted */
-    const char *provisioning_jwt_file;   /* NULL = none configured */
-    const char *config_file;             /* server.conf the node manages; NULL = unknown */
-    const char *ssldir;                  /* plugin.choria.ssldir; NULL = <confdir>/ssl */
-    bool allow_update;                   /* JWT `update` / provision.allow_update */
-    const char *update_command;          /* release_update runs this; NULL = Aborted */
-    ch_provision_state *provision;       /* NULL disables choria_provision */
-    const ch_agent_set *agents;          /* the agents this node hosts */
+    bool provision_mode;               /* ProvisionMode() */
+    const char *provision_token;       /* JWT `cht`; NULL or "" = any token accepted */
+    const char *provisioning_jwt_file; /* NULL = none configured */
+    const char *config_file;           /* server.conf the node manages; NULL = unknown */
+    const char *ssldir;                /* plugin.choria.ssldir; NULL = <confdir>/ssl */
+    bool allow_update;                 /* JWT `update` / provision.allow_update */
+    const char *update_command;        /* release_update runs this; NULL = Aborted */
+    ch_provision_state *provision;     /* NULL disables choria_provision */
+    const ch_agent_set *agents;        /* the agents this node hosts; NULL = standard */
     ch_node_host host;
 } ch_node;
 
@@ -78,11 +88,16 @@ typedef struct {
 typedef struct {
     const char *agent;
     const char *action;
-    json_t *data;                         /* the request's `data` object (never NULL) */
-    const ch_request_envelope *envelope;  /* requestid, senderid, callerid, collective, ... */
+    /* The request's `data` (never NULL): {} when absent or null, else the value as sent,
+     * which need not be an object (see the note at the top). */
+    json_t *data;
+    const ch_request_envelope *envelope; /* requestid, senderid, callerid, collective, ... */
 } ch_rpc_request;
 
-/* The reply an action fills. data starts as an empty object owned by the reply. */
+/* The reply an action fills. statuscode starts CH_RPC_OK, statusmsg "OK", data an empty
+ * object owned by the reply (an action may replace it: json_decref the old one first; NULL
+ * encodes as {}). Keys of data are encoded in insertion order, so insert them in the order
+ * of go-choria's reply struct. */
 typedef struct {
     ch_rpc_status statuscode;
     char statusmsg[512];
@@ -103,12 +118,12 @@ typedef struct {
 /* An agent: either mcorpc actions, or a raw handler (the discovery agent answers "pong"). */
 typedef struct {
     const char *name;
-    int timeout_seconds;                       /* DDL timeout, informational */
+    int timeout_seconds; /* DDL timeout, informational */
     const ch_agent_action *actions;
     size_t n_actions;
     /* Raw agents: body in, reply body out (malloc'd). CH_ERR_NO_MATCH means no reply. */
     ch_status (*raw)(ch_node *node, const unsigned char *body, size_t len, char **reply);
-    bool (*active)(const ch_node *node);       /* NULL = always active */
+    bool (*active)(const ch_node *node); /* NULL = always active */
 } ch_agent;
 
 /* The standard agents. */
@@ -116,7 +131,9 @@ extern const ch_agent ch_agent_discovery;
 extern const ch_agent ch_agent_rpcutil;
 extern const ch_agent ch_agent_choria_provision;
 
-/* A node's agent set. */
+/* A node's agent set (at most CH_AGENT_MAX_AGENTS agents are considered). */
+#define CH_AGENT_MAX_AGENTS 64
+
 struct ch_agent_set {
     const ch_agent *const *agents;
     size_t n_agents;
@@ -125,9 +142,10 @@ struct ch_agent_set {
 /* discovery, rpcutil and choria_provision (active when the node supports provisioning). */
 extern const ch_agent_set ch_agent_set_standard;
 
-/* The outcome of handling one request payload. */
+/* The outcome of handling one request payload. The handler overwrites it (release an
+ * earlier payload first); release it with ch_agent_result_clear(). */
 typedef struct {
-    char *payload;       /* reply NATS payload to publish, NULL when nothing is sent */
+    char *payload; /* reply NATS payload to publish, NULL when nothing is sent */
     size_t payload_len;
     char subject[CH_MAX_SUBJECT_LEN]; /* where to publish it: the request's reply-to */
 } ch_agent_result;
@@ -136,13 +154,31 @@ void ch_agent_result_clear(ch_agent_result *r);
 
 /* The server pipeline for one request NATS payload: decode the three layers (no signature
  * verification while provisioning), drop requests for other collectives, filters that do not
- * match, expired TTLs, unknown or inactive agents; parse the mcorpc body; run the action;
- * encode the reply. Dropped requests return CH_OK with no payload (the reason goes to
- * err->msg and the debug log); only internal failures return an error. now is unix seconds. */
+ * match (compound filters included: they are not supported), expired or future TTLs, unknown
+ * or inactive agents, and requests without a valid reply-to subject; then run the agent:
+ * raw agents get the message body (base64-decoded when it is base64) and reply with their
+ * own bytes; mcorpc agents get {"agent","action","data"} parsed from it and reply
+ * {"action","statuscode","statusmsg","data"} (statuscode 4 when the body is not such a
+ * request, 2 for an unknown action). The reply is Transport(SecureReply(Reply)) from
+ * node->identity, with the request's federation header copied, for result->subject.
+ * Dropped requests return CH_OK with result->payload NULL and the reason in err: err->code
+ * CH_ERR_INVALID/CH_ERR_TOO_LARGE (undecodable, no valid reply-to), CH_ERR_NO_MATCH (other
+ * collective, filter, or a raw agent that chose not to answer), CH_ERR_UNSUPPORTED (compound
+ * filter), CH_ERR_EXPIRED (TTL), CH_ERR_NOT_FOUND (unknown or inactive agent); a reply leaves
+ * err cleared. Only internal failures (no memory, a reply that cannot be encoded) return an
+ * error. now is unix seconds: the TTL reference and the reply time. Calls for distinct nodes
+ * may run in parallel (even when they share one facts object); calls on the same node are
+ * serialised by the agents themselves where they need it. */
 ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_t now,
                           ch_agent_result *result, ch_error *err);
 
-/* Sorted names of the active agents, for rpcutil#inventory and agent filters. */
+/* The same pipeline from the collective check on, for a request decoded by the caller with
+ * ch_protocol_request_payload_decode() (which the caller still owns and clears). */
+ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
+                                  ch_agent_result *result, ch_error *err);
+
+/* Names of the node's active agents, sorted bytewise (as Go's sort.Strings), into
+ * out[0..max); returns how many were written. Strings are the agents' static names. */
 size_t ch_agent_active_names(const ch_node *node, const char **out, size_t max);
 
 #endif

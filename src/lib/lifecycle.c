@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "choria/jscan.h"
 #include "choria/json.h"
 #include "choria/util.h"
 
@@ -354,38 +355,104 @@ ch_status ch_lifecycle_encode(const ch_lifecycle_event *ev, ch_lifecycle_format 
 
 /* ---- parsing ---- */
 
-static bool has_prefix(const char *s, const char *prefix)
+/* Real events have about 20 JSON values, so tokens live on the stack; a bigger document
+ * gets a heap array, up to a bound that keeps a hostile 8 MB message from costing more
+ * than a few MB. */
+#define STACK_TOKENS 256
+#define MAX_TOKENS 65536
+
+typedef struct {
+    ch_jscan_doc doc;
+    ch_jscan_token *heap; /* set when the stack array was too small; free it */
+    ch_jscan_token stack[STACK_TOKENS];
+} scanned;
+
+/* Scans text bounded by CH_MAX_MESSAGE_SIZE and CH_MAX_JSON_DEPTH, rejecting duplicate
+ * keys at any depth (as the jansson parse with JSON_REJECT_DUPLICATES did). The caller
+ * frees sd->heap, which is set only once this returns. */
+static ch_status scan_json(scanned *sd, const char *text, size_t len, ch_error *err)
 {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
+    ch_status s = ch_jscan_parse_grow(&sd->doc, text, len, sd->stack, STACK_TOKENS, MAX_TOKENS,
+                                      &sd->heap, err);
+    return s != CH_OK ? s : ch_jscan_check_duplicates(&sd->doc, err);
+}
+
+/* The value of key in object obj; -1 when it is missing or null, which go-choria's
+ * decoder treats alike. */
+static int field(const ch_jscan_doc *doc, int obj, const char *key)
+{
+    int v = ch_jscan_object_get(doc, obj, key);
+    return v >= 0 && ch_jscan_type_of(doc, v) == CH_JSCAN_NULL ? -1 : v;
+}
+
+/* The value of key in obj when it is a string, else -1. */
+static int string_field(const ch_jscan_doc *doc, int obj, const char *key)
+{
+    int v = ch_jscan_object_get(doc, obj, key);
+    return v >= 0 && ch_jscan_type_of(doc, v) == CH_JSCAN_STRING ? v : -1;
+}
+
+static bool string_has_prefix(const ch_jscan_doc *doc, int tok, const char *prefix)
+{
+    char head[32];
+    size_t n = strlen(prefix); /* short literals only */
+    return ch_jscan_string_copy(doc, tok, head, n + 1) >= n && memcmp(head, prefix, n) == 0;
+}
+
+/* String token tok as a C string in *out: in buf[size] when it fits, else in a malloc'd
+ * *heap that the caller frees. CH_ERR_INVALID when it holds a NUL byte (from \u0000), which
+ * a C string would silently cut off. */
+static ch_status c_string(const ch_jscan_doc *doc, int tok, char *buf, size_t size, char **heap,
+                          const char **out)
+{
+    size_t n = ch_jscan_string_copy(doc, tok, buf, size);
+    *heap = NULL;
+    *out = buf;
+    if (n >= size) {
+        if (ch_jscan_string_dup(doc, tok, heap, NULL) != CH_OK)
+            return CH_ERR_NOMEM;
+        *out = *heap;
+    }
+    return strlen(*out) == n ? CH_OK : CH_ERR_INVALID;
 }
 
 /* go-choria EventFormatFromJSON, plus the legacy protocol ids (see the header). */
-static ch_lifecycle_format detect_format(const json_t *root)
+static ch_lifecycle_format detect_format(const ch_jscan_doc *doc, int obj)
 {
-    if (!json_is_object(root))
+    if (ch_jscan_type_of(doc, obj) != CH_JSCAN_OBJECT)
         return CH_LIFECYCLE_FORMAT_UNKNOWN;
-    const char *protocol = ch_json_get_string(root, "protocol");
-    if (protocol != NULL &&
-        (has_prefix(protocol, CH_LIFECYCLE_SOURCE) || has_prefix(protocol, "choria:lifecycle")))
+    int protocol = string_field(doc, obj, "protocol");
+    if (protocol >= 0 && (string_has_prefix(doc, protocol, CH_LIFECYCLE_SOURCE) ||
+                          string_has_prefix(doc, protocol, "choria:lifecycle")))
         return CH_LIFECYCLE_FORMAT_CHORIA;
-    const char *specversion = ch_json_get_string(root, "specversion");
-    const char *source = ch_json_get_string(root, "source");
-    if (specversion != NULL && source != NULL && strcmp(specversion, "1.0") == 0 &&
-        strcmp(source, CH_LIFECYCLE_SOURCE) == 0)
+    int specversion = string_field(doc, obj, "specversion");
+    int source = string_field(doc, obj, "source");
+    if (specversion >= 0 && source >= 0 && ch_jscan_string_eq(doc, specversion, "1.0") &&
+        ch_jscan_string_eq(doc, source, CH_LIFECYCLE_SOURCE))
         return CH_LIFECYCLE_FORMAT_CLOUDEVENT;
     return CH_LIFECYCLE_FORMAT_UNKNOWN;
 }
 
 /* Copies the string at key into *slot; missing or null leaves *slot as it is. */
-static ch_status take_string(const json_t *obj, const char *key, char **slot, ch_error *err)
+static ch_status take_string(const ch_jscan_doc *doc, int obj, const char *key, char **slot,
+                             ch_error *err)
 {
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
+    int v = field(doc, obj, key);
+    char *copy;
+    size_t len;
+    if (v < 0)
         return CH_OK;
-    if (!json_is_string(v))
+    if (ch_jscan_type_of(doc, v) != CH_JSCAN_STRING)
         return ch_error_set(err, CH_ERR_INVALID, "event field %s must be a string", key);
-    if (set_str(slot, json_string_value(v)) != CH_OK)
+    if (ch_jscan_string_dup(doc, v, &copy, &len) != CH_OK)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
+    /* Only a \u0000 escape can put a NUL into a string; the scan rejects raw ones. */
+    if ((doc->tokens[v].flags & CH_JSCAN_ESCAPED) && memchr(copy, '\0', len) != NULL) {
+        free(copy);
+        return ch_error_set(err, CH_ERR_INVALID, "event field %s contains a NUL character", key);
+    }
+    free(*slot);
+    *slot = copy;
     return CH_OK;
 }
 
@@ -398,30 +465,58 @@ static ch_status require_string(const ch_lifecycle_event *ev, const char *value,
     return CH_OK;
 }
 
-static ch_status parse_choria(const json_t *obj, ch_lifecycle_event *ev, ch_error *err)
+static ch_lifecycle_type protocol_type(const ch_jscan_doc *doc, int protocol)
 {
-    const char *protocol = ch_json_get_string(obj, "protocol");
-    ev->type = CH_LIFECYCLE_UNKNOWN;
-    for (int i = 0; protocol != NULL && i < CH_LIFECYCLE_TYPE_COUNT; i++)
-        if (strcmp(protocol, protocols[i]) == 0 || strcmp(protocol, legacy_protocols[i]) == 0)
-            ev->type = (ch_lifecycle_type)i;
-    if (ev->type == CH_LIFECYCLE_UNKNOWN)
-        return ch_error_set(err, CH_ERR_INVALID, "unknown protocol '%.80s' received", S(protocol));
+    for (int i = 0; protocol >= 0 && i < CH_LIFECYCLE_TYPE_COUNT; i++)
+        if (ch_jscan_string_eq(doc, protocol, protocols[i]) ||
+            ch_jscan_string_eq(doc, protocol, legacy_protocols[i]))
+            return (ch_lifecycle_type)i;
+    return CH_LIFECYCLE_UNKNOWN;
+}
+
+static ch_status parse_governor(const ch_jscan_doc *doc, int obj, ch_lifecycle_event *ev,
+                                ch_error *err)
+{
+    ch_status s;
+    if ((s = take_string(doc, obj, "governor", &ev->governor, err)) != CH_OK ||
+        (s = take_string(doc, obj, "event_type", &ev->event_type, err)) != CH_OK)
+        return s;
+    int seq = field(doc, obj, "sequence");
+    int64_t v;
+    if (seq >= 0) {
+        if (ch_jscan_int64(doc, seq, &v) != CH_OK || v < 0)
+            return ch_error_set(err, CH_ERR_INVALID,
+                                "event field sequence must be a non-negative integer");
+        ev->sequence = (uint64_t)v;
+    }
+    if (ev->governor == NULL || ev->governor[0] == '\0')
+        return ch_error_set(err, CH_ERR_INVALID, "governor name is not set");
+    return CH_OK;
+}
+
+static ch_status parse_choria(const ch_jscan_doc *doc, int obj, ch_lifecycle_event *ev,
+                              ch_error *err)
+{
+    int protocol = string_field(doc, obj, "protocol");
+    if ((ev->type = protocol_type(doc, protocol)) == CH_LIFECYCLE_UNKNOWN) {
+        char shown[81] = "";
+        if (protocol >= 0)
+            ch_jscan_string_copy(doc, protocol, shown, sizeof(shown));
+        return ch_error_set(err, CH_ERR_INVALID, "unknown protocol '%s' received", shown);
+    }
 
     ch_status s;
-    if ((s = take_string(obj, "id", &ev->id, err)) != CH_OK ||
-        (s = take_string(obj, "identity", &ev->identity, err)) != CH_OK ||
-        (s = take_string(obj, "component", &ev->component, err)) != CH_OK)
+    if ((s = take_string(doc, obj, "id", &ev->id, err)) != CH_OK ||
+        (s = take_string(doc, obj, "identity", &ev->identity, err)) != CH_OK ||
+        (s = take_string(doc, obj, "component", &ev->component, err)) != CH_OK)
         return s;
     /* go-choria pre-fills id and timestamp before unmarshalling over them. */
     if (ev->id == NULL && set_fresh_id(ev) != CH_OK)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
-    json_t *ts = json_object_get(obj, "timestamp");
-    if (ts == NULL || json_is_null(ts))
+    int ts = field(doc, obj, "timestamp");
+    if (ts < 0)
         ev->timestamp = ch_now_unix();
-    else if (json_is_integer(ts))
-        ev->timestamp = (int64_t)json_integer_value(ts);
-    else
+    else if (ch_jscan_int64(doc, ts, &ev->timestamp) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "event field timestamp must be an integer");
     if ((s = require_string(ev, ev->identity, "identity", err)) != CH_OK ||
         (s = require_string(ev, ev->component, "component", err)) != CH_OK)
@@ -430,26 +525,13 @@ static ch_status parse_choria(const json_t *obj, ch_lifecycle_event *ev, ch_erro
     switch (ev->type) {
     case CH_LIFECYCLE_STARTUP:
     case CH_LIFECYCLE_ALIVE:
-        return take_string(obj, "version", &ev->version, err);
+        return take_string(doc, obj, "version", &ev->version, err);
     case CH_LIFECYCLE_UPGRADED:
-        if ((s = take_string(obj, "version", &ev->version, err)) != CH_OK)
+        if ((s = take_string(doc, obj, "version", &ev->version, err)) != CH_OK)
             return s;
-        return take_string(obj, "new_version", &ev->new_version, err);
-    case CH_LIFECYCLE_GOVERNOR: {
-        if ((s = take_string(obj, "governor", &ev->governor, err)) != CH_OK ||
-            (s = take_string(obj, "event_type", &ev->event_type, err)) != CH_OK)
-            return s;
-        json_t *seq = json_object_get(obj, "sequence");
-        if (seq != NULL && !json_is_null(seq)) {
-            if (!json_is_integer(seq) || json_integer_value(seq) < 0)
-                return ch_error_set(err, CH_ERR_INVALID,
-                                    "event field sequence must be a non-negative integer");
-            ev->sequence = (uint64_t)json_integer_value(seq);
-        }
-        if (ev->governor == NULL || ev->governor[0] == '\0')
-            return ch_error_set(err, CH_ERR_INVALID, "governor name is not set");
-        return CH_OK;
-    }
+        return take_string(doc, obj, "new_version", &ev->new_version, err);
+    case CH_LIFECYCLE_GOVERNOR:
+        return parse_governor(doc, obj, ev, err);
     default:
         return CH_OK;
     }
@@ -473,87 +555,139 @@ static bool content_type_is_json(const char *ct)
            (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
 
-/* The inner event of a CloudEvent: a Choria-format object. */
-static ch_status parse_inner(const json_t *inner, ch_lifecycle_event *ev, ch_error *err)
+/* Whether the CloudEvent's data is JSON, by its datacontenttype. */
+static ch_status data_is_json(const ch_jscan_doc *doc, int root, bool *json, ch_error *err)
 {
-    ch_lifecycle_format f = detect_format(inner);
+    int ct = string_field(doc, root, "datacontenttype");
+    char buf[64], *heap = NULL;
+    const char *value = NULL;
+    ch_status s = ct >= 0 ? c_string(doc, ct, buf, sizeof(buf), &heap, &value) : CH_OK;
+    if (s == CH_OK)
+        *json = content_type_is_json(value);
+    else if (s == CH_ERR_NOMEM)
+        ch_error_set(err, s, "out of memory parsing an event");
+    else
+        ch_error_set(err, s, "CloudEvent datacontenttype contains a NUL character");
+    free(heap);
+    return s;
+}
+
+/* The inner event of a CloudEvent: a Choria-format object. */
+static ch_status parse_inner(const ch_jscan_doc *doc, int inner, ch_lifecycle_event *ev,
+                             ch_error *err)
+{
+    ch_lifecycle_format f = detect_format(doc, inner);
     if (f == CH_LIFECYCLE_FORMAT_CLOUDEVENT)
         return ch_error_set(err, CH_ERR_UNSUPPORTED, "a CloudEvent inside a CloudEvent");
     if (f != CH_LIFECYCLE_FORMAT_CHORIA)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data is not a lifecycle event");
-    return parse_choria(inner, ev, err);
+    return parse_choria(doc, inner, ev, err);
 }
 
 static ch_status parse_inner_bytes(const char *data, size_t len, ch_lifecycle_event *ev,
                                    ch_error *err)
 {
-    json_t *inner = ch_json_parse(data, len, CH_MAX_MESSAGE_SIZE, CH_MAX_JSON_DEPTH, err);
-    if (inner == NULL)
-        return err->code;
-    ch_status s = parse_inner(inner, ev, err);
-    json_decref(inner);
+    scanned sd;
+    ch_status s = scan_json(&sd, data, len, err);
+    if (s == CH_OK)
+        s = parse_inner(&sd.doc, 0, ev, err);
+    free(sd.heap);
     return s;
 }
 
-static ch_status check_attribute(const json_t *root, const char *key, ch_error *err)
+/* The inner event of a string token: the document itself, or its base64 form. */
+static ch_status parse_inner_string(const ch_jscan_doc *doc, int tok, bool base64,
+                                    ch_lifecycle_event *ev, ch_error *err)
 {
-    json_t *v = json_object_get(root, key);
-    if (v != NULL && !json_is_null(v) && !json_is_string(v))
+    char *text = NULL;
+    unsigned char *raw = NULL;
+    size_t len = 0, raw_len = 0;
+    ch_status s = ch_jscan_string_dup(doc, tok, &text, &len);
+    if (s == CH_OK && base64)
+        s = ch_base64_decode(text, len, &raw, &raw_len);
+    if (s == CH_ERR_NOMEM)
+        ch_error_set(err, s, "out of memory decoding CloudEvent data");
+    else if (s != CH_OK)
+        s = ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 is not base64");
+    else
+        s = parse_inner_bytes(base64 ? (const char *)raw : text, base64 ? raw_len : len, ev, err);
+    free(raw);
+    free(text);
+    return s;
+}
+
+static ch_status check_attribute(const ch_jscan_doc *doc, int root, const char *key, ch_error *err)
+{
+    int v = field(doc, root, key);
+    if (v >= 0 && ch_jscan_type_of(doc, v) != CH_JSCAN_STRING)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent attribute %s must be a string", key);
     return CH_OK;
 }
 
-static ch_status parse_cloudevent(const json_t *root, ch_lifecycle_event *ev, ch_error *err)
+/* `time`, when a non-empty string, must be RFC 3339. */
+static ch_status check_time(const ch_jscan_doc *doc, int root, ch_error *err)
+{
+    int when = string_field(doc, root, "time");
+    if (when < 0 || ch_jscan_string_eq(doc, when, ""))
+        return CH_OK;
+    char buf[64], *heap = NULL;
+    const char *value = NULL;
+    int64_t unused;
+    ch_status s = c_string(doc, when, buf, sizeof(buf), &heap, &value);
+    if (s == CH_OK && ch_parse_rfc3339(value, &unused) != CH_OK)
+        s = CH_ERR_INVALID;
+    if (s == CH_ERR_NOMEM)
+        ch_error_set(err, s, "out of memory parsing an event");
+    else if (s != CH_OK)
+        ch_error_set(err, s, "CloudEvent time '%.40s' is not RFC 3339", value);
+    free(heap);
+    return s;
+}
+
+static ch_status parse_cloudevent(const ch_jscan_doc *doc, int root, ch_lifecycle_event *ev,
+                                  ch_error *err)
 {
     static const char *const attributes[] = {"id", "type", "subject", "datacontenttype", "time"};
     ch_status s;
     for (size_t i = 0; i < sizeof(attributes) / sizeof(attributes[0]); i++)
-        if ((s = check_attribute(root, attributes[i], err)) != CH_OK)
+        if ((s = check_attribute(doc, root, attributes[i], err)) != CH_OK)
             return s;
-    const char *when = ch_json_get_string(root, "time");
-    int64_t unused;
-    if (when != NULL && when[0] != '\0' && ch_parse_rfc3339(when, &unused) != CH_OK)
-        return ch_error_set(err, CH_ERR_INVALID, "CloudEvent time '%.40s' is not RFC 3339", when);
-
-    json_t *b64 = json_object_get(root, "data_base64");
-    json_t *data = json_object_get(root, "data");
-    if (b64 != NULL && !json_is_null(b64)) {
-        unsigned char *raw = NULL;
-        size_t raw_len = 0;
-        if (!json_is_string(b64))
-            return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 must be a string");
-        s = ch_base64_decode(json_string_value(b64), json_string_length(b64), &raw, &raw_len);
-        if (s == CH_ERR_NOMEM)
-            return ch_error_set(err, s, "out of memory decoding CloudEvent data");
-        if (s != CH_OK)
-            return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 is not base64");
-        s = parse_inner_bytes((const char *)raw, raw_len, ev, err);
-        free(raw);
+    if ((s = check_time(doc, root, err)) != CH_OK)
         return s;
+
+    int b64 = field(doc, root, "data_base64");
+    if (b64 >= 0) {
+        if (ch_jscan_type_of(doc, b64) != CH_JSCAN_STRING)
+            return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 must be a string");
+        return parse_inner_string(doc, b64, true, ev, err);
     }
-    if (data == NULL || json_is_null(data))
+    int data = field(doc, root, "data");
+    bool json = true;
+    if (data < 0)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent carries no data");
-    if (content_type_is_json(ch_json_get_string(root, "datacontenttype")))
-        return parse_inner(data, ev, err);
+    if ((s = data_is_json(doc, root, &json, err)) != CH_OK)
+        return s;
+    if (json)
+        return parse_inner(doc, data, ev, err); /* in place: no second parse */
     /* Any other content type carries the document as a string. */
-    if (!json_is_string(data))
+    if (ch_jscan_type_of(doc, data) != CH_JSCAN_STRING)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data must be a string");
-    return parse_inner_bytes(json_string_value(data), json_string_length(data), ev, err);
+    return parse_inner_string(doc, data, false, ev, err);
 }
 
 ch_status ch_lifecycle_parse(const void *data, size_t len, ch_lifecycle_event **out, ch_error *err)
 {
     ch_error local;
     ch_lifecycle_event *ev = NULL;
-    ch_status s;
+    scanned sd;
     *out = NULL;
     if (err == NULL)
         err = &local;
 
-    json_t *root = ch_json_parse(data, len, CH_MAX_MESSAGE_SIZE, CH_MAX_JSON_DEPTH, err);
-    if (root == NULL)
-        return err->code;
-    ch_lifecycle_format format = detect_format(root);
+    ch_status s = scan_json(&sd, data, len, err);
+    if (s != CH_OK)
+        goto done;
+    ch_lifecycle_format format = detect_format(&sd.doc, 0);
     if (format == CH_LIFECYCLE_FORMAT_UNKNOWN) {
         s = ch_error_set(err, CH_ERR_INVALID, "unsupported event format");
         goto done;
@@ -564,12 +698,12 @@ ch_status ch_lifecycle_parse(const void *data, size_t len, ch_lifecycle_event **
     }
     ev->format = format;
     if (format == CH_LIFECYCLE_FORMAT_CHORIA)
-        s = parse_choria(root, ev, err);
+        s = parse_choria(&sd.doc, 0, ev, err);
     else
-        s = parse_cloudevent(root, ev, err);
+        s = parse_cloudevent(&sd.doc, 0, ev, err);
 
 done:
-    json_decref(root);
+    free(sd.heap);
     if (s != CH_OK)
         ch_lifecycle_event_free(ev);
     else

@@ -702,6 +702,180 @@ static void new_event_has_fresh_id_and_current_time(void **state)
     assert_string_equal(err.msg, "unknown event type");
 }
 
+/* ---- parsing on the JSON scanner: behaviour kept from the jansson parser and its edges ---- */
+
+#define STARTUP_PREFIX "{\"protocol\":\"io.choria.lifecycle.v1.startup\",\"identity\":\"n\","
+
+static void duplicate_keys_are_rejected_anywhere_in_the_document(void **state)
+{
+    (void)state;
+    const char *inner = "{\"protocol\":\"io.choria.lifecycle.v1.alive\",\"identity\":\"n1\","
+                        "\"identity\":\"n2\",\"component\":\"s\"}";
+    char doc[512];
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\",\"component\":\"d\"}", CH_ERR_INVALID,
+                "duplicate object key 'component'");
+    /* Keys are compared once escapes are decoded. */
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\",\"comp\\u006fnent\":\"d\"}", CH_ERR_INVALID,
+                "duplicate object key");
+    /* Inside an unknown field, as jansson's JSON_REJECT_DUPLICATES did. */
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\",\"x\":[{\"a\":1,\"a\":1}]}", CH_ERR_INVALID,
+                "duplicate object key 'a'");
+    /* In a CloudEvent's data object, and in data carried as base64. */
+    snprintf(doc, sizeof(doc),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"data\":%s}", inner);
+    parse_fails(doc, CH_ERR_INVALID, "duplicate object key 'identity'");
+    char *b64 = ch_base64_encode(inner, strlen(inner));
+    snprintf(doc, sizeof(doc),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"data_base64\":\"%s\"}",
+             b64);
+    parse_fails(doc, CH_ERR_INVALID, "duplicate object key 'identity'");
+    free(b64);
+    /* The same key in different objects is fine. */
+    ch_lifecycle_event *ev =
+        parse_ok(STARTUP_PREFIX "\"component\":\"c\",\"x\":{\"identity\":1},\"y\":[{\"a\":1},"
+                                "{\"a\":2}]}");
+    assert_string_equal(ev->identity, "n");
+    ch_lifecycle_event_free(ev);
+}
+
+static void escaped_keys_and_values_are_decoded(void **state)
+{
+    (void)state;
+    ch_lifecycle_event *ev =
+        parse_ok("{\"pr\\u006ftocol\":\"io.choria.lifecycle.v1.st\\u0061rtup\",\"identity\":"
+                 "\"caf\\u00e9.example.net\",\"\\u0063omponent\":\"a\\/b\\\"c\\\\\",\"version\":"
+                 "\"\\ud83d\\ude00\",\"timestamp\":5}");
+    assert_int_equal(ev->type, CH_LIFECYCLE_STARTUP);
+    assert_string_equal(ev->identity, "caf\xc3\xa9.example.net");
+    assert_string_equal(ev->component, "a/b\"c\\");
+    assert_string_equal(ev->version, "\xf0\x9f\x98\x80");
+    ch_lifecycle_event_free(ev);
+    /* The CloudEvent envelope's markers too; pretty-printed data is parsed in place. */
+    ev = parse_ok("{ \"specversion\" : \"1.\\u0030\" ,\n \"source\" : \"io.choria.lifecycle\" ,\n"
+                  " \"data\" : {\n  \"protocol\" : \"io.choria.lifecycle.v1.shutdown\" ,\n"
+                  "  \"identity\" : \"n\" , \"component\" : \"c\" , \"timestamp\" : 9\n }\n}\n");
+    assert_int_equal(ev->format, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
+    assert_int_equal(ev->type, CH_LIFECYCLE_SHUTDOWN);
+    assert_int_equal(ev->timestamp, 9);
+    ch_lifecycle_event_free(ev);
+}
+
+static void strings_that_a_c_string_would_cut_short_are_rejected(void **state)
+{
+    (void)state;
+    char doc[512];
+    const char *inner = "{\"protocol\":\"io.choria.lifecycle.v1.alive\",\"identity\":\"n1\","
+                        "\"component\":\"s\"}";
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\\u0000evil\"}", CH_ERR_INVALID,
+                "component contains a NUL character");
+    parse_fails("{\"protocol\":\"io.choria.lifecycle.v1.startup\\u0000\",\"identity\":\"n\","
+                "\"component\":\"c\"}",
+                CH_ERR_INVALID, "unknown protocol");
+    /* A time that is RFC 3339 up to a NUL is not RFC 3339. */
+    snprintf(doc, sizeof(doc),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"time\":"
+             "\"2018-08-24T10:36:13Z\\u0000x\",\"data\":%s}",
+             inner);
+    parse_fails(doc, CH_ERR_INVALID, "RFC 3339");
+    snprintf(doc, sizeof(doc),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"datacontenttype\":"
+             "\"application/json\\u0000;\",\"data\":%s}",
+             inner);
+    parse_fails(doc, CH_ERR_INVALID, "datacontenttype contains a NUL");
+    /* Unknown fields may hold anything valid JSON allows, as in Go: NUL characters, integers
+     * beyond 64 bits, reals beyond a double. (jansson refused these documents.) */
+    ch_lifecycle_event *ev =
+        parse_ok(STARTUP_PREFIX "\"component\":\"c\",\"x\":\"a\\u0000b\",\"big\":"
+                                "123456789012345678901234567890,\"huge\":1e400}");
+    assert_string_equal(ev->component, "c");
+    ch_lifecycle_event_free(ev);
+}
+
+static void integer_fields_are_exact_at_their_limits(void **state)
+{
+    (void)state;
+    ch_lifecycle_event *ev =
+        parse_ok(STARTUP_PREFIX "\"component\":\"c\",\"timestamp\":-9223372036854775808}");
+    assert_true(ev->timestamp == INT64_MIN);
+    ch_lifecycle_event_free(ev);
+    ev = parse_ok(STARTUP_PREFIX "\"component\":\"c\",\"timestamp\":9223372036854775807}");
+    assert_true(ev->timestamp == INT64_MAX);
+    ch_lifecycle_event_free(ev);
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\",\"timestamp\":9223372036854775808}",
+                CH_ERR_INVALID, "timestamp must be an integer");
+    parse_fails(STARTUP_PREFIX "\"component\":\"c\",\"timestamp\":1e3}", CH_ERR_INVALID,
+                "timestamp must be an integer");
+
+    const char *governor = "{\"protocol\":\"io.choria.lifecycle.v1.governor\",\"identity\":\"n\","
+                           "\"component\":\"c\",\"governor\":\"G\",\"sequence\":";
+    char doc[256];
+    snprintf(doc, sizeof(doc), "%s9223372036854775807}", governor);
+    ev = parse_ok(doc);
+    assert_true(ev->sequence == UINT64_C(9223372036854775807));
+    ch_lifecycle_event_free(ev);
+    snprintf(doc, sizeof(doc), "%s-0}", governor);
+    ev = parse_ok(doc);
+    assert_int_equal(ev->sequence, 0);
+    ch_lifecycle_event_free(ev);
+    const char *bad[] = {"9223372036854775808", "18446744073709551615", "-1", "1e2", "\"1\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(doc, sizeof(doc), "%s%s}", governor, bad[i]);
+        parse_fails(doc, CH_ERR_INVALID, "sequence must be a non-negative integer");
+    }
+}
+
+/* STARTUP_PREFIX + component + an unknown array of n zeros. */
+static char *with_values(size_t n)
+{
+    char *doc = malloc(2 * n + 256);
+    int o = sprintf(doc, STARTUP_PREFIX "\"component\":\"c\",\"x\":[");
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(doc + o, i ? ",0" : "0");
+    strcpy(doc + o, "]}");
+    return doc;
+}
+
+static void long_attributes_and_documents_with_many_values_parse(void **state)
+{
+    (void)state;
+    /* Past the stack token array: the scan moves to the heap. */
+    char *doc = with_values(5000);
+    ch_lifecycle_event *ev = parse_ok(doc);
+    assert_string_equal(ev->component, "c");
+    ch_lifecycle_event_free(ev);
+    free(doc);
+    /* Beyond 65536 values an event is refused rather than costing megabytes of tokens. */
+    doc = with_values(70000);
+    parse_fails(doc, CH_ERR_TOO_LARGE, "values");
+    free(doc);
+
+    /* Attributes longer than the parser's stack buffers. */
+    char big[1024];
+    char fraction[200];
+    memset(fraction, '0', sizeof(fraction) - 1);
+    fraction[sizeof(fraction) - 1] = '\0';
+    snprintf(big, sizeof(big),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"time\":"
+             "\"2018-08-24T10:36:13.%s1Z\",\"datacontenttype\":\"application/json; "
+             "charset=utf-8; a=%s\",\"data\":{\"protocol\":\"io.choria.lifecycle.v1.alive\","
+             "\"identity\":\"n\",\"component\":\"c\"}}",
+             fraction, fraction);
+    ev = parse_ok(big);
+    assert_int_equal(ev->type, CH_LIFECYCLE_ALIVE);
+    ch_lifecycle_event_free(ev);
+    snprintf(big, sizeof(big),
+             "{\"specversion\":\"1.0\",\"source\":\"io.choria.lifecycle\",\"time\":"
+             "\"2018-08-24T10:36:13.%sZZ\",\"data\":{}}",
+             fraction);
+    parse_fails(big, CH_ERR_INVALID, "RFC 3339");
+    /* An unknown protocol is quoted up to 80 bytes. */
+    snprintf(big, sizeof(big), "{\"protocol\":\"io.choria.lifecycle.%s\"}", fraction);
+    parse_fails(big, CH_ERR_INVALID, "unknown protocol 'io.choria.lifecycle.000");
+    ch_error err = {0};
+    assert_int_equal(ch_lifecycle_parse(big, strlen(big), &ev, &err), CH_ERR_INVALID);
+    assert_int_equal(strlen(err.msg), strlen("unknown protocol '' received") + 80);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +900,11 @@ int main(void)
         cmocka_unit_test(viewer_filter_matches_component_exactly_and_type),
         cmocka_unit_test(type_names_round_trip),
         cmocka_unit_test(new_event_has_fresh_id_and_current_time),
+        cmocka_unit_test(duplicate_keys_are_rejected_anywhere_in_the_document),
+        cmocka_unit_test(escaped_keys_and_values_are_decoded),
+        cmocka_unit_test(strings_that_a_c_string_would_cut_short_are_rejected),
+        cmocka_unit_test(integer_fields_are_exact_at_their_limits),
+        cmocka_unit_test(long_attributes_and_documents_with_many_values_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,471 @@
+/* Server side request pipeline (go-choria server/processor.go, providers/agent/mcorpc):
+ * decode, collective, filter, TTL, agent lookup, mcorpc body, action, reply. */
+#include "choria/agent.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "choria/json.h"
+#include "choria/util.h"
+
+static const ch_agent *const standard_agents[] = {
+    &ch_agent_discovery,
+    &ch_agent_rpcutil,
+    &ch_agent_choria_provision,
+};
+
+const ch_agent_set ch_agent_set_standard = {
+    .agents = standard_agents,
+    .n_agents = sizeof(standard_agents) / sizeof(standard_agents[0]),
+};
+
+void ch_rpc_reply_fail(ch_rpc_reply *reply, ch_rpc_status code, const char *fmt, ...)
+{
+    va_list ap;
+    reply->statuscode = code;
+    va_start(ap, fmt);
+    vsnprintf(reply->statusmsg, sizeof(reply->statusmsg), fmt, ap);
+    va_end(ap);
+}
+
+void ch_agent_result_clear(ch_agent_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->payload);
+    memset(r, 0, sizeof(*r));
+}
+
+static const ch_agent_set *node_agents(const ch_node *node)
+{
+    return node->agents != NULL ? node->agents : &ch_agent_set_standard;
+}
+
+static bool agent_active(const ch_node *node, const ch_agent *a)
+{
+    return a != NULL && a->name != NULL && (a->active == NULL || a->active(node));
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t ch_agent_active_names(const ch_node *node, const char **out, size_t max)
+{
+    const ch_agent_set *set = node_agents(node);
+    size_t n = 0;
+    for (size_t i = 0; i < set->n_agents && i < CH_AGENT_MAX_AGENTS && n < max; i++)
+        if (agent_active(node, set->agents[i]))
+            out[n++] = set->agents[i]->name;
+    qsort(out, n, sizeof(*out), cmp_names);
+    return n;
+}
+
+static const ch_agent *find_agent(const ch_node *node, const char *name)
+{
+    const ch_agent_set *set = node_agents(node);
+    for (size_t i = 0; i < set->n_agents && i < CH_AGENT_MAX_AGENTS; i++) {
+        const ch_agent *a = set->agents[i];
+        if (a != NULL && a->name != NULL && strcmp(a->name, name) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] != NULL && strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* A subject we may publish to: dot-separated non-empty tokens of printable ASCII without
+ * wildcards, shorter than CH_MAX_SUBJECT_LEN. */
+static bool publish_subject_valid(const char *s)
+{
+    size_t n = 0, token = 0;
+    if (s == NULL)
+        return false;
+    for (; s[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n + 1 >= CH_MAX_SUBJECT_LEN || c <= ' ' || c >= 0x7f || c == '*' || c == '>')
+            return false;
+        if (c == '.') {
+            if (token == 0)
+                return false;
+            token = 0;
+        } else {
+            token++;
+        }
+    }
+    return n > 0 && token > 0;
+}
+
+/* ---- mcorpc request bodies --------------------------------------------------------- */
+
+/* Deepest bracket nesting of a JSON text, ignoring brackets in strings; stops early once
+ * past limit so a hostile body cannot make jansson recurse deeply. */
+static int nesting_depth(const unsigned char *buf, size_t len, int limit)
+{
+    int depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len && max <= limit; i++) {
+        unsigned char c = buf[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+static const char *go_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "bool";
+    default:
+        return "null";
+    }
+}
+
+/* The fields of go-choria's mcorpc.Request that json.Unmarshal fills from a body. */
+typedef enum { F_STRING, F_INT, F_TIME, F_RAW } field_type;
+
+static const struct {
+    const char *name;
+    field_type type;
+} request_fields[] = {
+    {"agent", F_STRING},      {"action", F_STRING},   {"data", F_RAW},
+    {"requestid", F_STRING},  {"senderid", F_STRING}, {"callerid", F_STRING},
+    {"collective", F_STRING}, {"ttl", F_INT},         {"time", F_TIME},
+};
+#define N_REQUEST_FIELDS (sizeof(request_fields) / sizeof(request_fields[0]))
+
+/* Go matches a key to a field exactly, else case-insensitively. -1 = no field. */
+static int request_field(const char *key)
+{
+    for (size_t i = 0; i < N_REQUEST_FIELDS; i++)
+        if (strcmp(request_fields[i].name, key) == 0)
+            return (int)i;
+    for (size_t i = 0; i < N_REQUEST_FIELDS; i++)
+        if (strcasecmp(request_fields[i].name, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Checks one member the way json.Unmarshal would; false with Go's message in why. */
+static bool check_field(int f, const json_t *v, char *why, size_t why_size)
+{
+    const char *name = request_fields[f].name;
+    if (json_is_null(v))
+        return true; /* null leaves a Go field untouched */
+    switch (request_fields[f].type) {
+    case F_STRING:
+        if (json_is_string(v))
+            return true;
+        snprintf(why, why_size,
+                 "json: cannot unmarshal %s into Go struct field Request.%s of type string",
+                 go_kind(v), name);
+        return false;
+    case F_INT:
+        if (json_is_integer(v))
+            return true; /* Go's int is 64 bits, as jansson's integers */
+        if (json_is_real(v))
+            snprintf(why, why_size,
+                     "json: cannot unmarshal number %g into Go struct field Request.%s of type "
+                     "int",
+                     json_real_value(v), name);
+        else
+            snprintf(why, why_size,
+                     "json: cannot unmarshal %s into Go struct field Request.%s of type int",
+                     go_kind(v), name);
+        return false;
+    case F_TIME: {
+        int64_t t;
+        if (json_is_string(v) && ch_parse_rfc3339(json_string_value(v), &t) == CH_OK)
+            return true;
+        if (json_is_string(v))
+            snprintf(why, why_size, "parsing time \"%.64s\": not an RFC 3339 time",
+                     json_string_value(v));
+        else
+            snprintf(why, why_size, "Time.UnmarshalJSON: input is not a JSON string");
+        return false;
+    }
+    case F_RAW:
+        return true;
+    }
+    return true;
+}
+
+typedef struct {
+    json_t *root; /* the parsed body */
+    json_t *data; /* borrowed from root, or owned_data */
+    json_t *owned_data;
+    const char *action; /* borrowed from root, or "" */
+} rpc_body;
+
+static void rpc_body_clear(rpc_body *b)
+{
+    json_decref(b->root);
+    json_decref(b->owned_data);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Parses an mcorpc request body as go-choria's parseIncomingMessage does. On failure the
+ * reason (without go-choria's prefix) is in why. CH_ERR_NOMEM is the only other error. */
+static ch_status parse_rpc_body(const unsigned char *body, size_t len, rpc_body *out, char *why,
+                                size_t why_size)
+{
+    memset(out, 0, sizeof(*out));
+    out->action = "";
+    if (nesting_depth(body, len, CH_MAX_JSON_DEPTH) > CH_MAX_JSON_DEPTH) {
+        snprintf(why, why_size, "JSON nesting exceeds the limit of %d", CH_MAX_JSON_DEPTH);
+        return CH_ERR_INVALID;
+    }
+    json_error_t jerr;
+    /* No JSON_REJECT_DUPLICATES: like Go, the last of two equal keys wins. Strings with
+     * \u0000 are refused (no JSON_ALLOW_NUL), so action and data keys are C strings. */
+    out->root = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
+    if (out->root == NULL) {
+        snprintf(why, why_size, "%s at line %d column %d", jerr.text, jerr.line, jerr.column);
+        return CH_ERR_INVALID;
+    }
+    json_t *data = NULL;
+    if (json_is_object(out->root)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(out->root, key, v)
+        {
+            int f = request_field(key);
+            if (f < 0)
+                continue; /* unknown keys are ignored */
+            if (!check_field(f, v, why, why_size))
+                return CH_ERR_INVALID;
+            if (strcmp(request_fields[f].name, "action") == 0 && json_is_string(v))
+                out->action = json_string_value(v);
+            else if (strcmp(request_fields[f].name, "data") == 0)
+                data = v;
+        }
+    } else if (!json_is_null(out->root)) {
+        snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type mcorpc.Request",
+                 go_kind(out->root));
+        return CH_ERR_INVALID;
+    }
+    if (data == NULL || json_is_null(data)) {
+        /* absent data is {} in go-choria; null unmarshals into a struct as a no-op */
+        out->owned_data = json_object();
+        if (out->owned_data == NULL)
+            return CH_ERR_NOMEM;
+        data = out->owned_data;
+    }
+    out->data = data;
+    return CH_OK;
+}
+
+/* {"action":..,"statuscode":..,"statusmsg":..,"data":..} in mcorpc.Reply's field order. */
+static char *encode_reply_body(const char *action, const ch_rpc_reply *reply)
+{
+    ch_buf b;
+    char *data = reply->data != NULL ? ch_json_encode(reply->data, NULL) : strdup("{}");
+    if (data == NULL)
+        return NULL;
+    ch_buf_init(&b);
+    ch_buf_append_str(&b, "{\"action\":");
+    ch_buf_append_json_string(&b, action, strlen(action));
+    ch_buf_printf(&b, ",\"statuscode\":%d,\"statusmsg\":", (int)reply->statuscode);
+    ch_buf_append_json_string(&b, reply->statusmsg, strlen(reply->statusmsg));
+    ch_buf_append_str(&b, ",\"data\":");
+    ch_buf_append_str(&b, data);
+    ch_buf_append_str(&b, "}");
+    free(data);
+    return ch_buf_steal(&b, NULL);
+}
+
+/* Runs an mcorpc agent on body; *reply_body is the malloc'd reply body. */
+static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_request *request,
+                            const unsigned char *body, size_t len, char **reply_body, ch_error *err)
+{
+    rpc_body rb;
+    char why[400] = "";
+    ch_rpc_reply reply = {.statuscode = CH_RPC_OK, .statusmsg = "OK", .data = json_object()};
+    const char *action = "";
+    ch_status s = CH_OK;
+    *reply_body = NULL;
+    if (reply.data == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+
+    s = parse_rpc_body(body, len, &rb, why, sizeof(why));
+    if (s == CH_ERR_NOMEM) {
+        ch_error_set(err, s, "out of memory parsing a request body");
+        goto done;
+    }
+    if (s != CH_OK) {
+        s = CH_OK;
+        ch_rpc_reply_fail(&reply, CH_RPC_INVALID_DATA,
+                          "Could not process request: could not parse incoming message as a "
+                          "MCollective SimpleRPC Request: %s",
+                          why);
+    } else {
+        action = rb.action;
+        const ch_agent_action *act = NULL;
+        for (size_t i = 0; i < agent->n_actions && act == NULL; i++)
+            if (agent->actions[i].name != NULL && strcmp(agent->actions[i].name, action) == 0)
+                act = &agent->actions[i];
+        if (act == NULL || act->fn == NULL) {
+            ch_rpc_reply_fail(&reply, CH_RPC_UNKNOWN_ACTION, "Unknown action %s for agent %s",
+                              action, agent->name);
+        } else {
+            ch_rpc_request req = {.agent = agent->name,
+                                  .action = action,
+                                  .data = rb.data,
+                                  .envelope = &request->envelope};
+            act->fn(node, &req, &reply);
+        }
+    }
+    *reply_body = encode_reply_body(action, &reply);
+    if (*reply_body == NULL)
+        s = ch_error_set(err, CH_ERR_INTERNAL, "could not encode the %s#%s reply", agent->name,
+                         action);
+done:
+    rpc_body_clear(&rb);
+    json_decref(reply.data);
+    return s;
+}
+
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+/* A request that gets no reply: the reason in err (code = why), and CH_OK for the caller. */
+static ch_status drop(ch_error *err, ch_status why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static ch_status drop(ch_error *err, ch_status why, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        err->code = why;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return CH_OK;
+}
+
+ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
+                                  ch_agent_result *result, ch_error *err)
+{
+    const ch_request_envelope *env = &req->request.envelope;
+    const char *names[CH_AGENT_MAX_AGENTS];
+    unsigned char *body = NULL;
+    size_t body_len = 0;
+    char *reply_body = NULL;
+    ch_error e;
+    ch_status s = CH_OK;
+
+    memset(result, 0, sizeof(*result));
+    ch_error_clear(err);
+    if (node == NULL || node->identity == NULL || env->collective == NULL || env->agent == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "no node or no request");
+
+    if (!in_list(env->collective, node->collectives, node->n_collectives))
+        return drop(err, CH_ERR_NO_MATCH, "request %s for collective %s is not for this node",
+                    env->requestid, env->collective);
+    size_t n_names = ch_agent_active_names(node, names, CH_AGENT_MAX_AGENTS);
+    s = ch_filter_match(&env->filter, node->identity, names, n_names, node->classes,
+                        node->n_classes, node->facts, &e);
+    if (s == CH_ERR_NOMEM)
+        return ch_error_set(err, s, "matching the filter of %s: %s", env->requestid, e.msg);
+    if (s != CH_OK)
+        return drop(err, s, "request %s does not match: %s", env->requestid, e.msg);
+    if ((s = ch_protocol_ttl_check(env, now, &e)) != CH_OK)
+        return drop(err, s, "%s", e.msg);
+    const ch_agent *agent = find_agent(node, env->agent);
+    if (agent == NULL || !agent_active(node, agent))
+        return drop(err, CH_ERR_NOT_FOUND, "request %s for %s agent %s discarded", env->requestid,
+                    agent == NULL ? "unknown" : "inactive", env->agent);
+    const char *reply_to = req->transport.headers.reply_to;
+    if (!publish_subject_valid(reply_to))
+        return drop(err, CH_ERR_INVALID, "request %s has %s reply-to subject", env->requestid,
+                    reply_to == NULL || reply_to[0] == '\0' ? "no" : "an invalid");
+
+    if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
+        ch_error_set(err, s, "request %s: %s", env->requestid, e.msg);
+        goto done;
+    }
+    if (agent->raw != NULL) {
+        s = agent->raw(node, body, body_len, &reply_body);
+        if (s == CH_ERR_NOMEM) {
+            ch_error_set(err, s, "out of memory in agent %s", agent->name);
+            goto done;
+        }
+        if (s != CH_OK || reply_body == NULL || reply_body[0] == '\0') {
+            s = drop(err, CH_ERR_NO_MATCH, "agent %s did not reply to request %s", agent->name,
+                     env->requestid);
+            goto done;
+        }
+    } else if ((s = run_mcorpc(node, agent, &req->request, body, body_len, &reply_body, err)) !=
+               CH_OK) {
+        goto done;
+    }
+
+    ch_reply_params rp = {.body = reply_body,
+                          .request = env,
+                          .identity = node->identity,
+                          .time = now,
+                          .federation = req->transport.headers.federation};
+    s = ch_protocol_reply_payload_build(&rp, &result->payload, &result->payload_len, &e);
+    if (s != CH_OK) {
+        ch_error_set(err, s, "could not encode the reply to %s: %s", env->requestid, e.msg);
+        goto done;
+    }
+    snprintf(result->subject, sizeof(result->subject), "%s", reply_to);
+done:
+    free(body);
+    free(reply_body);
+    if (s != CH_OK)
+        ch_agent_result_clear(result);
+    return s;
+}
+
+ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_t now,
+                          ch_agent_result *result, ch_error *err)
+{
+    ch_request_payload req;
+    ch_error e;
+    memset(result, 0, sizeof(*result));
+    ch_error_clear(err);
+    if (node == NULL || payload == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "no node or no payload");
+    /* A provisioning-mode server never verifies signatures (spec 5.4). */
+    ch_status s = ch_protocol_request_payload_decode(payload, len, NULL, &req, &e);
+    if (s == CH_ERR_NOMEM)
+        return ch_error_set(err, s, "could not decode the request: %s", e.msg);
+    if (s != CH_OK)
+        return drop(err, s, "could not decode the request: %s", e.msg);
+    s = ch_agent_handle_decoded(node, &req, now, result, err);
+    ch_protocol_request_payload_clear(&req);
+    return s;
+}

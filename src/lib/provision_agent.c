@@ -1,0 +1,1348 @@
+/* The choria_provision agent, node side (go-choria providers/agent/mcorpc/golang/provision).
+ *
+ * Pure library code: files are written here, but everything the host must do (publish a
+ * lifecycle event, restart, shut down) is queued while the action runs under the node's
+ * provisioning mutex and handed to the ch_node_host callbacks after the mutex is released.
+ *
+ * Differences from go-choria, all on the side of safety:
+ * - configure validates everything (config JSON, private key decryption, the rendered config,
+ *   policy names) before it writes anything, and writes the config last, so any error leaves
+ *   the existing config untouched. Policy names may not leave their directory.
+ * - Sizes are bounded (see the limits below); the config JSON may not repeat a key.
+ * - Files are replaced atomically with exact modes; created directories get exact modes.
+ * - gen25519 stops when it cannot remove an old server.jwt (go-choria carries on).
+ * - restart treats a negative splay like 0 (go-choria panics) and caps it at a day. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "choria/agent.h"
+#include "choria/config.h"
+#include "choria/confwrite.h"
+#include "choria/json.h"
+#include "choria/log.h"
+#include "choria/pki.h"
+#include "choria/provjwt.h"
+#include "choria/util.h"
+
+extern char **environ;
+
+#define AGENT_NAME "choria_provision"
+#define LOCK_WINDOW_MS (2 * 60 * 1000)
+#define LOCKED_MSG "Could not obtain provisioning lock"
+
+/* Bounds on what configure accepts (go-choria has none). */
+#define MAX_CONFIG_TEXT (256 * 1024)
+#define MAX_CONFIG_KEYS 1024
+#define MAX_KEY_LEN 256
+#define MAX_VALUE_LEN 4096
+#define MAX_POLICIES 256
+#define MAX_POLICY_SIZE (256 * 1024)
+#define MAX_POLICIES_TOTAL (4 * 1024 * 1024)
+#define MAX_CERT_SIZE (64 * 1024)
+#define MAX_CA_SIZE (1024 * 1024)
+#define MAX_KEY_SIZE (64 * 1024)
+#define MAX_SERVER_JWT_SIZE (64 * 1024)
+#define MAX_SSLDIR_LEN 1024
+#define MAX_SPLAY_SECONDS 86400
+#define UPDATE_TIMEOUT_MS 15000
+
+/* ---- small helpers ---- */
+
+static const char *S(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+static bool empty(const char *s)
+{
+    return s == NULL || s[0] == '\0';
+}
+
+static void abort_msg(ch_rpc_reply *reply, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void abort_msg(ch_rpc_reply *reply, const char *fmt, ...)
+{
+    char msg[sizeof(reply->statusmsg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ch_rpc_reply_fail(reply, CH_RPC_ABORTED, "%s", msg);
+}
+
+/* Sets a string in the reply data; paths and file contents need not be valid UTF-8 (the
+ * encoder replaces bad bytes as Go does). */
+static void set_str(ch_rpc_reply *reply, const char *key, const char *value)
+{
+    json_object_set_new(reply->data, key, json_stringn_nocheck(S(value), strlen(S(value))));
+}
+
+static int64_t random_below(int64_t n)
+{
+    uint64_t r = 0;
+    if (n <= 1 || !ch_random_bytes(&r, sizeof(r)))
+        return 0;
+    return (int64_t)(r % (uint64_t)n);
+}
+
+static void format_seconds(int64_t seconds, char out[CH_DURATION_STR_MAX])
+{
+    ch_config_format_duration(seconds * 1000000000LL, out, CH_DURATION_STR_MAX);
+}
+
+/* Go's filepath.Clean, in place (the result is never longer than the input). */
+static void clean_path(char *p)
+{
+    size_t n = strlen(p), r = 0, w = 0, dotdot = 0;
+    bool rooted = n > 0 && p[0] == '/';
+    if (rooted)
+        r = w = dotdot = 1;
+    while (r < n) {
+        if (p[r] == '/') {
+            r++;
+        } else if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) {
+            r++;
+        } else if (p[r] == '.' && p[r + 1] == '.' && (r + 2 == n || p[r + 2] == '/')) {
+            r += 2;
+            if (w > dotdot) {
+                w--;
+                while (w > dotdot && p[w] != '/')
+                    w--;
+            } else if (!rooted) {
+                if (w > 0)
+                    p[w++] = '/';
+                p[w++] = '.';
+                p[w++] = '.';
+                dotdot = w;
+            }
+        } else {
+            if (w != (rooted ? 1u : 0u))
+                p[w++] = '/';
+            while (r < n && p[r] != '/')
+                p[w++] = p[r++];
+        }
+    }
+    if (w == 0)
+        p[w++] = '.';
+    p[w] = '\0';
+}
+
+/* Go's filepath.Dir into out (PATH_MAX). */
+static bool path_dir(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    int n;
+    if (slash == NULL)
+        n = snprintf(out, size, ".");
+    else
+        n = snprintf(out, size, "%.*s", (int)(slash - path + 1), path);
+    if (n < 0 || (size_t)n >= size)
+        return false;
+    clean_path(out);
+    return true;
+}
+
+static bool path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < size;
+}
+
+/* ---- Go json.Unmarshal into the request structs ---- */
+
+typedef enum { A_STR, A_INT, A_MAP } atype;
+
+typedef struct {
+    const char *name;
+    atype type;
+    size_t off;
+} afield;
+
+static const char *jtype(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "bool";
+    case JSON_NULL:
+        return "null";
+    }
+    return "value";
+}
+
+/* Decodes data into out per fields; on a type mismatch replies statuscode 4 with Go's
+ * message. Strings and maps are borrowed from data. */
+static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const char *action,
+                       const char *gostruct, const afield *fields, size_t nf, void *out)
+{
+    char why[300] = "";
+    json_t *data = req->data;
+    if (data != NULL && !json_is_null(data) && !json_is_object(data)) {
+        snprintf(why, sizeof(why), "json: cannot unmarshal %s into Go value of type provision.%s",
+                 jtype(data), gostruct);
+        goto bad;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(data, key, v)
+    {
+        /* Go matches the exact name first, then case-insensitively. */
+        const afield *f = NULL;
+        for (size_t i = 0; i < nf && f == NULL; i++)
+            if (strcmp(fields[i].name, key) == 0)
+                f = &fields[i];
+        for (size_t i = 0; i < nf && f == NULL; i++)
+            if (strcasecmp(fields[i].name, key) == 0)
+                f = &fields[i];
+        if (f == NULL)
+            continue;
+        char *dst = (char *)out + f->off;
+        if (json_is_null(v)) {
+            if (f->type == A_MAP)
+                *(json_t **)dst = NULL;
+            continue;
+        }
+        switch (f->type) {
+        case A_STR:
+            if (!json_is_string(v)) {
+                snprintf(why, sizeof(why),
+                         "json: cannot unmarshal %s into Go struct field %s.%s of type string",
+                         jtype(v), gostruct, f->name);
+                goto bad;
+            }
+            *(const char **)dst = json_string_value(v);
+            break;
+        case A_INT:
+            if (json_is_real(v)) {
+                snprintf(why, sizeof(why),
+                         "json: cannot unmarshal number %g into Go struct field %s.%s of type int",
+                         json_real_value(v), gostruct, f->name);
+                goto bad;
+            }
+            if (!json_is_integer(v)) {
+                snprintf(why, sizeof(why),
+                         "json: cannot unmarshal %s into Go struct field %s.%s of type int",
+                         jtype(v), gostruct, f->name);
+                goto bad;
+            }
+            *(int64_t *)dst = json_integer_value(v);
+            break;
+        case A_MAP: {
+            if (!json_is_object(v)) {
+                snprintf(why, sizeof(why),
+                         "json: cannot unmarshal %s into Go struct field %s.%s of type "
+                         "map[string]string",
+                         jtype(v), gostruct, f->name);
+                goto bad;
+            }
+            const char *mk;
+            json_t *mv;
+            json_object_foreach(v, mk, mv)
+            {
+                if (!json_is_string(mv) && !json_is_null(mv)) {
+                    snprintf(why, sizeof(why),
+                             "json: cannot unmarshal %s into Go struct field %s.%s of type string",
+                             jtype(mv), gostruct, f->name);
+                    goto bad;
+                }
+            }
+            *(json_t **)dst = v;
+            break;
+        }
+        }
+    }
+    return true;
+bad:
+    ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA, "Could not parse request data for %s#%s: %s",
+                      AGENT_NAME, action, why);
+    return false;
+}
+
+/* ---- locking, token, host callbacks ---- */
+
+/* What the host must do once the action has released the mutex. */
+typedef struct {
+    bool publish;
+    ch_lifecycle_type event;
+    char new_version[64];
+    int64_t restart_ms;  /* -1 = none */
+    int64_t shutdown_ms; /* -1 = none */
+} host_todo;
+
+static const char *env_str(const ch_rpc_request *req, int which)
+{
+    if (req->envelope == NULL)
+        return "";
+    switch (which) {
+    case 0:
+        return S(req->envelope->requestid);
+    case 1:
+        return S(req->envelope->callerid);
+    default:
+        return S(req->envelope->senderid);
+    }
+}
+#define REQID(r) env_str(r, 0)
+#define CALLER(r) env_str(r, 1)
+#define SENDER(r) env_str(r, 2)
+
+/* go-choria lockFor: one holder "<senderid>.<callerid>" for LOCK_WINDOW, extended on each
+ * locked call. Called with the state mutex held. */
+static bool try_lock(ch_provision_state *ps, const ch_rpc_request *req)
+{
+    char key[sizeof(ps->lock_owner)];
+    int n = snprintf(key, sizeof(key), "%s.%s", SENDER(req), CALLER(req));
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return false; /* cannot be told apart from a truncated other caller */
+    int64_t now = ch_now_mono_ms();
+    bool held = ps->lock_until_ms != 0 && now < ps->lock_until_ms;
+    if (held && strcmp(ps->lock_owner, key) != 0)
+        return false;
+    memcpy(ps->lock_owner, key, (size_t)n + 1);
+    ps->lock_until_ms = now + LOCK_WINDOW_MS;
+    return true;
+}
+
+static bool check_token(const ch_node *node, const ch_rpc_request *req, const char *token,
+                        ch_rpc_reply *reply)
+{
+    const char *want = node->provision_token;
+    if (empty(want))
+        return true;
+    size_t wl = strlen(want), gl = strlen(S(token));
+    if (wl == gl && CRYPTO_memcmp(want, S(token), wl) == 0)
+        return true;
+    /* go-choria logs the token given; we only say that it was wrong. */
+    ch_error("Incorrect provisioning token given in request %s from %s (%s)", REQID(req),
+             CALLER(req), SENDER(req));
+    abort_msg(reply, "Incorrect provision token supplied");
+    return false;
+}
+
+/* Arms the one-shot restart guard; false when a restart or shutdown is already pending. */
+static bool arm_restart(ch_node *node)
+{
+    if (node->provision->restart_pending)
+        return false;
+    node->provision->restart_pending = true;
+    return true;
+}
+
+typedef void (*body_fn)(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                        host_todo *todo);
+
+static void run_action(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply, bool locked,
+                       body_fn body)
+{
+    ch_provision_state *ps = node->provision;
+    host_todo todo = {.restart_ms = -1, .shutdown_ms = -1};
+    if (ps == NULL) {
+        abort_msg(reply, "The choria_provision agent is not active on this node");
+        return;
+    }
+    pthread_mutex_lock(&ps->mutex);
+    /* The lock is taken before the token and mode checks, as go-choria does. */
+    if (locked && !try_lock(ps, req))
+        abort_msg(reply, LOCKED_MSG);
+    else
+        body(node, req, reply, &todo);
+    pthread_mutex_unlock(&ps->mutex);
+
+    const ch_node_host *h = &node->host;
+    if (todo.publish && h->publish_event != NULL) {
+        ch_status st = h->publish_event(h->closure, todo.event,
+                                        todo.new_version[0] != '\0' ? todo.new_version : NULL);
+        if (st != CH_OK)
+            ch_error("Could not publish %s lifecycle event: %s",
+                     todo.event == CH_LIFECYCLE_UPGRADED ? "upgraded" : "provisioned",
+                     ch_status_text(st));
+    }
+    if (todo.restart_ms >= 0 && h->restart != NULL)
+        h->restart(h->closure, todo.restart_ms);
+    if (todo.shutdown_ms >= 0 && h->shutdown != NULL)
+        h->shutdown(h->closure, todo.shutdown_ms);
+}
+
+/* ---- configure ---- */
+
+typedef struct {
+    const char *token, *config, *key, *certificate, *ca, *ssldir, *ecdh_public, *server_jwt;
+    json_t *action_policies, *opa_policies;
+} configure_args;
+
+#define CF(n, t, m)                                                                                \
+    {                                                                                              \
+        n, t, offsetof(configure_args, m)                                                          \
+    }
+static const afield configure_fields[] = {
+    CF("token", A_STR, token),
+    CF("config", A_STR, config),
+    CF("key", A_STR, key),
+    CF("certificate", A_STR, certificate),
+    CF("ca", A_STR, ca),
+    CF("ssldir", A_STR, ssldir),
+    CF("ecdh_public", A_STR, ecdh_public),
+    CF("server_jwt", A_STR, server_jwt),
+    CF("action_policies", A_MAP, action_policies),
+    CF("opa_policies", A_MAP, opa_policies),
+};
+
+/* The decoded `config` setting: keys and values borrowed from obj. */
+typedef struct {
+    json_t *obj;
+    const char **keys;
+    const char **values;
+    size_t n;
+} settings;
+
+static void settings_clear(settings *s)
+{
+    json_decref(s->obj);
+    free(s->keys);
+    free(s->values);
+    memset(s, 0, sizeof(*s));
+}
+
+/* json.Unmarshal(config, &map[string]string), bounded. */
+static bool decode_settings(const char *text, settings *out, char *why, size_t why_size)
+{
+    size_t len = strlen(text);
+    ch_error jerr = {0};
+    memset(out, 0, sizeof(*out));
+    if (len > MAX_CONFIG_TEXT) {
+        snprintf(why, why_size, "configuration of %zu bytes exceeds the limit of %d bytes", len,
+                 MAX_CONFIG_TEXT);
+        return false;
+    }
+    out->obj = ch_json_parse(text, len, MAX_CONFIG_TEXT, CH_MAX_JSON_DEPTH, &jerr);
+    if (out->obj == NULL) {
+        snprintf(why, why_size, "%s", jerr.msg);
+        return false;
+    }
+    if (json_is_null(out->obj))
+        return true; /* Go: a nil map, so only the header line is written */
+    if (!json_is_object(out->obj)) {
+        snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type map[string]string",
+                 jtype(out->obj));
+        return false;
+    }
+    size_t n = json_object_size(out->obj);
+    if (n > MAX_CONFIG_KEYS) {
+        snprintf(why, why_size, "%zu settings exceed the limit of %d", n, MAX_CONFIG_KEYS);
+        return false;
+    }
+    out->keys = calloc(n + 1, sizeof(*out->keys));
+    out->values = calloc(n + 1, sizeof(*out->values));
+    if (out->keys == NULL || out->values == NULL) {
+        snprintf(why, why_size, "out of memory");
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(out->obj, k, v)
+    {
+        if (!json_is_string(v) && !json_is_null(v)) {
+            snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type string",
+                     jtype(v));
+            return false;
+        }
+        const char *sv = json_is_string(v) ? json_string_value(v) : "";
+        if (strlen(k) > MAX_KEY_LEN) {
+            snprintf(why, why_size, "setting %.40s... has a name longer than %d characters", k,
+                     MAX_KEY_LEN);
+            return false;
+        }
+        if (strlen(sv) > MAX_VALUE_LEN) {
+            snprintf(why, why_size, "the value of setting %.64s is longer than %d characters", k,
+                     MAX_VALUE_LEN);
+            return false;
+        }
+        out->keys[out->n] = k;
+        out->values[out->n] = sv;
+        out->n++;
+    }
+    return true;
+}
+
+/* A short %q-like quoting of a name for messages. */
+static void quote(const char *s, char *out, size_t size)
+{
+    size_t w = 0;
+    if (size < 8)
+        return;
+    out[w++] = '"';
+    for (size_t i = 0; s[i] != '\0' && w + 6 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[w++] = '\\';
+            out[w++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
+        } else {
+            out[w++] = (char)c;
+        }
+        if (i >= 80) {
+            out[w++] = '.';
+            out[w++] = '.';
+            break;
+        }
+    }
+    out[w++] = '"';
+    out[w] = '\0';
+}
+
+/* Names go-choria would accept (the suffix) and that stay inside the policy directory. */
+static bool check_policies(const json_t *map, const char *suffix, char *why, size_t why_size)
+{
+    if (map == NULL)
+        return true;
+    size_t n = json_object_size(map), total = 0, slen = strlen(suffix);
+    if (n > MAX_POLICIES) {
+        snprintf(why, why_size, "%zu policies exceed the limit of %d", n, MAX_POLICIES);
+        return false;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)map, name, v)
+    {
+        char q[200];
+        size_t len = strlen(name);
+        quote(name, q, sizeof(q));
+        if (len < slen || strcmp(name + len - slen, suffix) != 0) {
+            snprintf(why, why_size, "expected %s to have %s extension", q, suffix);
+            return false;
+        }
+        const char *bad = NULL;
+        if (strchr(name, '/') != NULL || strstr(name, "..") != NULL)
+            bad = "it must not contain '/' or '..'";
+        else if (name[0] == '.')
+            bad = "it must not start with a dot";
+        else if (len > NAME_MAX)
+            bad = "it is too long";
+        for (size_t i = 0; bad == NULL && i < len; i++)
+            if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+                bad = "it contains a control character";
+        if (bad != NULL) {
+            snprintf(why, why_size, "invalid policy file name %s: %s", q, bad);
+            return false;
+        }
+        size_t blen = json_is_string(v) ? json_string_length(v) : 0;
+        if (blen > MAX_POLICY_SIZE) {
+            snprintf(why, why_size, "policy %s of %zu bytes exceeds the limit of %d bytes", q, blen,
+                     MAX_POLICY_SIZE);
+            return false;
+        }
+        total += blen;
+        if (total > MAX_POLICIES_TOTAL) {
+            snprintf(why, why_size, "policies exceed the limit of %d bytes in total",
+                     MAX_POLICIES_TOTAL);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* go-choria writePolicies: replace dir with one holding the non-empty policies, 0400. */
+static bool write_policies(const char *dir, const json_t *map, char *why, size_t why_size)
+{
+    struct stat sb;
+    ch_error e = {0};
+    if (lstat(dir, &sb) == 0 && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        snprintf(why, why_size, "could not remove existing policies");
+        return false;
+    }
+    if (ch_confwrite_mkdir_p(dir, 0700, &e) != CH_OK) {
+        snprintf(why, why_size, "%s", e.msg);
+        return false;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)map, name, v)
+    {
+        char path[PATH_MAX];
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            continue;
+        if (!path_join(path, sizeof(path), dir, name) ||
+            ch_confwrite_file(path, json_string_value(v), json_string_length(v), 0400, &e) !=
+                CH_OK) {
+            snprintf(why, why_size, "saving policy %s failed: %s", name, e.msg);
+            return false;
+        }
+        ch_info("Wrote policy to %s", path);
+    }
+    return true;
+}
+
+/* go-choria decryptPrivateKey into a PKCS#1 PEM (*pem malloc'd, a secret). */
+static bool decrypt_key(const ch_node *node, const configure_args *a, char **pem, char *why,
+                        size_t why_size)
+{
+    size_t hlen = strlen(a->ecdh_public);
+    unsigned char peer[CH_PKI_X25519_LEN], secret[CH_PKI_X25519_LEN];
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    ch_error e = {0};
+    bool ok = false;
+    *pem = NULL;
+
+    /* Go decodes the hex, then checks that a key exists, then the point length. */
+    if (hlen % 2 != 0) {
+        snprintf(why, why_size, "encoding/hex: odd length hex string");
+        goto out;
+    }
+    for (size_t i = 0; i < hlen; i++) {
+        if (strchr("0123456789abcdefABCDEF", a->ecdh_public[i]) == NULL) {
+            snprintf(why, why_size, "encoding/hex: invalid byte in ECDH public key");
+            goto out;
+        }
+    }
+    if (!node->provision->ecdh_set) {
+        snprintf(why, why_size, "private key not set");
+        goto out;
+    }
+    if (hlen != 2 * CH_PKI_X25519_LEN) {
+        snprintf(why, why_size, "bad point length: %zu, expected %d", hlen / 2, CH_PKI_X25519_LEN);
+        goto out;
+    }
+    if (ch_pki_hex_decode(a->ecdh_public, hlen, peer, sizeof(peer), &e) != CH_OK ||
+        ch_pki_x25519_derive(node->provision->ecdh_private, peer, secret, &e) != CH_OK ||
+        ch_pki_pem_decrypt(a->key, strlen(a->key), secret, sizeof(secret), &der, &der_len, &e) !=
+            CH_OK ||
+        ch_pki_pem_encode("RSA PRIVATE KEY", der, der_len, pem, &e) != CH_OK) {
+        snprintf(why, why_size, "%s", e.msg);
+        goto out;
+    }
+    ok = true;
+out:
+    OPENSSL_cleanse(secret, sizeof(secret));
+    ch_pki_free_secret(der, der_len);
+    return ok;
+}
+
+static void free_pem_secret(char *pem)
+{
+    if (pem != NULL)
+        ch_pki_free_secret(pem, strlen(pem));
+}
+
+static bool too_big(const char *what, const char *s, size_t max, char *why, size_t why_size)
+{
+    size_t len = strlen(S(s));
+    if (len <= max)
+        return false;
+    snprintf(why, why_size, "%s of %zu bytes exceeds the limit of %zu bytes", what, len, max);
+    return true;
+}
+
+static void do_configure(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                         host_todo *todo)
+{
+    configure_args a = {0};
+    settings set = {0};
+    char why[400] = "", confdir[PATH_MAX], path[PATH_MAX];
+    char *key_pem = NULL, *text = NULL;
+    size_t text_len = 0, lines = 0;
+    ch_error e = {0};
+
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
+        goto out;
+    }
+    if (empty(node->config_file)) {
+        abort_msg(reply, "Cannot determine the configuration file to manage");
+        goto out;
+    }
+    if (!parse_args(req, reply, "configure", "ConfigureRequest", configure_fields,
+                    sizeof(configure_fields) / sizeof(configure_fields[0]), &a))
+        goto out;
+    if (!check_token(node, req, a.token, reply))
+        goto out;
+    if (empty(a.config)) {
+        abort_msg(reply, "Did not receive any configuration to write, cannot write a empty "
+                         "configuration file");
+        goto out;
+    }
+    if (!empty(a.key) && empty(a.ecdh_public)) {
+        abort_msg(reply, "EDCH Public Key not supplied while providing a private key");
+        goto out;
+    }
+    if (!decode_settings(a.config, &set, why, sizeof(why))) {
+        abort_msg(reply, "Could not decode configuration data: %s", why);
+        goto out;
+    }
+    if (!path_dir(node->config_file, confdir, sizeof(confdir))) {
+        abort_msg(reply, "Could not write config: configuration path is too long");
+        goto out;
+    }
+
+    /* Validate everything, in go-choria's order of stages, before writing anything. */
+    bool tls = !empty(a.certificate) && !empty(a.ssldir) && !empty(a.ca);
+    if (tls) {
+        if (too_big("certificate", a.certificate, MAX_CERT_SIZE, why, sizeof(why)) ||
+            too_big("CA", a.ca, MAX_CA_SIZE, why, sizeof(why)) ||
+            too_big("private key", a.key, MAX_KEY_SIZE, why, sizeof(why)) ||
+            too_big("ssldir", a.ssldir, MAX_SSLDIR_LEN, why, sizeof(why))) {
+            abort_msg(reply, "TLS Setup Failed: %s", why);
+            goto out;
+        }
+        if (!empty(a.key)) {
+            ch_warn("Received a PRIVATE KEY over the network");
+            if (!decrypt_key(node, &a, &key_pem, why, sizeof(why))) {
+                abort_msg(reply, "TLS Setup Failed: could not decrypt private key: %s", why);
+                goto out;
+            }
+        }
+    }
+    if (too_big("server JWT", a.server_jwt, MAX_SERVER_JWT_SIZE, why, sizeof(why))) {
+        abort_msg(reply, "JWT Setup Failed: %s", why);
+        goto out;
+    }
+    ch_confwrite_origin origin = {REQID(req), CALLER(req), SENDER(req)};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ch_confwrite_render(&origin, set.keys, set.values, set.n,
+                            (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &text, &text_len,
+                            &lines, &e) != CH_OK) {
+        abort_msg(reply, "Could not write config: %s", e.msg);
+        goto out;
+    }
+    if (!check_policies(a.action_policies, ".policy", why, sizeof(why))) {
+        abort_msg(reply, "Could not save Action Policies: %s", why);
+        goto out;
+    }
+    if (!check_policies(a.opa_policies, ".rego", why, sizeof(why))) {
+        abort_msg(reply, "Could not save Open Policy Agent Policies: %s", why);
+        goto out;
+    }
+
+    /* Write: TLS, JWT and policies first, the config last, so that a failure leaves the old
+     * config (which keeps the node in provisioning mode) in place. */
+    if (tls) {
+        if (ch_confwrite_mkdir_p(a.ssldir, 0700, &e) != CH_OK) {
+            abort_msg(reply, "TLS Setup Failed: could not create ssl directory %s: %s", a.ssldir,
+                      e.msg);
+            goto out;
+        }
+        if (!path_join(path, sizeof(path), a.ssldir, "certificate.pem") ||
+            ch_confwrite_file(path, a.certificate, strlen(a.certificate), 0644, &e) != CH_OK) {
+            abort_msg(reply, "TLS Setup Failed: could not write Certificate to %s: %s", path,
+                      e.msg);
+            goto out;
+        }
+        if (!path_join(path, sizeof(path), a.ssldir, "ca.pem") ||
+            ch_confwrite_file(path, a.ca, strlen(a.ca), 0644, &e) != CH_OK) {
+            abort_msg(reply, "TLS Setup Failed: could not write CA to %s: %s", path, e.msg);
+            goto out;
+        }
+        if (key_pem != NULL) {
+            if (!path_join(path, sizeof(path), a.ssldir, "private.pem") ||
+                ch_confwrite_file(path, key_pem, strlen(key_pem), 0600, &e) != CH_OK) {
+                abort_msg(reply, "TLS Setup Failed: could not write KEY to %s: %s", path, e.msg);
+                goto out;
+            }
+            if (path_join(path, sizeof(path), a.ssldir, "csr.pem")) {
+                if (unlink(path) == 0)
+                    ch_warn("A PRIVATE KEY was received from the provisioner, removed CSR %s",
+                            path);
+                else if (errno != ENOENT)
+                    ch_error("A PRIVATE KEY was received from the provisioner, could not remove "
+                             "CSR %s: %s",
+                             path, strerror(errno));
+            }
+        }
+    }
+    if (!empty(a.server_jwt)) {
+        if (!path_join(path, sizeof(path), confdir, "server.jwt") ||
+            ch_confwrite_file(path, a.server_jwt, strlen(a.server_jwt), 0600, &e) != CH_OK) {
+            abort_msg(reply, "JWT Setup Failed: %s", e.msg);
+            goto out;
+        }
+    }
+    if (json_object_size(a.action_policies) > 0) {
+        if (!path_join(path, sizeof(path), confdir, "policies") ||
+            !write_policies(path, a.action_policies, why, sizeof(why))) {
+            abort_msg(reply, "Could not save Action Policies: %s", why);
+            goto out;
+        }
+    }
+    if (json_object_size(a.opa_policies) > 0) {
+        if (!path_join(path, sizeof(path), confdir, "policies/rego") ||
+            !write_policies(path, a.opa_policies, why, sizeof(why))) {
+            abort_msg(reply, "Could not save Open Policy Agent Policies: %s", why);
+            goto out;
+        }
+    }
+    ch_warn("Rewriting configuration file %s in request %s from %s (%s) with %zu settings",
+            node->config_file, REQID(req), CALLER(req), SENDER(req), set.n);
+    if (ch_confwrite_install(node->config_file, text, text_len, &e) != CH_OK) {
+        abort_msg(reply, "Could not write config: %s", e.msg);
+        goto out;
+    }
+
+    todo->publish = true;
+    todo->event = CH_LIFECYCLE_PROVISIONED;
+    char msg[PATH_MAX + 64];
+    snprintf(msg, sizeof(msg), "Wrote %zu lines to %s", lines, node->config_file);
+    set_str(reply, "message", msg);
+out:
+    free_pem_secret(key_pem);
+    free(text);
+    settings_clear(&set);
+}
+
+/* ---- gencsr ---- */
+
+typedef struct {
+    const char *token, *cn, *c, *l, *o, *ou, *st;
+} csr_args;
+
+#define CS(n, m)                                                                                   \
+    {                                                                                              \
+        n, A_STR, offsetof(csr_args, m)                                                            \
+    }
+static const afield csr_fields[] = {CS("token", token), CS("cn", cn), CS("C", c),  CS("L", l),
+                                    CS("O", o),         CS("OU", ou), CS("ST", st)};
+
+static void do_gencsr(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                      host_todo *todo)
+{
+    (void)todo;
+    csr_args a = {0};
+    ch_pki_csr csr = {0};
+    ch_error e = {0};
+    char ssldir[PATH_MAX], path[PATH_MAX];
+
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
+        goto out;
+    }
+    if (empty(node->config_file) && empty(node->ssldir)) {
+        abort_msg(reply, "Cannot determine where to store SSL data, no configure file given and "
+                         "no SSL directory configured");
+        goto out;
+    }
+    if (!parse_args(req, reply, "gencsr", "CSRRequest", csr_fields,
+                    sizeof(csr_fields) / sizeof(csr_fields[0]), &a) ||
+        !check_token(node, req, a.token, reply))
+        goto out;
+
+    bool ok;
+    if (!empty(node->ssldir)) {
+        ok = snprintf(ssldir, sizeof(ssldir), "%s", node->ssldir) < (int)sizeof(ssldir);
+    } else {
+        char dir[PATH_MAX];
+        ok = path_dir(node->config_file, dir, sizeof(dir)) &&
+             path_join(ssldir, sizeof(ssldir), dir, "ssl");
+    }
+    if (!ok) {
+        abort_msg(reply, "Could not create SSL Directory: path is too long");
+        goto out;
+    }
+    ch_info("Creating a new CSR in %s", ssldir);
+    if (ch_confwrite_mkdir_p(ssldir, 0771, &e) != CH_OK) {
+        abort_msg(reply, "Could not create SSL Directory %s: %s", ssldir, e.msg);
+        goto out;
+    }
+
+    /* ST is parsed but never used, as in go-choria. */
+    ch_pki_subject subj = {
+        .cn = empty(a.cn) ? node->identity : a.cn, .c = a.c, .l = a.l, .o = a.o, .ou = a.ou};
+    ch_status st = ch_pki_csr_generate(&subj, 2048, &csr, &e);
+    if (st != CH_OK) {
+        abort_msg(reply, "%s: %s",
+                  st == CH_ERR_INVALID ? "Could not create CSR" : "Could not create private key",
+                  e.msg);
+        goto out;
+    }
+    if (!path_join(path, sizeof(path), ssldir, "private.pem") ||
+        ch_confwrite_file(path, csr.key_pem, strlen(csr.key_pem), 0600, &e) != CH_OK) {
+        abort_msg(reply, "Could not store private key: %s", e.msg);
+        goto out;
+    }
+    if (!path_join(path, sizeof(path), ssldir, "csr.pem") ||
+        ch_confwrite_file(path, csr.csr_pem, strlen(csr.csr_pem), 0644, &e) != CH_OK) {
+        abort_msg(reply, "Could not store CSR: %s", e.msg);
+        goto out;
+    }
+    set_str(reply, "csr", csr.csr_pem);
+    set_str(reply, "public_key", csr.public_pem);
+    set_str(reply, "ssldir", ssldir);
+out:
+    ch_pki_csr_clear(&csr);
+}
+
+/* ---- gen25519 ---- */
+
+typedef struct {
+    const char *token, *nonce;
+} ed_args;
+
+static const afield ed_fields[] = {{"token", A_STR, offsetof(ed_args, token)},
+                                   {"nonce", A_STR, offsetof(ed_args, nonce)}};
+
+static void do_gen25519(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                        host_todo *todo)
+{
+    (void)todo;
+    ed_args a = {0};
+    ch_error e = {0};
+    unsigned char seed[CH_PKI_ED25519_SEED_LEN], pub[CH_PKI_ED25519_PUB_LEN],
+        sig[CH_PKI_ED25519_SIG_LEN];
+    char dir[PATH_MAX], abs[PATH_MAX], path[PATH_MAX];
+    char seed_hex[2 * CH_PKI_ED25519_SEED_LEN + 1], pub_hex[2 * CH_PKI_ED25519_PUB_LEN + 1],
+        sig_hex[2 * CH_PKI_ED25519_SIG_LEN + 1];
+
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
+        return;
+    }
+    if (empty(node->config_file)) {
+        abort_msg(reply, "Cannot determine where to store secure data, no configure file given");
+        return;
+    }
+    if (!parse_args(req, reply, "gen25519", "ED25519Request", ed_fields, 2, &a) ||
+        !check_token(node, req, a.token, reply))
+        return;
+
+    /* filepath.Abs(filepath.Dir(ConfigFile)) */
+    errno = 0;
+    bool ok = path_dir(node->config_file, dir, sizeof(dir));
+    if (ok && dir[0] != '/') {
+        char cwd[PATH_MAX];
+        ok = getcwd(cwd, sizeof(cwd)) != NULL && path_join(abs, sizeof(abs), cwd, dir);
+    } else if (ok) {
+        ok = snprintf(abs, sizeof(abs), "%s", dir) < (int)sizeof(abs);
+    }
+    if (!ok) {
+        abort_msg(reply, "could not determine absolute path to config directory: %s",
+                  errno != 0 ? strerror(errno) : "path too long");
+        return;
+    }
+    clean_path(abs);
+    ch_info("Creating a new ED25519 key in %s", abs);
+
+    if (ch_pki_ed25519_keypair(seed, pub, &e) != CH_OK) {
+        abort_msg(reply, "Could not create keypair: %s", e.msg);
+        return;
+    }
+    /* A new seed invalidates server.jwt: it must go first. */
+    if (!path_join(path, sizeof(path), abs, "server.jwt") ||
+        (unlink(path) != 0 && errno != ENOENT)) {
+        abort_msg(reply, "Could not remove existing jwt file: %s: %s", path, strerror(errno));
+        goto out;
+    }
+    ch_hex_encode(seed, sizeof(seed), seed_hex);
+    if (!path_join(path, sizeof(path), abs, "server.seed") ||
+        ch_confwrite_file(path, seed_hex, strlen(seed_hex), 0600, &e) != CH_OK) {
+        abort_msg(reply, "Could not write key %s: %s", path, e.msg);
+        goto out;
+    }
+    if (ch_pki_ed25519_sign(seed, S(a.nonce), strlen(S(a.nonce)), sig, &e) != CH_OK) {
+        abort_msg(reply, "Could not sign the nonce: %s", e.msg);
+        goto out;
+    }
+    ch_hex_encode(pub, sizeof(pub), pub_hex);
+    ch_hex_encode(sig, sizeof(sig), sig_hex);
+    set_str(reply, "public_key", pub_hex);
+    set_str(reply, "directory", abs);
+    set_str(reply, "signature", sig_hex);
+out:
+    OPENSSL_cleanse(seed, sizeof(seed));
+    OPENSSL_cleanse(seed_hex, sizeof(seed_hex));
+}
+
+/* ---- jwt ---- */
+
+typedef struct {
+    const char *token;
+} token_args;
+
+static const afield token_fields[] = {{"token", A_STR, offsetof(token_args, token)}};
+
+static void do_jwt(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply, host_todo *todo)
+{
+    (void)todo;
+    token_args a = {0};
+    ch_error e = {0};
+    char *jwt = NULL, pub_hex[2 * CH_PKI_X25519_LEN + 1];
+    size_t jwt_len = 0;
+    unsigned char priv[CH_PKI_X25519_LEN], pub[CH_PKI_X25519_LEN];
+    struct stat sb;
+
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
+        return;
+    }
+    if (!parse_args(req, reply, "jwt", "JWTRequest", token_fields, 1, &a) ||
+        !check_token(node, req, a.token, reply))
+        return;
+    if (empty(node->provisioning_jwt_file)) {
+        abort_msg(reply, "No Provisioning JWT file has been configured");
+        return;
+    }
+    if (stat(node->provisioning_jwt_file, &sb) != 0) {
+        abort_msg(reply, "Provisioning JWT file does not exist");
+        return;
+    }
+    if (ch_read_file(node->provisioning_jwt_file, CH_PROVJWT_MAX_SIZE, &jwt, &jwt_len, &e) !=
+        CH_OK) {
+        abort_msg(reply, "Could not read Provisioning JWT: %s", e.msg);
+        return;
+    }
+    if (ch_pki_x25519_keypair(priv, pub, &e) != CH_OK) {
+        abort_msg(reply, "Could not calculate EDCH keys: %s", e.msg);
+        goto out;
+    }
+    memcpy(node->provision->ecdh_private, priv, sizeof(priv));
+    node->provision->ecdh_set = true;
+    ch_hex_encode(pub, sizeof(pub), pub_hex);
+    json_object_set_new(reply->data, "jwt", json_stringn_nocheck(jwt, jwt_len));
+    set_str(reply, "ecdh_public", pub_hex);
+out:
+    OPENSSL_cleanse(priv, sizeof(priv));
+    free(jwt);
+}
+
+/* ---- restart, reprovision, shutdown ---- */
+
+typedef struct {
+    const char *token;
+    int64_t splay;
+} restart_args;
+
+static const afield restart_fields[] = {{"token", A_STR, offsetof(restart_args, token)},
+                                        {"splay", A_INT, offsetof(restart_args, splay)}};
+
+static void do_restart(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                       host_todo *todo)
+{
+    restart_args a = {0};
+    ch_error e = {0};
+    ch_config *cfg = NULL;
+    bool provision = false;
+    char d[CH_DURATION_STR_MAX];
+    const char *file = S(node->config_file);
+
+    if (!node->provision_mode && empty(node->provision_token)) {
+        abort_msg(reply, "Cannot restart a server that is not in provisioning mode or with no "
+                         "token set");
+        goto out;
+    }
+    if (!parse_args(req, reply, "restart", "RestartRequest", restart_fields, 2, &a) ||
+        !check_token(node, req, a.token, reply))
+        goto out;
+    if ((cfg = ch_config_new()) == NULL) {
+        abort_msg(reply,
+                  "Configuration %s could not be parsed, restart cannot continue: out of "
+                  "memory",
+                  file);
+        goto out;
+    }
+    if (empty(node->config_file) || ch_config_load_file(cfg, file, &e) != CH_OK ||
+        ch_config_get_bool(cfg, "plugin.choria.server.provision", false, &provision, &e) != CH_OK) {
+        abort_msg(reply, "Configuration %s could not be parsed, restart cannot continue: %s", file,
+                  e.msg[0] != '\0' ? e.msg : "no configuration file");
+        goto out;
+    }
+    if (provision) {
+        abort_msg(reply, "Configuration %s enables provisioning, restart cannot continue", file);
+        goto out;
+    }
+    int64_t splay = a.splay <= 0 ? 10 : a.splay > MAX_SPLAY_SECONDS ? MAX_SPLAY_SECONDS : a.splay;
+    int64_t delay = random_below(splay) + 2;
+    format_seconds(delay, d);
+    ch_warn("Restarting server via request %s from %s (%s) with splay %s", REQID(req), CALLER(req),
+            SENDER(req), d);
+    if (arm_restart(node))
+        todo->restart_ms = delay * 1000;
+    char msg[96];
+    snprintf(msg, sizeof(msg), "Restarting Choria Server after %s", d);
+    set_str(reply, "message", msg);
+out:
+    ch_config_free(cfg);
+}
+
+static void do_reprovision(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                           host_todo *todo)
+{
+    token_args a = {0};
+    ch_error e = {0};
+    ch_config *cur = NULL;
+    char *text = NULL, d[CH_DURATION_STR_MAX];
+    size_t text_len = 0, lines = 0, n = 0;
+    const char *keys[5], *values[5];
+
+    if (node->provision_mode) {
+        abort_msg(reply, "Server is already in provisioning mode, cannot enable provisioning "
+                         "mode again");
+        goto out;
+    }
+    if (empty(node->config_file)) {
+        abort_msg(reply, "Cannot determine the configuration file to manage");
+        goto out;
+    }
+    if (!parse_args(req, reply, "reprovision", "ReprovisionRequest", token_fields, 1, &a) ||
+        !check_token(node, req, a.token, reply))
+        goto out;
+
+    /* The running config supplies logfile and file-content registration; a config that cannot
+     * be read simply contributes nothing. */
+    cur = ch_config_new();
+    if (cur != NULL && ch_config_load_file(cur, node->config_file, NULL) != CH_OK) {
+        ch_config_free(cur);
+        cur = NULL;
+    }
+    keys[n] = "plugin.choria.server.provision", values[n++] = "1";
+    keys[n] = "loglevel", values[n++] = "debug";
+    const char *logfile = cur != NULL ? ch_config_get(cur, "logfile") : NULL;
+    if (!empty(logfile))
+        keys[n] = "logfile", values[n++] = logfile;
+    const char *regdata =
+        cur != NULL ? ch_config_get(cur, "plugin.choria.registration.file_content.data") : NULL;
+    if (!empty(regdata)) {
+        keys[n] = "registration", values[n++] = "file_content";
+        keys[n] = "plugin.choria.registration.file_content.data", values[n++] = regdata;
+    }
+    ch_confwrite_origin origin = {REQID(req), CALLER(req), SENDER(req)};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ch_confwrite_render(&origin, keys, values, n,
+                            (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &text, &text_len,
+                            &lines, &e) != CH_OK ||
+        ch_confwrite_install(node->config_file, text, text_len, &e) != CH_OK) {
+        abort_msg(reply, "Could not write config: %s", e.msg);
+        goto out;
+    }
+    int64_t delay = random_below(10) + 2;
+    format_seconds(delay, d);
+    if (arm_restart(node))
+        todo->restart_ms = delay * 1000;
+    char msg[96];
+    snprintf(msg, sizeof(msg), "Restarting after %s", d);
+    set_str(reply, "message", msg);
+out:
+    free(text);
+    ch_config_free(cur);
+}
+
+static void do_shutdown(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                        host_todo *todo)
+{
+    token_args a = {0};
+    char d[CH_DURATION_STR_MAX];
+    if (!node->provision_mode && empty(node->provision_token)) {
+        abort_msg(reply, "Cannot shutdown a server that is not in provisioning mode or with no "
+                         "token set");
+        return;
+    }
+    if (!parse_args(req, reply, "shutdown", "ShutdownRequest", token_fields, 1, &a) ||
+        !check_token(node, req, a.token, reply))
+        return;
+    int64_t delay = random_below(10);
+    format_seconds(delay, d);
+    ch_warn("Shutting server down via request %s from %s (%s) with splay %s", REQID(req),
+            CALLER(req), SENDER(req), d);
+    /* go-choria's exit path shares the restart guard. */
+    if (arm_restart(node))
+        todo->shutdown_ms = delay * 1000;
+    char msg[96];
+    snprintf(msg, sizeof(msg), "Shutting Choria Server down after %s", d);
+    set_str(reply, "message", msg);
+}
+
+/* ---- release_update ---- */
+
+typedef struct {
+    const char *token, *repository, *version;
+} update_args;
+
+static const afield update_fields[] = {
+    {"token", A_STR, offsetof(update_args, token)},
+    {"repository", A_STR, offsetof(update_args, repository)},
+    {"version", A_STR, offsetof(update_args, version)},
+};
+
+/* Runs `command version repository` (no shell) and waits up to UPDATE_TIMEOUT_MS. */
+static bool run_update(const char *command, const char *version, const char *repository, char *why,
+                       size_t why_size)
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    char *argv[] = {(char *)command, (char *)version, (char *)repository, NULL};
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        snprintf(why, why_size, "out of memory");
+        return false;
+    }
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, 2, 1);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    int rc = posix_spawn(&pid, command, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        snprintf(why, why_size, "could not run %s: %s", command, strerror(rc));
+        return false;
+    }
+    int status = 0;
+    int64_t deadline = ch_now_mono_ms() + UPDATE_TIMEOUT_MS;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            snprintf(why, why_size, "could not wait for %s: %s", command, strerror(errno));
+            return false;
+        }
+        if (ch_now_mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            snprintf(why, why_size, "%s did not finish within %d seconds", command,
+                     UPDATE_TIMEOUT_MS / 1000);
+            return false;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    if (WIFEXITED(status))
+        snprintf(why, why_size, "%s exited with status %d", command, WEXITSTATUS(status));
+    else
+        snprintf(why, why_size, "%s was killed by signal %d", command, WTERMSIG(status));
+    return false;
+}
+
+static bool version_valid(const char *v)
+{
+    size_t len = strlen(v);
+    if (len == 0 || len > 32 || v[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] <= 0x20 || v[i] == 0x7f || v[i] == '/')
+            return false;
+    return true;
+}
+
+static void do_release_update(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                              host_todo *todo)
+{
+    update_args a = {0};
+    char why[300];
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot update a server that is not in provisioning mode");
+        return;
+    }
+    if (!node->allow_update) {
+        abort_msg(reply, "Version updates is not enabled in the configuration");
+        return;
+    }
+    if (!parse_args(req, reply, "release_update", "ReleaseUpdateRequest", update_fields, 3, &a) ||
+        !check_token(node, req, a.token, reply))
+        return;
+    if (empty(node->update_command)) {
+        abort_msg(reply, "release_update is not supported: no update command is configured");
+        return;
+    }
+    const char *repo = S(a.repository);
+    if (!version_valid(S(a.version))) {
+        abort_msg(reply, "Update failed: invalid version %.40s", S(a.version));
+        return;
+    }
+    if ((strncmp(repo, "http://", 7) != 0 && strncmp(repo, "https://", 8) != 0) ||
+        strlen(repo) > 512 || strpbrk(repo, " \t\r\n") != NULL) {
+        abort_msg(reply, "Update to version %s failed: invalid repository URL", a.version);
+        return;
+    }
+    ch_warn("Updating to version %s from %s via request %s from %s (%s)", a.version, repo,
+            REQID(req), CALLER(req), SENDER(req));
+    if (!run_update(node->update_command, a.version, repo, why, sizeof(why))) {
+        abort_msg(reply, "Update to version %s failed: %s", a.version, why);
+        return;
+    }
+    todo->publish = true;
+    todo->event = CH_LIFECYCLE_UPGRADED;
+    snprintf(todo->new_version, sizeof(todo->new_version), "%s", a.version);
+    if (arm_restart(node))
+        todo->restart_ms = 2000;
+    set_str(reply, "message", "Restarting Choria Server after 2s");
+}
+
+/* ---- the agent ---- */
+
+#define LOCKED_ACTION(name, body)                                                                  \
+    static void act_##name(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply)          \
+    {                                                                                              \
+        run_action(node, req, reply, true, body);                                                  \
+    }
+#define PLAIN_ACTION(name, body)                                                                   \
+    static void act_##name(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply)          \
+    {                                                                                              \
+        run_action(node, req, reply, false, body);                                                 \
+    }
+
+LOCKED_ACTION(configure, do_configure)
+LOCKED_ACTION(gen25519, do_gen25519)
+LOCKED_ACTION(gencsr, do_gencsr)
+LOCKED_ACTION(jwt, do_jwt)
+LOCKED_ACTION(release_update, do_release_update)
+PLAIN_ACTION(reprovision, do_reprovision)
+PLAIN_ACTION(restart, do_restart)
+PLAIN_ACTION(shutdown, do_shutdown)
+
+static const ch_agent_action provision_actions[] = {
+    {"configure", act_configure},
+    {"gen25519", act_gen25519},
+    {"gencsr", act_gencsr},
+    {"jwt", act_jwt},
+    {"release_update", act_release_update},
+    {"reprovision", act_reprovision},
+    {"restart", act_restart},
+    {"shutdown", act_shutdown},
+};
+
+/* go-choria SupportsProvisioning(): in provisioning mode, or a provisioning token is known. */
+static bool provision_active(const ch_node *node)
+{
+    return node->provision != NULL && (node->provision_mode || !empty(node->provision_token));
+}
+
+const ch_agent ch_agent_choria_provision = {
+    .name = AGENT_NAME,
+    .timeout_seconds = 20,
+    .actions = provision_actions,
+    .n_actions = sizeof(provision_actions) / sizeof(provision_actions[0]),
+    .raw = NULL,
+    .active = provision_active,
+};
