@@ -21,6 +21,8 @@ typedef struct {
     bool retry_initial_connect;  /* keep trying in the background if the first try fails */
     int reconnect_buffer_bytes;  /* default 10 KiB as go-choria */
     const char *inbox_prefix;    /* optional custom inbox prefix */
+    bool global_delivery;        /* share nats.c's delivery thread pool instead of one thread
+                                    per subscription (thousands of subscriptions) */
     bool send_asap;              /* publish at once instead of nats.c's up-to-1 ms batching:
                                     request/reply latency matters more than batching here */
     ch_conn_event_cb on_event;   /* "connected", "disconnected", "reconnected", "closed" */

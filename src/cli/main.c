@@ -11,7 +11,28 @@
     "      --debug          Enable debug logging\n"                                              \
     "  -h, --help           Show this help\n"
 
+static char **full_argv; /* for commands that re-execute themselves */
+
+static int server_run(int argc, char **argv)
+{
+    return cli_server_run(argc, argv, full_argv);
+}
+
 static const cli_command commands[] = {
+    {"server run", "Runs a Choria server (in provisioning mode until provisioned)",
+     "usage: choria server run --config=FILE [<flags>]\n"
+     "\n"
+     "Runs a Choria server. It starts in provisioning mode when the configuration enables\n"
+     "provisioning (plugin.choria.server.provision), or when there is no configuration and a\n"
+     "provisioning JWT is present, and then hosts the discovery, rpcutil and choria_provision\n"
+     "agents in the 'provisioning' collective until a provisioner configures and restarts it.\n"
+     "\n"
+     "Flags:\n"
+     "      --config=FILE            Server configuration file (required)\n"
+     "      --provisioning-jwt=FILE  Provisioning JWT (default: /etc/choria/provisioning.jwt)\n"
+     "      --debug                  Enable debug logging\n"
+     "  -h, --help                   Show this help\n",
+     server_run},
     {"tool event", "View Choria lifecycle events",
      "usage: choria tool event [<flags>]\n"
      "\n"
@@ -25,6 +46,33 @@ static const cli_command commands[] = {
      "\n"
      "With --debug the raw message body is printed instead of the formatted line.\n",
      cli_tool_event},
+    {"tool fleet", "Simulates a fleet of provisioning-mode nodes",
+     "usage: choria tool fleet --count=N [<flags>]\n"
+     "\n"
+     "Runs N simulated Choria servers in provisioning mode in one process, built from the\n"
+     "same agent code as 'choria server run'. A provisioner can discover, configure and\n"
+     "restart them; a simulated restart takes a node out of provisioning mode. Prints\n"
+     "progress and, at exit, a summary of what each node saw.\n"
+     "\n"
+     "Flags:\n"
+     "      --count=N              Number of nodes (required)\n"
+     "      --prefix=NAME          Identities are <prefix><i>.<domain> (default: n)\n"
+     "      --domain=NAME          Domain of the identities (default: fleet.local)\n"
+     "      --token=TOKEN          Provisioning token the nodes require (default: any)\n"
+     "      --provisioning-jwt=F   JWT the nodes hand out (default: a generated one)\n"
+     "      --facts=FILE           Facts of every node (JSON or YAML)\n"
+     "      --state-dir=DIR        Where node files go (default: a temporary directory)\n"
+     "      --connections=N        NATS connections (default: one per 2000 nodes)\n"
+     "      --drop=PCT             Share of requests silently dropped\n"
+     "      --delay=PCT            Share of replies delayed by --delay-ms (default 1000)\n"
+     "      --error=PCT            Share of requests answered with an error\n"
+     "      --vanish=PCT           Share of nodes that vanish at their first provisioning call\n"
+     "      --duration=SECONDS     Stop after this long (default: until SIGINT/SIGTERM)\n"
+     "      --exit-when-provisioned  Stop once every node is provisioned or vanished\n"
+     "      --summary-json=FILE    Also write the summary as JSON\n"
+     "      --legacy-format        Publish Choria-format lifecycle events, not CloudEvents\n"
+     "      --quiet                No progress lines\n" BROKER_FLAGS,
+     cli_tool_fleet},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"
@@ -107,6 +155,7 @@ static bool wants_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    full_argv = argv;
     if (argc < 2) {
         usage(stderr);
         return 1;

@@ -87,6 +87,8 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
             opts, o->reconnect_buffer_bytes > 0 ? o->reconnect_buffer_bytes : 10 * 1024);
     if (s == NATS_OK && o->inbox_prefix != NULL)
         s = natsOptions_SetCustomInboxPrefix(opts, o->inbox_prefix);
+    if (s == NATS_OK && o->global_delivery)
+        s = natsOptions_UseGlobalMessageDelivery(opts, true);
     if (s == NATS_OK && o->send_asap)
         s = natsOptions_SetSendAsap(opts, true);
     if (s == NATS_OK)

@@ -1,0 +1,706 @@
+/* The simulated fleet. Nodes share a few NATS connections; each node subscribes to its own
+ * node subject (so a vanished node makes the broker answer "no responders"), and each
+ * connection has one subscription per broadcast agent subject whose request is decoded once
+ * and run against every node of that connection. Message delivery uses nats.c's shared
+ * delivery pool instead of a thread per subscription. */
+#include "fleet.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "choria/agent.h"
+#include "choria/conn.h"
+#include "choria/facts.h"
+#include "choria/json.h"
+#include "choria/lifecycle.h"
+#include "choria/log.h"
+#include "choria/util.h"
+
+#define MAX_CALLERS 4
+#define NODES_PER_CONNECTION 2000
+#define COLLECTIVE "provisioning"
+
+typedef struct fleet fleet;
+
+typedef struct {
+    char callerid[128];
+    int calls;
+} caller_count;
+
+typedef struct {
+    fleet *fl;
+    int conn;
+    char identity[128];
+    char config_file[700];
+    ch_node node;
+    ch_provision_state prov;
+    natsSubscription *sub;
+    pthread_mutex_t lock; /* the fields below */
+    bool provisioned, vanished, stopped;
+    int configure_calls;
+    caller_count callers[MAX_CALLERS];
+    int n_callers, other_callers;
+    int64_t restart_at_ms;
+} fleet_node;
+
+typedef struct {
+    fleet *fl;
+    natsConnection *nc;
+    natsSubscription *broadcast[3];
+    fleet_node **nodes;
+    int n_nodes;
+} fleet_conn;
+
+typedef struct delayed {
+    struct delayed *next;
+    natsConnection *nc;
+    char subject[CH_MAX_SUBJECT_LEN];
+    char *payload;
+    size_t len;
+    int64_t due_ms;
+} delayed;
+
+struct fleet {
+    const ch_fleet_opts *o;
+    fleet_node *nodes;
+    fleet_conn *conns;
+    int n_conns;
+    json_t *facts;
+    char state_dir[512];
+    bool own_state_dir;
+    char jwt_file[600];
+    const char *collectives[1];
+    atomic_ullong requests, replies, dropped, delayed_n, errors, vanished;
+    pthread_mutex_t delay_lock;
+    pthread_cond_t delay_cond;
+    delayed *delay_queue;
+    bool delay_stop;
+    pthread_t delay_thread;
+};
+
+static bool chance(double pct)
+{
+    if (pct <= 0)
+        return false;
+    uint32_t r = 0;
+    ch_random_bytes(&r, sizeof(r));
+    return (r % 1000000) < (uint32_t)(pct * 10000);
+}
+
+/* ---- lifecycle events and host callbacks ---- */
+
+static ch_status publish_event(void *closure, ch_lifecycle_type type, const char *new_version)
+{
+    fleet_node *n = closure;
+    ch_lifecycle_event *ev = NULL;
+    char subject[CH_MAX_SUBJECT_LEN];
+    char *body = NULL;
+    size_t len = 0;
+    ch_error err;
+    const char *component = n->node.provision_mode ? "provision_mode_server" : "server";
+    ch_status st = ch_lifecycle_event_new(type, n->identity, component, CH_VERSION, &ev, &err);
+    if (st == CH_OK && type == CH_LIFECYCLE_UPGRADED)
+        st = ch_lifecycle_event_set_new_version(ev, new_version);
+    if (st == CH_OK)
+        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
+    if (st == CH_OK)
+        st = ch_lifecycle_encode(ev,
+                                 n->fl->o->legacy_format ? CH_LIFECYCLE_FORMAT_CHORIA
+                                                         : CH_LIFECYCLE_FORMAT_CLOUDEVENT,
+                                 &body, &len, &err);
+    if (st == CH_OK)
+        natsConnection_Publish(n->fl->conns[n->conn].nc, subject, body, (int)len);
+    free(body);
+    ch_lifecycle_event_free(ev);
+    return st;
+}
+
+static void host_restart(void *closure, int64_t delay_ms)
+{
+    fleet_node *n = closure;
+    publish_event(n, CH_LIFECYCLE_SHUTDOWN, NULL);
+    pthread_mutex_lock(&n->lock);
+    n->restart_at_ms = ch_now_mono_ms() + delay_ms;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void stop_node(fleet_node *n)
+{
+    if (n->sub != NULL)
+        natsSubscription_Unsubscribe(n->sub);
+}
+
+static void host_shutdown(void *closure, int64_t delay_ms)
+{
+    fleet_node *n = closure;
+    publish_event(n, CH_LIFECYCLE_SHUTDOWN, NULL);
+    pthread_mutex_lock(&n->lock);
+    n->stopped = true;
+    pthread_mutex_unlock(&n->lock);
+    stop_node(n);
+}
+
+/* ---- replies, faults and the delay queue ---- */
+
+static void *delay_loop(void *arg)
+{
+    fleet *fl = arg;
+    pthread_mutex_lock(&fl->delay_lock);
+    while (!fl->delay_stop) {
+        delayed *d = fl->delay_queue;
+        int64_t now = ch_now_mono_ms();
+        if (d != NULL && d->due_ms <= now) {
+            fl->delay_queue = d->next;
+            pthread_mutex_unlock(&fl->delay_lock);
+            natsConnection_Publish(d->nc, d->subject, d->payload, (int)d->len);
+            free(d->payload);
+            free(d);
+            pthread_mutex_lock(&fl->delay_lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = d != NULL ? d->due_ms - now : 100;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&fl->delay_cond, &fl->delay_lock, &ts);
+    }
+    pthread_mutex_unlock(&fl->delay_lock);
+    return NULL;
+}
+
+static void delay_reply(fleet *fl, natsConnection *nc, ch_agent_result *res)
+{
+    delayed *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return;
+    d->nc = nc;
+    snprintf(d->subject, sizeof(d->subject), "%s", res->subject);
+    d->payload = res->payload;
+    d->len = res->payload_len;
+    res->payload = NULL;
+    d->due_ms = ch_now_mono_ms() + fl->o->delay_ms;
+    pthread_mutex_lock(&fl->delay_lock);
+    delayed **p = &fl->delay_queue;
+    while (*p != NULL && (*p)->due_ms <= d->due_ms)
+        p = &(*p)->next;
+    d->next = *p;
+    *p = d;
+    pthread_cond_signal(&fl->delay_cond);
+    pthread_mutex_unlock(&fl->delay_lock);
+}
+
+/* Replaces the agent's reply with an mcorpc error, as a failing node would send. */
+static void inject_error(fleet_node *n, const ch_request_payload *req, const char *action,
+                         ch_agent_result *res)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"action\":\"%s\",\"statuscode\":5,\"statusmsg\":\"fleet: injected failure\","
+             "\"data\":{}}",
+             action);
+    ch_reply_params p = {.body = body,
+                         .request = &req->request.envelope,
+                         .identity = n->identity,
+                         .time = ch_now_unix(),
+                         .federation = req->transport.headers.federation};
+    char *payload = NULL;
+    size_t len = 0;
+    if (ch_protocol_reply_payload_build(&p, &payload, &len, NULL) == CH_OK) {
+        free(res->payload);
+        res->payload = payload;
+        res->payload_len = len;
+    }
+}
+
+static void answer(fleet_node *n, natsConnection *nc, const ch_request_payload *req,
+                   const char *action)
+{
+    fleet *fl = n->fl;
+    ch_agent_result res = {0};
+    ch_error err;
+    ch_agent_handle_decoded(&n->node, req, ch_now_unix(), &res, &err);
+    if (res.payload != NULL) {
+        if (chance(fl->o->drop_pct)) {
+            fl->dropped++;
+        } else {
+            if (chance(fl->o->error_pct)) {
+                inject_error(n, req, action, &res);
+                fl->errors++;
+            }
+            if (chance(fl->o->delay_pct)) {
+                fl->delayed_n++;
+                delay_reply(fl, nc, &res);
+            } else {
+                natsConnection_Publish(nc, res.subject, res.payload, (int)res.payload_len);
+            }
+            fl->replies++;
+        }
+    }
+    ch_agent_result_clear(&res);
+}
+
+/* The action named in an mcorpc body, into out ("" when there is none). */
+static void body_action(const ch_request_payload *req, char *agent, char *action, size_t size)
+{
+    agent[0] = action[0] = '\0';
+    unsigned char *body = NULL;
+    size_t len = 0;
+    if (ch_protocol_message_body(req->request.message, &body, &len, NULL) != CH_OK)
+        return;
+    json_t *root = ch_json_parse((const char *)body, len, CH_MAX_MESSAGE_SIZE, 8, NULL);
+    const char *a = ch_json_get_string(root, "action"), *g = ch_json_get_string(root, "agent");
+    snprintf(action, size, "%s", a != NULL ? a : "");
+    snprintf(agent, size, "%s", g != NULL ? g : "");
+    json_decref(root);
+    free(body);
+}
+
+static void record_configure(fleet_node *n, const char *callerid)
+{
+    pthread_mutex_lock(&n->lock);
+    n->configure_calls++;
+    int i = 0;
+    while (i < n->n_callers && strcmp(n->callers[i].callerid, callerid) != 0)
+        i++;
+    if (i < n->n_callers)
+        n->callers[i].calls++;
+    else if (n->n_callers < MAX_CALLERS) {
+        snprintf(n->callers[i].callerid, sizeof(n->callers[i].callerid), "%s", callerid);
+        n->callers[i].calls = 1;
+        n->n_callers++;
+    } else
+        n->other_callers++;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    fleet_node *n = closure;
+    fleet *fl = n->fl;
+    ch_request_payload req = {0};
+    fl->requests++;
+    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg),
+                                           (size_t)natsMsg_GetDataLength(msg), NULL, &req,
+                                           NULL) == CH_OK) {
+        char agent[64], action[64];
+        body_action(&req, agent, action, sizeof(action));
+        bool provisioning_call = strcmp(agent, "choria_provision") == 0;
+        if (provisioning_call && !n->vanished && chance(fl->o->vanish_pct)) {
+            n->vanished = true; /* gone mid-provisioning: later calls find no responders */
+            fl->vanished++;
+            stop_node(n);
+        } else if (!n->vanished) {
+            if (provisioning_call && strcmp(action, "configure") == 0)
+                record_configure(n, req.request.envelope.callerid);
+            answer(n, nc, &req, action);
+        }
+    }
+    ch_protocol_request_payload_clear(&req);
+    natsMsg_Destroy(msg);
+}
+
+static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    fleet_conn *c = closure;
+    ch_request_payload req = {0};
+    c->fl->requests++;
+    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg),
+                                           (size_t)natsMsg_GetDataLength(msg), NULL, &req,
+                                           NULL) == CH_OK) {
+        char agent[64], action[64];
+        body_action(&req, agent, action, sizeof(action));
+        for (int i = 0; i < c->n_nodes; i++) {
+            fleet_node *n = c->nodes[i];
+            if (!n->vanished && !n->stopped && n->node.provision_mode)
+                answer(n, nc, &req, action);
+        }
+    }
+    ch_protocol_request_payload_clear(&req);
+    natsMsg_Destroy(msg);
+}
+
+/* ---- set-up ---- */
+
+static ch_status write_jwt(fleet *fl, ch_error *err)
+{
+    if (fl->o->jwt_file != NULL) {
+        snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s", fl->o->jwt_file);
+        return CH_OK;
+    }
+    /* An unsigned provisioning JWT: nodes read theirs unverified. */
+    char payload[1024];
+    snprintf(payload, sizeof(payload),
+             "{\"cht\":\"%s\",\"chs\":false,\"chu\":\"%s\",\"chpd\":true,\"purpose\":"
+             "\"choria_provisioning\",\"sub\":\"choria_provisioning\",\"iss\":\"choria tool fleet\"}",
+             fl->o->token != NULL ? fl->o->token : "fleet", fl->o->servers[0]);
+    char *h = ch_base64_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 27);
+    char *p = ch_base64_encode(payload, strlen(payload));
+    snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s/provisioning.jwt", fl->state_dir);
+    FILE *fp = fopen(fl->jwt_file, "w");
+    ch_status st = CH_OK;
+    if (fp == NULL || h == NULL || p == NULL) {
+        st = ch_error_set(err, CH_ERR_IO, "cannot write %s", fl->jwt_file);
+    } else {
+        for (char *s = h; *s; s++)
+            *s = *s == '+' ? '-' : *s == '/' ? '_' : *s;
+        for (char *s = p; *s; s++)
+            *s = *s == '+' ? '-' : *s == '/' ? '_' : *s;
+        h[strcspn(h, "=")] = p[strcspn(p, "=")] = '\0';
+        fprintf(fp, "%s.%s.\n", h, p);
+    }
+    if (fp != NULL)
+        fclose(fp);
+    free(h);
+    free(p);
+    return st;
+}
+
+static ch_status setup_node(fleet *fl, int i, ch_error *err)
+{
+    fleet_node *n = &fl->nodes[i];
+    n->fl = fl;
+    n->conn = i % fl->n_conns;
+    snprintf(n->identity, sizeof(n->identity), "%s%d.%s", fl->o->prefix, i + 1, fl->o->domain);
+    if (!ch_identity_valid(n->identity))
+        return ch_error_set(err, CH_ERR_INVALID, "'%s' is not a valid identity", n->identity);
+    char dir[sizeof(fl->state_dir) + sizeof(n->identity) + 2];
+    snprintf(dir, sizeof(dir), "%s/%s", fl->state_dir, n->identity);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ch_error_set(err, CH_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(n->config_file, sizeof(n->config_file), "%s/server.conf", dir);
+    pthread_mutex_init(&n->lock, NULL);
+    pthread_mutex_init(&n->prov.mutex, NULL);
+    ch_node *node = &n->node;
+    node->identity = n->identity;
+    node->version = CH_VERSION;
+    node->collectives = fl->collectives;
+    node->n_collectives = 1;
+    node->main_collective = COLLECTIVE;
+    node->facts = fl->facts;
+    node->provision_mode = true;
+    node->provision_token = fl->o->token;
+    node->provisioning_jwt_file = fl->jwt_file;
+    node->config_file = n->config_file;
+    node->provision = &n->prov;
+    node->host = (ch_node_host){.closure = n,
+                                .publish_event = publish_event,
+                                .restart = host_restart,
+                                .shutdown = host_shutdown};
+    fleet_conn *c = &fl->conns[n->conn];
+    c->nodes[c->n_nodes++] = n;
+    return CH_OK;
+}
+
+static ch_status connect_all(fleet *fl, ch_error *err)
+{
+    static const char *agents[] = {"discovery", "rpcutil", "choria_provision"};
+    for (int i = 0; i < fl->n_conns; i++) {
+        fleet_conn *c = &fl->conns[i];
+        char name[64];
+        snprintf(name, sizeof(name), "fleet-%d", i);
+        ch_conn_opts o = {.servers = fl->o->servers,
+                          .server_count = fl->o->server_count,
+                          .name = name,
+                          .user = fl->o->user,
+                          .password = fl->o->password,
+                          .send_asap = true,
+                          .global_delivery = true};
+        ch_status st = ch_conn_connect(&o, &c->nc, err);
+        for (int a = 0; st == CH_OK && a < 3; a++) {
+            char subject[CH_MAX_SUBJECT_LEN];
+            st = ch_protocol_broadcast_subject(COLLECTIVE, agents[a], subject, sizeof(subject),
+                                               err);
+            if (st == CH_OK &&
+                natsConnection_Subscribe(&c->broadcast[a], c->nc, subject, on_broadcast, c) !=
+                    NATS_OK)
+                st = ch_error_set(err, CH_ERR_CONNECTION, "cannot subscribe to %s", subject);
+        }
+        if (st != CH_OK)
+            return st;
+    }
+    return CH_OK;
+}
+
+static ch_status subscribe_nodes(fleet *fl, ch_error *err)
+{
+    for (int i = 0; i < fl->o->count; i++) {
+        fleet_node *n = &fl->nodes[i];
+        char subject[CH_MAX_SUBJECT_LEN];
+        ch_status st = ch_protocol_node_subject(COLLECTIVE, n->identity, subject,
+                                                sizeof(subject), err);
+        if (st != CH_OK)
+            return st;
+        natsConnection *nc = fl->conns[n->conn].nc;
+        if (natsConnection_Subscribe(&n->sub, nc, subject, on_direct, n) != NATS_OK)
+            return ch_error_set(err, CH_ERR_CONNECTION, "cannot subscribe to %s", subject);
+        natsSubscription_SetPendingLimits(n->sub, 1000, 16 * 1024 * 1024);
+    }
+    for (int i = 0; i < fl->n_conns; i++)
+        natsConnection_FlushTimeout(fl->conns[i].nc, 10000);
+    return CH_OK;
+}
+
+/* ---- the main loop ---- */
+
+/* Restarts that are due: the node leaves provisioning mode, as a re-exec would do. */
+static void finish_restarts(fleet *fl)
+{
+    int64_t now = ch_now_mono_ms();
+    for (int i = 0; i < fl->o->count; i++) {
+        fleet_node *n = &fl->nodes[i];
+        pthread_mutex_lock(&n->lock);
+        bool due = n->restart_at_ms != 0 && now >= n->restart_at_ms;
+        if (due) {
+            n->restart_at_ms = 0;
+            n->provisioned = true;
+        }
+        pthread_mutex_unlock(&n->lock);
+        if (!due)
+            continue;
+        stop_node(n);
+        pthread_mutex_lock(&n->prov.mutex);
+        n->node.provision_mode = false;
+        n->prov.restart_pending = false;
+        pthread_mutex_unlock(&n->prov.mutex);
+        publish_event(n, CH_LIFECYCLE_STARTUP, NULL);
+    }
+}
+
+typedef struct {
+    int provisioned, vanished, configured_twice, multi_caller;
+    long configure_calls;
+} fleet_counts;
+
+static fleet_counts count(fleet *fl)
+{
+    fleet_counts c = {0};
+    for (int i = 0; i < fl->o->count; i++) {
+        fleet_node *n = &fl->nodes[i];
+        pthread_mutex_lock(&n->lock);
+        c.provisioned += n->provisioned;
+        c.vanished += n->vanished;
+        c.configure_calls += n->configure_calls;
+        c.configured_twice += n->configure_calls > 1;
+        c.multi_caller += n->n_callers > 1 || n->other_callers > 0;
+        pthread_mutex_unlock(&n->lock);
+    }
+    return c;
+}
+
+static void write_summary_json(fleet *fl, const fleet_counts *c)
+{
+    FILE *fp = fopen(fl->o->summary_json, "w");
+    if (fp == NULL) {
+        fprintf(stderr, "fleet: cannot write %s: %s\n", fl->o->summary_json, strerror(errno));
+        return;
+    }
+    fprintf(fp,
+            "{\"nodes\":%d,\"provisioned\":%d,\"vanished\":%d,\"configure_calls\":%ld,"
+            "\"nodes_configured_more_than_once\":%d,\"nodes_with_several_callers\":%d,"
+            "\"requests\":%llu,\"replies\":%llu,\"dropped\":%llu,\"delayed\":%llu,"
+            "\"errors\":%llu,\"per_node\":[",
+            fl->o->count, c->provisioned, c->vanished, c->configure_calls, c->configured_twice,
+            c->multi_caller, (unsigned long long)fl->requests, (unsigned long long)fl->replies,
+            (unsigned long long)fl->dropped, (unsigned long long)fl->delayed_n,
+            (unsigned long long)fl->errors);
+    for (int i = 0; i < fl->o->count; i++) {
+        fleet_node *n = &fl->nodes[i];
+        pthread_mutex_lock(&n->lock);
+        fprintf(fp, "%s{\"identity\":\"%s\",\"provisioned\":%s,\"vanished\":%s,"
+                    "\"configure_calls\":%d,\"callers\":{",
+                i ? "," : "", n->identity, n->provisioned ? "true" : "false",
+                n->vanished ? "true" : "false", n->configure_calls);
+        for (int k = 0; k < n->n_callers; k++) {
+            ch_buf b;
+            ch_buf_init(&b);
+            ch_buf_append_json_string(&b, n->callers[k].callerid, strlen(n->callers[k].callerid));
+            fprintf(fp, "%s%s:%d", k ? "," : "", b.data != NULL ? b.data : "\"\"",
+                    n->callers[k].calls);
+            ch_buf_free(&b);
+        }
+        fprintf(fp, "}}");
+        pthread_mutex_unlock(&n->lock);
+    }
+    fprintf(fp, "]}\n");
+    fclose(fp);
+}
+
+static void print_summary(fleet *fl, const fleet_counts *c)
+{
+    printf("fleet summary: %d nodes, %d provisioned, %d vanished\n", fl->o->count,
+           c->provisioned, c->vanished);
+    printf("  configure calls: %ld; nodes configured more than once: %d; nodes configured by "
+           "more than one caller: %d\n",
+           c->configure_calls, c->configured_twice, c->multi_caller);
+    printf("  requests: %llu, replies: %llu, dropped: %llu, delayed: %llu, errors: %llu\n",
+           (unsigned long long)fl->requests, (unsigned long long)fl->replies,
+           (unsigned long long)fl->dropped, (unsigned long long)fl->delayed_n,
+           (unsigned long long)fl->errors);
+    fflush(stdout);
+}
+
+static void run_loop(fleet *fl)
+{
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
+    int64_t start = ch_now_mono_ms(), last_print = start;
+    int last_provisioned = -1;
+    for (;;) {
+        if (sigtimedwait(&signals, NULL, &tick) > 0)
+            break;
+        finish_restarts(fl);
+        int64_t now = ch_now_mono_ms();
+        fleet_counts c = count(fl);
+        if (!fl->o->quiet && now - last_print >= 1000 && c.provisioned != last_provisioned) {
+            printf("fleet: %d of %d provisioned, %d vanished, %llu requests\n", c.provisioned,
+                   fl->o->count, c.vanished, (unsigned long long)fl->requests);
+            fflush(stdout);
+            last_print = now;
+            last_provisioned = c.provisioned;
+        }
+        if (fl->o->exit_when_provisioned && c.provisioned + c.vanished >= fl->o->count)
+            break;
+        if (fl->o->duration_ms > 0 && now - start >= fl->o->duration_ms)
+            break;
+    }
+}
+
+static void teardown(fleet *fl)
+{
+    for (int i = 0; fl->nodes != NULL && i < fl->o->count; i++)
+        natsSubscription_Destroy(fl->nodes[i].sub);
+    for (int i = 0; fl->conns != NULL && i < fl->n_conns; i++) {
+        for (int a = 0; a < 3; a++)
+            natsSubscription_Destroy(fl->conns[i].broadcast[a]);
+        ch_conn_close(fl->conns[i].nc);
+        free(fl->conns[i].nodes);
+    }
+    pthread_mutex_lock(&fl->delay_lock);
+    fl->delay_stop = true;
+    pthread_cond_signal(&fl->delay_cond);
+    pthread_mutex_unlock(&fl->delay_lock);
+    pthread_join(fl->delay_thread, NULL);
+    while (fl->delay_queue != NULL) {
+        delayed *d = fl->delay_queue;
+        fl->delay_queue = d->next;
+        free(d->payload);
+        free(d);
+    }
+    if (fl->own_state_dir) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fl->state_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "fleet: could not remove %s\n", fl->state_dir);
+    }
+    free(fl->conns);
+    free(fl->nodes);
+    json_decref(fl->facts);
+}
+
+static ch_status prepare(fleet *fl, ch_error *err)
+{
+    const ch_fleet_opts *o = fl->o;
+    if (o->state_dir != NULL) {
+        snprintf(fl->state_dir, sizeof(fl->state_dir), "%s", o->state_dir);
+        if (mkdir(fl->state_dir, 0700) != 0 && errno != EEXIST)
+            return ch_error_set(err, CH_ERR_IO, "cannot create %s: %s", fl->state_dir,
+                                strerror(errno));
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(fl->state_dir, sizeof(fl->state_dir), "%s/choria-fleet-XXXXXX",
+                 tmp != NULL && tmp[0] ? tmp : "/tmp");
+        if (mkdtemp(fl->state_dir) == NULL)
+            return ch_error_set(err, CH_ERR_IO, "cannot create a temporary directory: %s",
+                                strerror(errno));
+        fl->own_state_dir = true;
+    }
+    ch_status st = CH_OK;
+    if (o->facts_file != NULL)
+        st = ch_facts_load(o->facts_file, &fl->facts, NULL, err);
+    else
+        fl->facts = json_pack("{s:b}", "fleet", 1);
+    if (st == CH_OK)
+        st = write_jwt(fl, err);
+    fl->n_conns = o->connections > 0 ? o->connections
+                                     : (o->count + NODES_PER_CONNECTION - 1) / NODES_PER_CONNECTION;
+    if (fl->n_conns > o->count)
+        fl->n_conns = o->count;
+    fl->nodes = calloc((size_t)o->count, sizeof(fleet_node));
+    fl->conns = calloc((size_t)fl->n_conns, sizeof(fleet_conn));
+    if (st == CH_OK && (fl->nodes == NULL || fl->conns == NULL))
+        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory for %d nodes", o->count);
+    for (int i = 0; st == CH_OK && i < fl->n_conns; i++) {
+        fl->conns[i].fl = fl;
+        fl->conns[i].nodes = calloc((size_t)o->count / (size_t)fl->n_conns + 1,
+                                    sizeof(fleet_node *));
+        if (fl->conns[i].nodes == NULL)
+            st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; st == CH_OK && i < o->count; i++)
+        st = setup_node(fl, i, err);
+    return st;
+}
+
+int ch_fleet_run(const ch_fleet_opts *o)
+{
+    fleet fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.o = o;
+    fl.collectives[0] = COLLECTIVE;
+    pthread_mutex_init(&fl.delay_lock, NULL);
+    pthread_cond_init(&fl.delay_cond, NULL);
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_create(&fl.delay_thread, NULL, delay_loop, &fl);
+    nats_SetMessageDeliveryPoolSize(2);
+
+    ch_error err;
+    ch_error_clear(&err);
+    ch_status st = prepare(&fl, &err);
+    if (st == CH_OK)
+        st = connect_all(&fl, &err);
+    if (st == CH_OK)
+        st = subscribe_nodes(&fl, &err);
+    if (st != CH_OK) {
+        fprintf(stderr, "choria: %s\n", err.msg);
+        teardown(&fl);
+        nats_Close();
+        return 1;
+    }
+    for (int i = 0; i < o->count; i++)
+        publish_event(&fl.nodes[i], CH_LIFECYCLE_STARTUP, NULL);
+    if (!o->quiet) {
+        printf("fleet: %d nodes in provisioning mode on %d connection(s), state in %s\n",
+               o->count, fl.n_conns, fl.state_dir);
+        fflush(stdout);
+    }
+    run_loop(&fl);
+    fleet_counts c = count(&fl);
+    print_summary(&fl, &c);
+    if (o->summary_json != NULL)
+        write_summary_json(&fl, &c);
+    teardown(&fl);
+    nats_Close();
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* `choria tool fleet`: many simulated provisioning-mode nodes in one process, built from the
+ * same agent code as `choria server run` (src/lib/agent*.c, provision_agent.c). */
+#ifndef CHORIA_FLEET_H
+#define CHORIA_FLEET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    int count;                 /* nodes */
+    const char *const *servers;
+    int server_count;
+    const char *user, *password;
+    const char *prefix;        /* identities are <prefix><i>.<domain> */
+    const char *domain;
+    const char *token;         /* provisioning token (JWT cht); NULL = any token accepted */
+    const char *jwt_file;      /* served by choria_provision#jwt; NULL = a generated one */
+    const char *facts_file;    /* facts of every node; NULL = {"fleet":true} */
+    const char *state_dir;     /* NULL = a temporary directory, removed at exit */
+    int connections;           /* NATS connections; 0 = one per 2000 nodes */
+    bool legacy_format;        /* Choria-format lifecycle events instead of CloudEvents */
+    double drop_pct, delay_pct, error_pct, vanish_pct; /* fault injection, 0..100 */
+    int delay_ms;
+    int64_t duration_ms;       /* stop after this long; 0 = until a signal */
+    bool exit_when_provisioned;
+    const char *summary_json;  /* write the summary here as JSON */
+    bool quiet;
+} ch_fleet_opts;
+
+/* Runs the fleet until a signal, the duration, or (optionally) every live node provisioned.
+ * Prints progress and the summary. Returns the process exit code. */
+int ch_fleet_run(const ch_fleet_opts *opts);
+
+#endif

@@ -1,0 +1,340 @@
+/* The server process: connects, subscribes the agents, publishes lifecycle events and acts on
+ * restart and shutdown requests from the choria_provision agent.
+ *
+ * Threads: nats.c delivers each subscription's messages on its own thread and the handler
+ * answers right there. The main thread owns the process: it waits for signals with
+ * sigtimedwait() and carries out timed work (alive events, a pending restart or shutdown). */
+#include "server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "choria/conn.h"
+#include "choria/facts.h"
+#include "choria/lifecycle.h"
+#include "choria/log.h"
+#include "choria/util.h"
+
+#define ALIVE_INTERVAL_MS (30LL * 60 * 1000)
+
+typedef enum { WANT_RUN, WANT_RESTART, WANT_SHUTDOWN } server_want;
+
+typedef struct {
+    ch_server_settings set;
+    ch_node node;
+    ch_provision_state prov;
+    json_t *facts;
+    natsConnection *nc;
+    natsSubscription *subs[64];
+    size_t n_subs;
+    pthread_mutex_t lock;
+    server_want want;
+    int64_t want_at_ms;
+    bool shutdown_published;
+    volatile bool closing;
+} server;
+
+static const char *component(const server *s)
+{
+    return s->set.provision_mode ? "provision_mode_server" : "server";
+}
+
+static ch_status publish_event(void *closure, ch_lifecycle_type type, const char *new_version)
+{
+    server *s = closure;
+    ch_lifecycle_event *ev = NULL;
+    char subject[CH_MAX_SUBJECT_LEN];
+    char *body = NULL;
+    size_t len = 0;
+    ch_error err;
+    ch_error_clear(&err);
+    ch_status st = ch_lifecycle_event_new(type, s->set.identity, component(s), CH_VERSION, &ev,
+                                          &err);
+    if (st == CH_OK && type == CH_LIFECYCLE_UPGRADED)
+        st = ch_lifecycle_event_set_new_version(ev, new_version);
+    if (st == CH_OK)
+        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
+    if (st == CH_OK)
+        st = ch_lifecycle_encode(ev,
+                                 s->set.legacy_lifecycle_format ? CH_LIFECYCLE_FORMAT_CHORIA
+                                                                : CH_LIFECYCLE_FORMAT_CLOUDEVENT,
+                                 &body, &len, &err);
+    if (st == CH_OK && natsConnection_Publish(s->nc, subject, body, (int)len) != NATS_OK)
+        st = ch_error_set(&err, CH_ERR_CONNECTION, "publish to %s failed", subject);
+    if (st != CH_OK)
+        ch_warn("could not publish %s event: %s", ch_lifecycle_type_name(type), err.msg);
+    else
+        ch_debug("published %s event on %s", ch_lifecycle_type_name(type), subject);
+    free(body);
+    ch_lifecycle_event_free(ev);
+    return st;
+}
+
+static void request_exit(server *s, server_want want, int64_t delay_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->want == WANT_RUN) {
+        s->want = want;
+        s->want_at_ms = ch_now_mono_ms() + delay_ms;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* go-choria publishes shutdown when the restart starts, then sleeps the splay. */
+static void host_restart(void *closure, int64_t delay_ms)
+{
+    server *s = closure;
+    ch_info("restarting in %lld ms", (long long)delay_ms);
+    publish_event(s, CH_LIFECYCLE_SHUTDOWN, NULL);
+    s->shutdown_published = true;
+    request_exit(s, WANT_RESTART, delay_ms);
+}
+
+static void host_shutdown(void *closure, int64_t delay_ms)
+{
+    server *s = closure;
+    ch_info("shutting down in %lld ms", (long long)delay_ms);
+    request_exit(s, WANT_SHUTDOWN, delay_ms);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    server *s = closure;
+    ch_agent_result res = {0};
+    ch_error err;
+    ch_error_clear(&err);
+    ch_status st = ch_agent_handle(&s->node, natsMsg_GetData(msg),
+                                   (size_t)natsMsg_GetDataLength(msg), ch_now_unix(), &res, &err);
+    if (st != CH_OK)
+        ch_warn("request on %s failed: %s", natsMsg_GetSubject(msg), err.msg);
+    else if (res.payload == NULL && err.msg[0] != '\0')
+        ch_debug("request on %s dropped: %s", natsMsg_GetSubject(msg), err.msg);
+    if (res.payload != NULL &&
+        natsConnection_Publish(nc, res.subject, res.payload, (int)res.payload_len) != NATS_OK)
+        ch_warn("could not publish reply to %s", res.subject);
+    ch_agent_result_clear(&res);
+    natsMsg_Destroy(msg);
+}
+
+static ch_status subscribe(server *s, const char *subject, ch_error *err)
+{
+    if (s->n_subs >= sizeof(s->subs) / sizeof(s->subs[0]))
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "too many subscriptions");
+    natsStatus ns = natsConnection_Subscribe(&s->subs[s->n_subs], s->nc, subject, on_request, s);
+    if (ns != NATS_OK)
+        return ch_error_set(err, CH_ERR_CONNECTION, "cannot subscribe to %s: %s", subject,
+                            natsStatus_GetText(ns));
+    s->n_subs++;
+    ch_debug("subscribed to %s", subject);
+    return CH_OK;
+}
+
+/* One subscription per active agent per collective, plus the node subject. */
+static ch_status subscribe_all(server *s, ch_error *err)
+{
+    const char *names[32];
+    size_t n = ch_agent_active_names(&s->node, names, 32);
+    char subject[CH_MAX_SUBJECT_LEN];
+    for (size_t c = 0; c < s->set.n_collectives; c++) {
+        const char *coll = s->set.collectives[c];
+        for (size_t a = 0; a < n; a++) {
+            ch_status st = ch_protocol_broadcast_subject(coll, names[a], subject,
+                                                         sizeof(subject), err);
+            if (st == CH_OK)
+                st = subscribe(s, subject, err);
+            if (st != CH_OK)
+                return st;
+        }
+        ch_status st = ch_protocol_node_subject(coll, s->set.identity, subject, sizeof(subject),
+                                                err);
+        if (st == CH_OK)
+            st = subscribe(s, subject, err);
+        if (st != CH_OK)
+            return st;
+    }
+    return CH_OK;
+}
+
+static void setup_node(server *s)
+{
+    ch_node *n = &s->node;
+    n->identity = s->set.identity;
+    n->version = CH_VERSION;
+    n->collectives = (const char *const *)s->set.collectives;
+    n->n_collectives = s->set.n_collectives;
+    n->main_collective = s->set.main_collective;
+    n->facts = s->facts;
+    n->provision_mode = s->set.provision_mode;
+    n->provision_token = s->set.provision_token;
+    n->provisioning_jwt_file = s->set.jwt_file;
+    n->config_file = s->set.config_file;
+    n->ssldir = s->set.ssldir;
+    n->allow_update = s->set.allow_update;
+    n->update_command = s->set.update_command;
+    pthread_mutex_init(&s->prov.mutex, NULL); /* lives until exit or exec */
+    n->provision = &s->prov;
+    n->agents = &ch_agent_set_standard;
+    n->host.closure = s;
+    n->host.publish_event = publish_event;
+    n->host.restart = host_restart;
+    n->host.shutdown = host_shutdown;
+}
+
+static void on_conn_event(const char *event, const char *url, void *closure)
+{
+    server *s = closure;
+    if (s->closing) /* our own close is not news */
+        return;
+    if (strcmp(event, "connected") == 0 || strcmp(event, "reconnected") == 0)
+        ch_info("%s to %s", event, url);
+    else if (strcmp(event, "disconnected") == 0)
+        ch_warn("disconnected from the broker, reconnecting");
+}
+
+static ch_status connect_broker(server *s, ch_error *err)
+{
+    ch_conn_opts o = {
+        .servers = (const char *const *)s->set.servers,
+        .server_count = s->set.server_count,
+        .name = s->set.identity,
+        .user = s->set.user,
+        .password = s->set.password,
+        .token = s->set.provision_mode ? s->set.jwt_raw : NULL,
+        .retry_initial_connect = true,
+        .send_asap = true, /* replies leave at once */
+        .on_event = on_conn_event,
+        .closure = s,
+    };
+    char prefix[CH_MAX_SUBJECT_LEN];
+    snprintf(prefix, sizeof(prefix), "%s.reply", s->set.main_collective);
+    o.inbox_prefix = prefix;
+    return ch_conn_connect(&o, &s->nc, err);
+}
+
+/* Waits for SIGINT/SIGTERM for up to ms; true when one arrived. */
+static bool wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    return sigtimedwait(set, NULL, &ts) > 0;
+}
+
+static int64_t random_ms(int64_t max)
+{
+    uint64_t r = 0;
+    ch_random_bytes(&r, sizeof(r));
+    return max > 0 ? (int64_t)(r % (uint64_t)max) : 0;
+}
+
+static void close_connection(server *s)
+{
+    for (size_t i = 0; i < s->n_subs; i++) {
+        natsSubscription_Unsubscribe(s->subs[i]);
+        natsSubscription_Destroy(s->subs[i]);
+    }
+    s->n_subs = 0;
+    s->closing = true;
+    if (s->nc != NULL) {
+        natsConnection_FlushTimeout(s->nc, 2000);
+        ch_conn_close(s->nc);
+        s->nc = NULL;
+    }
+}
+
+/* The main thread's loop; returns what ended it. */
+static server_want serve(server *s, const sigset_t *signals)
+{
+    int64_t next_alive = ch_now_mono_ms() + random_ms(29LL * 60 * 1000);
+    for (;;) {
+        if (wait_signal(signals, 200)) {
+            ch_info("stopping on signal");
+            return WANT_SHUTDOWN;
+        }
+        int64_t now = ch_now_mono_ms();
+        pthread_mutex_lock(&s->lock);
+        server_want want = s->want;
+        bool due = want != WANT_RUN && now >= s->want_at_ms;
+        pthread_mutex_unlock(&s->lock);
+        if (due)
+            return want;
+        if (now >= next_alive) {
+            publish_event(s, CH_LIFECYCLE_ALIVE, NULL);
+            next_alive = now + ALIVE_INTERVAL_MS;
+        }
+    }
+}
+
+static void reexec(char **argv, const sigset_t *signals)
+{
+    sigprocmask(SIG_UNBLOCK, signals, NULL); /* the mask survives exec */
+    execv("/proc/self/exe", argv);
+    ch_error("re-exec failed: %s", strerror(errno));
+}
+
+static ch_status start(server *s, bool debug, ch_error *err)
+{
+    ch_log_level level = CH_LOG_INFO;
+    if (s->set.log_level != NULL && ch_log_level_parse(s->set.log_level, &level) != CH_OK)
+        ch_warn("unknown loglevel '%s', using info", s->set.log_level);
+    ch_log_set_level(debug ? CH_LOG_DEBUG : level);
+    ch_status st = ch_log_set_file(s->set.log_file, err);
+    if (st == CH_OK)
+        st = ch_facts_load(s->set.facts_file, &s->facts, NULL, err);
+    if (st != CH_OK)
+        return st;
+    setup_node(s);
+    ch_info("Choria Server version %s starting as %s in %s mode", CH_VERSION, s->set.identity,
+            s->set.provision_mode ? "provisioning" : "normal");
+    st = connect_broker(s, err);
+    if (st == CH_OK)
+        st = subscribe_all(s, err);
+    return st;
+}
+
+int ch_server_run(const char *config_file, const char *jwt_file, bool debug, char **argv)
+{
+    server s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.lock, NULL);
+    ch_error err;
+    ch_error_clear(&err);
+
+    /* Block the stop signals before nats.c starts threads, so only sigtimedwait sees them. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ch_status st = ch_server_settings_load(config_file, jwt_file, &s.set, &err);
+    if (st == CH_OK)
+        st = start(&s, debug, &err);
+    if (st != CH_OK) {
+        fprintf(stderr, "choria: %s\n", err.msg);
+        close_connection(&s);
+        json_decref(s.facts);
+        ch_server_settings_free(&s.set);
+        return 1;
+    }
+    publish_event(&s, CH_LIFECYCLE_STARTUP, NULL);
+    server_want why = serve(&s, &signals);
+    if (!s.shutdown_published)
+        publish_event(&s, CH_LIFECYCLE_SHUTDOWN, NULL);
+    close_connection(&s);
+    json_decref(s.facts);
+    ch_server_settings_free(&s.set);
+    if (why == WANT_RESTART) {
+        nats_Close();
+        reexec(argv, &signals);
+        return 1;
+    }
+    nats_Close();
+    return 0;
+}

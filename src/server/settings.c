@@ -1,0 +1,215 @@
+/* Decides how the server runs, from its config file and provisioning JWT, as go-choria's
+ * `server run` does (spec upstream-node-and-tools.md 1.2 and 1.3). */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "choria/config.h"
+#include "choria/log.h"
+#include "choria/provjwt.h"
+#include "choria/util.h"
+#include "server.h"
+
+#define MAX_JWT_SIZE (64 * 1024)
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return path != NULL && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static ch_status set_list(char ***out, size_t *n, const char *const *items, size_t count)
+{
+    *out = calloc(count ? count : 1, sizeof(char *));
+    if (*out == NULL)
+        return CH_ERR_NOMEM;
+    for (size_t i = 0; i < count; i++)
+        if (((*out)[i] = strdup(items[i])) == NULL)
+            return CH_ERR_NOMEM;
+    *n = count;
+    return CH_OK;
+}
+
+static ch_status set_servers(ch_server_settings *s, const char *list, ch_error *err)
+{
+    ch_config_server *servers = NULL;
+    size_t count = 0;
+    ch_status st = ch_config_parse_servers(list, &servers, &count, err);
+    if (st == CH_OK && count == 0)
+        st = ch_error_set(err, CH_ERR_INVALID, "no brokers configured");
+    if (st == CH_OK) {
+        const char *urls[64];
+        size_t n = count < 64 ? count : 64;
+        for (size_t i = 0; i < n; i++)
+            urls[i] = servers[i].url;
+        size_t got = 0;
+        st = set_list(&s->servers, &got, urls, n);
+        s->server_count = (int)got;
+    }
+    ch_config_servers_free(servers, count);
+    return st;
+}
+
+/* go-choria shouldProvision(): the config's plugin.choria.server.provision wins, else the
+ * JWT's chpd. */
+static ch_status should_provision(const ch_config *cfg, const ch_provjwt *jwt, bool *out,
+                                  ch_error *err)
+{
+    *out = jwt != NULL && jwt->provision_default;
+    if (cfg != NULL && ch_config_has(cfg, "plugin.choria.server.provision"))
+        return ch_config_get_bool(cfg, "plugin.choria.server.provision", false, out, err);
+    return CH_OK;
+}
+
+static ch_status load_jwt(ch_server_settings *s, ch_provjwt **jwt, ch_error *err)
+{
+    *jwt = NULL;
+    if (!file_exists(s->jwt_file))
+        return CH_OK;
+    ch_status st = ch_read_file(s->jwt_file, MAX_JWT_SIZE, &s->jwt_raw, NULL, err);
+    if (st != CH_OK)
+        return st;
+    /* A trailing newline is not part of the token the broker checks. */
+    s->jwt_raw[strcspn(s->jwt_raw, "\r\n")] = '\0';
+    st = ch_provjwt_parse(s->jwt_raw, strlen(s->jwt_raw), jwt, err);
+    if (st != CH_OK) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return ch_error_set(err, st, "invalid provisioning JWT %s: %s", s->jwt_file, why);
+    }
+    return CH_OK;
+}
+
+static ch_status provision_settings(ch_server_settings *s, const ch_config *cfg,
+                                    const ch_provjwt *jwt, ch_error *err)
+{
+    static const char *const coll[] = {"provisioning"};
+    ch_status st = set_list(&s->collectives, &s->n_collectives, coll, 1);
+    s->main_collective = strdup("provisioning");
+    const char *urls = jwt != NULL ? jwt->urls : NULL;
+    if (urls == NULL || urls[0] == '\0')
+        urls = ch_config_get(cfg, "plugin.choria.middleware_hosts");
+    if (st == CH_OK && (urls == NULL || urls[0] == '\0'))
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "provisioning is enabled but no provisioning brokers are known "
+                            "(JWT chu or plugin.choria.middleware_hosts)");
+    if (st == CH_OK)
+        st = set_servers(s, urls, err);
+    if (jwt != NULL) {
+        s->user = dup_or_null(jwt->nats_user);
+        s->password = dup_or_null(jwt->nats_password);
+        s->facts_file = dup_or_null(jwt->facts);
+        s->allow_update = jwt->allow_update;
+    } else {
+        s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));
+    }
+    if (!s->allow_update)
+        ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false,
+                           &s->allow_update, NULL);
+    /* In provisioning mode the SSL directory is always <confdir>/ssl (go-choria). */
+    char *copy = strdup(s->config_file);
+    if (copy != NULL && asprintf(&s->ssldir, "%s/ssl", dirname(copy)) < 0)
+        s->ssldir = NULL;
+    free(copy);
+    return st;
+}
+
+static ch_status normal_settings(ch_server_settings *s, const ch_config *cfg,
+                                 const ch_config_resolved *r, ch_error *err)
+{
+    ch_status st = set_list(&s->collectives, &s->n_collectives,
+                            (const char *const *)r->collectives.items, r->collectives.count);
+    s->main_collective = strdup(r->main_collective);
+    const char *hosts = ch_config_get(cfg, "plugin.choria.middleware_hosts");
+    if (st == CH_OK)
+        st = set_servers(s, hosts != NULL && hosts[0] != '\0' ? hosts : "puppet:4222", err);
+    s->user = dup_or_null(ch_config_get(cfg, "plugin.nats.user"));
+    s->password = dup_or_null(ch_config_get(cfg, "plugin.nats.pass"));
+    s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));
+    s->ssldir = dup_or_null(ch_config_get(cfg, "plugin.choria.ssldir"));
+    ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false,
+                       &s->allow_update, NULL);
+    return st;
+}
+
+ch_status ch_server_settings_load(const char *config_file, const char *jwt_file,
+                                  ch_server_settings *s, ch_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->config_file = strdup(config_file);
+    s->jwt_file = dup_or_null(jwt_file);
+    ch_config *cfg = ch_config_new();
+    ch_config_resolved *r = NULL;
+    ch_provjwt *jwt = NULL;
+    bool have_config = file_exists(config_file);
+    ch_status st = cfg != NULL ? CH_OK : CH_ERR_NOMEM;
+
+    if (st == CH_OK && have_config)
+        st = ch_config_load_file(cfg, config_file, err);
+    if (st == CH_OK)
+        st = load_jwt(s, &jwt, err);
+    if (st == CH_OK)
+        st = should_provision(have_config ? cfg : NULL, jwt, &s->provision_mode, err);
+    if (st == CH_OK && !have_config && jwt != NULL)
+        s->provision_mode = true; /* no config and a JWT: provisionConfig() */
+    if (st == CH_OK && !have_config && !s->provision_mode)
+        st = ch_error_set(err, CH_ERR_NOT_FOUND,
+                          "configuration file %s was not found and provisioning is disabled",
+                          config_file);
+    if (st == CH_OK)
+        st = ch_config_resolve(cfg, &r, err);
+    if (st == CH_OK) {
+        s->identity = strdup(r->identity);
+        s->legacy_lifecycle_format = r->legacy_lifecycle_format;
+        s->log_level = dup_or_null(r->loglevel);
+        s->log_file = dup_or_null(r->logfile);
+        s->update_command =
+            dup_or_null(ch_config_get(cfg, "plugin.choria.server.provision.update_command"));
+        s->provision_token = jwt != NULL ? dup_or_null(jwt->token) : NULL;
+        st = s->provision_mode ? provision_settings(s, cfg, jwt, err)
+                               : normal_settings(s, cfg, r, err);
+    }
+    if (st == CH_OK && !ch_identity_valid(s->identity))
+        st = ch_error_set(err, CH_ERR_INVALID, "identity '%s' is not a valid node name",
+                          s->identity);
+    ch_config_resolved_free(r);
+    ch_config_free(cfg);
+    ch_provjwt_free(jwt);
+    if (st != CH_OK)
+        ch_server_settings_free(s);
+    return st;
+}
+
+static void free_list(char **items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+void ch_server_settings_free(ch_server_settings *s)
+{
+    free(s->config_file);
+    free(s->jwt_file);
+    free(s->jwt_raw);
+    free(s->identity);
+    free_list(s->servers, (size_t)s->server_count);
+    free_list(s->collectives, s->n_collectives);
+    free(s->main_collective);
+    free(s->user);
+    free(s->password);
+    free(s->provision_token);
+    free(s->facts_file);
+    free(s->update_command);
+    free(s->ssldir);
+    free(s->log_level);
+    free(s->log_file);
+    memset(s, 0, sizeof(*s));
+}

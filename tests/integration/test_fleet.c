@@ -1,0 +1,345 @@
+/* `choria tool fleet` against a real nats-server, driven with the libchoria RPC client as a
+ * provisioner would: discovery, the provisioning sequence, restarts, fault injection and
+ * the summary the fleet writes. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "choria/json.h"
+#include "choria/lifecycle.h"
+#include "choria/rpc.h"
+#include "choria/util.h"
+#include "harness.h"
+
+#define CALLERID "choria=provisioner.mcollective"
+#define WORKERS 4
+
+typedef struct {
+    cht_broker *broker;
+    natsConnection *nc;
+    natsSubscription *events;
+    cht_proc *fleet;
+    ch_rpc_client *rpc;
+    char dir[256];
+    char summary[300];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    ch_error err;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-fleet-test-XXXXXX");
+    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, &err) != CH_OK ||
+        cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, &err) != CH_OK ||
+        natsConnection_SubscribeSync(&f->events, f->nc, CH_LIFECYCLE_SUBJECT_ALL) != NATS_OK ||
+        natsSubscription_SetPendingLimits(f->events, 1000000, 512 * 1024 * 1024) != NATS_OK ||
+        natsConnection_FlushTimeout(f->nc, 5000) != NATS_OK ||
+        ch_rpc_client_new(f->nc, "provisioning", "provisioner.example.net", CALLERID, 60,
+                          &f->rpc, &err) != CH_OK)
+        return -1;
+    snprintf(f->summary, sizeof(f->summary), "%s/summary.json", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cht_proc_free(f->fleet);
+    ch_rpc_client_free(f->rpc);
+    natsSubscription_Destroy(f->events);
+    natsConnection_Close(f->nc);
+    natsConnection_Destroy(f->nc);
+    cht_broker_free(f->broker);
+    cht_remove_tree(f->dir, NULL);
+    free(f);
+    return 0;
+}
+
+/* Starts the fleet with extra flags and waits for its first line. */
+static void start_fleet(fixture *f, const char *count, const char *const *extra)
+{
+    char bin[512];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    const char *argv[24] = {bin, "tool", "fleet", "--server", cht_broker_url(f->broker),
+                            "--count", count, "--summary-json", f->summary};
+    int n = 9;
+    for (; extra != NULL && *extra != NULL && n < 23; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    cht_proc_opts o = {.argv = argv};
+    CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
+    char *line = NULL;
+    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) !=
+        CHT_READ_LINE)
+        fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
+    free(line);
+}
+
+static size_t discover(fixture *f, char ***ids)
+{
+    ch_rpc_discover_opts o = {.timeout_ms = 10000, .window_ms = 1000};
+    ch_rpc_discovery d = {0};
+    ch_error err;
+    CHT_CHECK(ch_rpc_discover(f->rpc, &o, &d, &err), &err);
+    size_t n = d.count;
+    if (ids != NULL) {
+        *ids = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            (*ids)[i] = strdup(d.identities[i]);
+    }
+    ch_rpc_discovery_clear(&d);
+    return n;
+}
+
+static int call(fixture *f, const char *id, const char *agent, const char *action, json_t *data,
+                int64_t timeout_ms, ch_rpc_result *r, ch_error *err)
+{
+    int st = ch_rpc_call(f->rpc, id, agent, action, data, timeout_ms, r, err);
+    json_decref(data);
+    return st;
+}
+
+/* jwt, inventory, configure, restart: what the provisioner does to every node. */
+static bool provision_node(fixture *f, const char *id)
+{
+    ch_rpc_result r = {0};
+    ch_error err;
+    bool ok = call(f, id, "choria_provision", "jwt", json_pack("{s:s}", "token", "t0k"), 10000,
+                   &r, &err) == CH_OK &&
+              r.statuscode == 0;
+    ch_rpc_result_clear(&r);
+    ok = ok && call(f, id, "rpcutil", "inventory", NULL, 10000, &r, &err) == CH_OK &&
+         r.statuscode == 0;
+    ch_rpc_result_clear(&r);
+    char conf[256];
+    snprintf(conf, sizeof(conf),
+             "{\"identity\":\"%s\",\"plugin.choria.server.provision\":\"false\"}", id);
+    ok = ok && call(f, id, "choria_provision", "configure",
+                    json_pack("{s:s,s:s}", "config", conf, "token", "t0k"), 10000, &r,
+                    &err) == CH_OK &&
+         r.statuscode == 0;
+    ch_rpc_result_clear(&r);
+    ok = ok && call(f, id, "choria_provision", "restart",
+                    json_pack("{s:s,s:i}", "token", "t0k", "splay", 1), 10000, &r,
+                    &err) == CH_OK &&
+         r.statuscode == 0;
+    ch_rpc_result_clear(&r);
+    return ok;
+}
+
+typedef struct {
+    fixture *f;
+    char **ids;
+    size_t n;
+    int worker;
+    size_t failed;
+} work;
+
+static void *worker(void *arg)
+{
+    work *w = arg;
+    for (size_t i = (size_t)w->worker; i < w->n; i += WORKERS)
+        if (!provision_node(w->f, w->ids[i]))
+            w->failed++;
+    return NULL;
+}
+
+static json_t *read_summary(fixture *f)
+{
+    int ws = 0;
+    ch_error err;
+    CHT_CHECK(cht_proc_wait(f->fleet, 30000, &ws, &err), &err);
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHT_CHECK(ch_read_file(f->summary, 64 * 1024 * 1024, &text, &len, &err), &err);
+    json_t *j = ch_json_parse(text, len, 64 * 1024 * 1024, 16, &err);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static long jint(json_t *j, const char *key)
+{
+    return (long)json_integer_value(json_object_get(j, key));
+}
+
+/* Counts lifecycle events by "<type>/<component>" until quiet for 1 s. */
+static void count_events(fixture *f, int *startup_prov, int *provisioned, int *shutdown,
+                         int *startup_server)
+{
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, f->events, 1000) == NATS_OK) {
+        ch_lifecycle_event *ev = NULL;
+        if (ch_lifecycle_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &ev,
+                               NULL) == CH_OK) {
+            bool prov = strcmp(ev->component, "provision_mode_server") == 0;
+            *startup_prov += ev->type == CH_LIFECYCLE_STARTUP && prov;
+            *startup_server += ev->type == CH_LIFECYCLE_STARTUP && !prov;
+            *provisioned += ev->type == CH_LIFECYCLE_PROVISIONED;
+            *shutdown += ev->type == CH_LIFECYCLE_SHUTDOWN;
+        }
+        ch_lifecycle_event_free(ev);
+        natsMsg_Destroy(m);
+    }
+}
+
+static void every_node_is_discovered_and_provisioned_exactly_once(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--token", "t0k", "--exit-when-provisioned", "--connections", "2",
+                           NULL};
+    start_fleet(f, "300", extra);
+    char **ids = NULL;
+    size_t n = discover(f, &ids);
+    assert_int_equal(n, 300);
+
+    pthread_t threads[WORKERS];
+    work w[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        w[i] = (work){.f = f, .ids = ids, .n = n, .worker = i};
+        pthread_create(&threads[i], NULL, worker, &w[i]);
+    }
+    size_t failed = 0;
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_join(threads[i], NULL);
+        failed += w[i].failed;
+    }
+    assert_int_equal(failed, 0);
+
+    json_t *s = read_summary(f);
+    assert_int_equal(jint(s, "nodes"), 300);
+    assert_int_equal(jint(s, "provisioned"), 300);
+    assert_int_equal(jint(s, "configure_calls"), 300);
+    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
+    assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
+    json_t *first = json_array_get(json_object_get(s, "per_node"), 0);
+    assert_int_equal(jint(json_object_get(first, "callers"), CALLERID), 1);
+    json_decref(s);
+
+    int startup_prov = 0, provisioned = 0, shutdown = 0, startup_server = 0;
+    count_events(f, &startup_prov, &provisioned, &shutdown, &startup_server);
+    assert_int_equal(startup_prov, 300);
+    assert_int_equal(provisioned, 300);
+    assert_int_equal(shutdown, 300);
+    assert_int_equal(startup_server, 300);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static void provisioned_nodes_leave_the_provisioning_collective(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--duration", "20", NULL};
+    start_fleet(f, "5", extra);
+    char **ids = NULL;
+    assert_int_equal(discover(f, &ids), 5);
+    assert_true(provision_node(f, ids[0]));
+    sleep(3); /* the restart splay is 2 s */
+    assert_int_equal(discover(f, NULL), 4);
+    ch_rpc_result r = {0};
+    ch_error err;
+    assert_int_equal(call(f, ids[0], "rpcutil", "ping", NULL, 2000, &r, &err), CH_ERR_NOT_FOUND);
+    assert_true(r.no_responders);
+    ch_rpc_result_clear(&r);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static void vanished_nodes_get_no_responders_at_once(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--vanish", "100", "--duration", "20", NULL};
+    start_fleet(f, "3", extra);
+    char **ids = NULL;
+    assert_int_equal(discover(f, &ids), 3);
+    ch_rpc_result r = {0};
+    ch_error err;
+    /* The first provisioning call is where it vanishes: no answer at all. */
+    assert_int_equal(call(f, ids[0], "choria_provision", "jwt", NULL, 500, &r, &err),
+                     CH_ERR_TIMEOUT);
+    ch_rpc_result_clear(&r);
+    int64_t t0 = ch_now_mono_ms();
+    assert_int_equal(call(f, ids[0], "rpcutil", "ping", NULL, 5000, &r, &err), CH_ERR_NOT_FOUND);
+    assert_true(r.no_responders);
+    assert_true(ch_now_mono_ms() - t0 < 1000);
+    ch_rpc_result_clear(&r);
+    for (int i = 0; i < 3; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static void injected_errors_and_drops_are_seen_by_the_caller(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--error", "100", "--duration", "20", NULL};
+    start_fleet(f, "2", extra);
+    ch_rpc_result r = {0};
+    ch_error err;
+    assert_int_equal(call(f, "n1.fleet.local", "rpcutil", "ping", NULL, 5000, &r, &err), CH_OK);
+    assert_int_equal(r.statuscode, 5);
+    assert_string_equal(r.statusmsg, "fleet: injected failure");
+    ch_rpc_result_clear(&r);
+    cht_proc_free(f->fleet);
+
+    const char *drop[] = {"--drop", "100", "--duration", "20", NULL};
+    start_fleet(f, "2", drop);
+    assert_int_equal(call(f, "n2.fleet.local", "rpcutil", "ping", NULL, 500, &r, &err),
+                     CH_ERR_TIMEOUT);
+    ch_rpc_result_clear(&r);
+}
+
+static void delayed_replies_arrive_late(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--delay", "100", "--delay-ms", "700", "--duration", "20", NULL};
+    start_fleet(f, "1", extra);
+    ch_rpc_result r = {0};
+    ch_error err;
+    int64_t t0 = ch_now_mono_ms();
+    assert_int_equal(call(f, "n1.fleet.local", "rpcutil", "ping", NULL, 5000, &r, &err), CH_OK);
+    assert_true(ch_now_mono_ms() - t0 >= 650);
+    ch_rpc_result_clear(&r);
+}
+
+static void wrong_token_is_refused(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--token", "t0k", "--duration", "20", NULL};
+    start_fleet(f, "1", extra);
+    ch_rpc_result r = {0};
+    ch_error err;
+    assert_int_equal(call(f, "n1.fleet.local", "choria_provision", "jwt",
+                          json_pack("{s:s}", "token", "wrong"), 5000, &r, &err),
+                     CH_OK);
+    assert_int_equal(r.statuscode, 1);
+    assert_string_equal(r.statusmsg, "Incorrect provision token supplied");
+    ch_rpc_result_clear(&r);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(every_node_is_discovered_and_provisioned_exactly_once),
+        T(provisioned_nodes_leave_the_provisioning_collective),
+        T(vanished_nodes_get_no_responders_at_once),
+        T(injected_errors_and_drops_are_seen_by_the_caller),
+        T(delayed_replies_arrive_late),
+        T(wrong_token_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
