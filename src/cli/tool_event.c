@@ -129,22 +129,35 @@ static bool wait_connected(natsConnection *nc)
     return false;
 }
 
+/* While events stream in, an empty queue is met with a 1 ms nap instead of a blocking wait:
+ * a blocked reader makes nats.c wake this thread once per message, and those context
+ * switches cost more than formatting the event. After BUSY_NAPS idle naps it blocks again. */
+#define BUSY_NAPS 50
+
 static void read_events(const event_opts *o, natsSubscription *sub)
 {
+    int idle = BUSY_NAPS;
     while (!cli_should_stop()) {
+        int pending = 0;
+        natsSubscription_GetPending(sub, &pending, NULL);
+        if (pending == 0 && idle < BUSY_NAPS) {
+            fflush(stdout);
+            nats_Sleep(1);
+            idle++;
+            continue;
+        }
         natsMsg *msg = NULL;
         natsStatus s = natsSubscription_NextMsg(&msg, sub, 250);
         if (s == NATS_OK) {
             show(o, msg);
             natsMsg_Destroy(msg);
-        } else if (s != NATS_TIMEOUT && s != NATS_SLOW_CONSUMER) {
+            idle = 0;
+        } else if (s == NATS_TIMEOUT) {
+            fflush(stdout);
+        } else if (s != NATS_SLOW_CONSUMER) {
             ch_error("reading events failed: %s", natsStatus_GetText(s));
             break;
         }
-        int pending = 0;
-        if (s == NATS_TIMEOUT || natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK ||
-            pending == 0)
-            fflush(stdout);
     }
     fflush(stdout);
 }
