@@ -690,7 +690,7 @@ int ch_fleet_run(const ch_fleet_opts *o)
     }
     for (int i = 0; i < o->count; i++)
         publish_event(&fl.nodes[i], CH_LIFECYCLE_STARTUP, NULL);
-    if (!o->quiet) {
+    { /* always printed: scripts wait for this line */
         printf("fleet: %d nodes in provisioning mode on %d connection(s), state in %s\n",
                o->count, fl.n_conns, fl.state_dir);
         fflush(stdout);
