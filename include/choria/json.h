@@ -39,6 +39,10 @@ void ch_buf_append_json_string(ch_buf *b, const char *s, size_t len);
 /* Takes ownership of the NUL-terminated data; returns NULL if any append failed. */
 char *ch_buf_steal(ch_buf *b, size_t *len);
 
+/* The JSON type of v as Go's encoding/json names it in errors: "object", "array", "string",
+ * "number", "bool" or "null". */
+const char *ch_json_go_type(const json_t *v);
+
 /* Object accessors that return NULL / default when the key is missing or of the wrong type. */
 const char *ch_json_get_string(const json_t *obj, const char *key);
 

@@ -133,26 +133,6 @@ static int nesting_depth(const unsigned char *buf, size_t len, int limit)
     return max;
 }
 
-static const char *go_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    default:
-        return "null";
-    }
-}
-
 /* The fields of go-choria's mcorpc.Request that json.Unmarshal fills from a body. */
 typedef enum { F_STRING, F_INT, F_TIME, F_RAW } field_type;
 
@@ -190,7 +170,7 @@ static bool check_field(int f, const json_t *v, char *why, size_t why_size)
             return true;
         snprintf(why, why_size,
                  "json: cannot unmarshal %s into Go struct field Request.%s of type string",
-                 go_kind(v), name);
+                 ch_json_go_type(v), name);
         return false;
     case F_INT:
         if (json_is_integer(v))
@@ -203,7 +183,7 @@ static bool check_field(int f, const json_t *v, char *why, size_t why_size)
         else
             snprintf(why, why_size,
                      "json: cannot unmarshal %s into Go struct field Request.%s of type int",
-                     go_kind(v), name);
+                     ch_json_go_type(v), name);
         return false;
     case F_TIME: {
         int64_t t;
@@ -273,7 +253,7 @@ static ch_status parse_rpc_body(const unsigned char *body, size_t len, rpc_body 
         }
     } else if (!json_is_null(out->root)) {
         snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type mcorpc.Request",
-                 go_kind(out->root));
+                 ch_json_go_type(out->root));
         return CH_ERR_INVALID;
     }
     if (data == NULL || json_is_null(data)) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "choria/json.h"
 #include "choria/agent.h"
 #include "choria/facts.h"
 #include "choria/filter.h"
@@ -52,26 +53,6 @@ static json_t *string_array(const char *const *list, size_t n)
     return arr;
 }
 
-static const char *go_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    default:
-        return "null";
-    }
-}
-
 /* mcorpc.ParseRequestData into go-choria's `type input struct { X string }`: data must be
  * an object; members named field (Go matches names case-insensitively; the last one wins)
  * must be strings or null. *out is "" when absent. */
@@ -85,7 +66,7 @@ static bool parse_string_input(const ch_rpc_request *req, ch_rpc_reply *reply, c
         ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA,
                           "Could not parse request data for %s#%s: json: cannot unmarshal %s "
                           "into Go value of type rpcutil.input",
-                          req->agent, req->action, go_kind(req->data));
+                          req->agent, req->action, ch_json_go_type(req->data));
         return false;
     }
     json_object_foreach(req->data, key, v)
@@ -98,7 +79,7 @@ static bool parse_string_input(const ch_rpc_request *req, ch_rpc_reply *reply, c
             ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA,
                               "Could not parse request data for %s#%s: json: cannot unmarshal %s "
                               "into Go struct field input.%s of type string",
-                              req->agent, req->action, go_kind(v), field);
+                              req->agent, req->action, ch_json_go_type(v), field);
             return false;
         }
     }

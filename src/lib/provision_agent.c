@@ -173,27 +173,6 @@ typedef struct {
     size_t off;
 } afield;
 
-static const char *jtype(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    case JSON_NULL:
-        return "null";
-    }
-    return "value";
-}
-
 /* Decodes data into out per fields; on a type mismatch replies statuscode 4 with Go's
  * message. Strings and maps are borrowed from data. */
 static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const char *action,
@@ -203,7 +182,7 @@ static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const cha
     json_t *data = req->data;
     if (data != NULL && !json_is_null(data) && !json_is_object(data)) {
         snprintf(why, sizeof(why), "json: cannot unmarshal %s into Go value of type provision.%s",
-                 jtype(data), gostruct);
+                 ch_json_go_type(data), gostruct);
         goto bad;
     }
     const char *key;
@@ -231,7 +210,7 @@ static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const cha
             if (!json_is_string(v)) {
                 snprintf(why, sizeof(why),
                          "json: cannot unmarshal %s into Go struct field %s.%s of type string",
-                         jtype(v), gostruct, f->name);
+                         ch_json_go_type(v), gostruct, f->name);
                 goto bad;
             }
             *(const char **)dst = json_string_value(v);
@@ -246,7 +225,7 @@ static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const cha
             if (!json_is_integer(v)) {
                 snprintf(why, sizeof(why),
                          "json: cannot unmarshal %s into Go struct field %s.%s of type int",
-                         jtype(v), gostruct, f->name);
+                         ch_json_go_type(v), gostruct, f->name);
                 goto bad;
             }
             *(int64_t *)dst = json_integer_value(v);
@@ -256,7 +235,7 @@ static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const cha
                 snprintf(why, sizeof(why),
                          "json: cannot unmarshal %s into Go struct field %s.%s of type "
                          "map[string]string",
-                         jtype(v), gostruct, f->name);
+                         ch_json_go_type(v), gostruct, f->name);
                 goto bad;
             }
             const char *mk;
@@ -266,7 +245,7 @@ static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const cha
                 if (!json_is_string(mv) && !json_is_null(mv)) {
                     snprintf(why, sizeof(why),
                              "json: cannot unmarshal %s into Go struct field %s.%s of type string",
-                             jtype(mv), gostruct, f->name);
+                             ch_json_go_type(mv), gostruct, f->name);
                     goto bad;
                 }
             }
@@ -447,7 +426,7 @@ static bool decode_settings(const char *text, settings *out, char *why, size_t w
         return true; /* Go: a nil map, so only the header line is written */
     if (!json_is_object(out->obj)) {
         snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type map[string]string",
-                 jtype(out->obj));
+                 ch_json_go_type(out->obj));
         return false;
     }
     size_t n = json_object_size(out->obj);
@@ -467,7 +446,7 @@ static bool decode_settings(const char *text, settings *out, char *why, size_t w
     {
         if (!json_is_string(v) && !json_is_null(v)) {
             snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type string",
-                     jtype(v));
+                     ch_json_go_type(v));
             return false;
         }
         const char *sv = json_is_string(v) ? json_string_value(v) : "";

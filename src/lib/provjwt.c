@@ -66,27 +66,6 @@ static ch_status b64url_decode(const char *in, size_t len, unsigned char **out, 
     return st;
 }
 
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    case JSON_NULL:
-        return "null";
-    }
-    return "value";
-}
-
 typedef enum { F_STR, F_BOOL, F_OBJ, F_DATE, F_AUD } ftype;
 
 typedef struct {
@@ -144,7 +123,7 @@ static ch_status type_error(ch_error *err, const json_t *v, const field *f, cons
     return ch_error_set(err, CH_ERR_INVALID,
                         "token is malformed: could not JSON decode claim: json: cannot unmarshal "
                         "%s into Go struct field ProvisioningClaims.%s of type %s",
-                        json_type_name(v), f->name, gotype);
+                        ch_json_go_type(v), f->name, gotype);
 }
 
 static ch_status set_field(ch_provjwt *j, const field *f, json_t *v, ch_error *err)
@@ -185,7 +164,7 @@ static ch_status set_field(ch_provjwt *j, const field *f, json_t *v, ch_error *e
                                 "token is malformed: could not JSON decode claim: could not "
                                 "parse NumericData: json: cannot unmarshal %s into Go value of "
                                 "type json.Number",
-                                json_type_name(v));
+                                ch_json_go_type(v));
         double d = json_number_value(v);
         /* Clamped: a C cast of an out-of-range double is undefined. */
         const double lim = 4.0e18;
@@ -276,7 +255,7 @@ ch_status ch_provjwt_parse(const char *text, size_t len, ch_provjwt **out, ch_er
         st = ch_error_set(err, CH_ERR_INVALID,
                           "token is malformed: could not JSON decode header: json: cannot "
                           "unmarshal %s into Go value of type map[string]interface {}",
-                          json_type_name(header));
+                          ch_json_go_type(header));
         goto out;
     }
     if ((st = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), "claim", &claims, err)) != CH_OK)
@@ -285,7 +264,7 @@ ch_status ch_provjwt_parse(const char *text, size_t len, ch_provjwt **out, ch_er
         st = ch_error_set(err, CH_ERR_INVALID,
                           "token is malformed: could not JSON decode claim: json: cannot "
                           "unmarshal %s into Go value of type tokens.ProvisioningClaims",
-                          json_type_name(claims));
+                          ch_json_go_type(claims));
         goto out;
     }
     const char *key;
