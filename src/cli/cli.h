@@ -27,6 +27,14 @@ typedef struct {
     bool debug;
 } cli_broker_opts;
 
+/* getopt_long codes of the shared broker flags --config, --server and --debug. */
+#define CLI_OPT_CONFIG 'C'
+#define CLI_OPT_SERVER 's'
+#define CLI_OPT_DEBUG 'd'
+
+/* Applies one of the shared broker flags; false when c is not one of them. */
+bool cli_broker_option(int c, const char *arg, cli_broker_opts *o);
+
 /* Resolved connection settings for a client command. */
 typedef struct {
     char **servers;

@@ -32,6 +32,22 @@ bool cli_should_stop(void)
     return stop_requested != 0;
 }
 
+bool cli_broker_option(int c, const char *arg, cli_broker_opts *o)
+{
+    switch (c) {
+    case CLI_OPT_CONFIG:
+        o->config_file = arg;
+        return true;
+    case CLI_OPT_SERVER:
+        o->server = arg;
+        return true;
+    case CLI_OPT_DEBUG:
+        o->debug = true;
+        return true;
+    }
+    return false;
+}
+
 static ch_status add_servers(cli_client *c, const char *list, ch_error *err)
 {
     ch_config_server *servers = NULL;

@@ -111,16 +111,9 @@ static int parse_args(int argc, char **argv, emit_opts *o)
         case 'r':
             o->raw = optarg;
             break;
-        case 'C':
-            o->broker.config_file = optarg;
-            break;
-        case 's':
-            o->broker.server = optarg;
-            break;
-        case 'd':
-            o->broker.debug = true;
-            break;
         default:
+            if (cli_broker_option(c, optarg, &o->broker))
+                break;
             fprintf(stderr, "choria: try 'choria tool emit --help'\n");
             return 1;
         }
