@@ -1,0 +1,75 @@
+/* The choria-provisioner configuration file (choria-io/provisioner config.Config).
+ *
+ * YAML (or JSON, which is YAML) converted to JSON and decoded as Go's encoding/json would:
+ * keys match case-insensitively, null leaves the default, a value of the wrong type is an
+ * error naming the key. As with ghodss/yaml, numbers and booleans given for a string key are
+ * taken as their text (token: 1234). Unknown keys are not fatal; they are returned in
+ * unknown_keys so the caller can warn.
+ *
+ * Deliberate differences from upstream (spec 3.3 / 14): no logfile means "stderr" (upstream:
+ * a file called "info"), loglevel defaults to "info" and must be a known level, workers and
+ * monitor_port are range-checked, an empty server_jwt_validity means the default, and the
+ * interval message's typo "minmum" is fixed. */
+#ifndef CHORIA_PROVCONFIG_H
+#define CHORIA_PROVCONFIG_H
+
+#include <stdint.h>
+
+#include "choria/common.h"
+
+#define CH_PROVCONFIG_MAX_WORKERS 4096
+#define CH_PROVCONFIG_DEFAULT_COMPONENT "provision_mode_server"
+#define CH_PROVCONFIG_MAX_DENY 1024 /* entries of cert_deny_list */
+
+typedef struct {
+    bool pki;
+    bool jwt; /* forced true by ed25519 */
+    bool ed25519;
+    bool upgrades;
+} ch_provconfig_features;
+
+typedef struct {
+    int workers;               /* 0 in the file -> number of online CPUs */
+    char *interval;            /* as written, default "1m" */
+    int64_t interval_ns;       /* >= 1 minute */
+    char *logfile;             /* default "stderr"; also "stdout", "discard" or a path */
+    char *loglevel;            /* debug, info (default), warn, error, fatal */
+    char *helper;              /* command line, split shell-style at run time */
+    char *token;               /* "" when unset */
+    char *lifecycle_component; /* default CH_PROVCONFIG_DEFAULT_COMPONENT */
+    bool choria_insecure;
+    char *site;
+    int monitor_port;    /* 0 = no /metrics */
+    int64_t broker_port; /* unused, as upstream */
+    char *broker_provisioning_password;
+    char **cert_deny_list; /* regular expressions; upstream's four when empty/absent */
+    size_t cert_deny_count;
+    char *jwt_verify_cert;
+    char *jwt_signing_key;
+    char *jwt_signing_token;
+    char *server_jwt_validity; /* as written, default "1y" */
+    int64_t server_jwt_validity_ns;
+    char *rego_policy; /* unused, as upstream */
+    bool leader_election;
+    char *upgrades_repository;
+    bool upgrades_optional;
+    ch_provconfig_features features;
+    char **unknown_keys; /* keys nothing reads, "features.x" for unknown features */
+    size_t unknown_count;
+} ch_provconfig;
+
+/* A configuration holding only the defaults (workers already resolved to the CPU count). */
+ch_status ch_provconfig_new_default(ch_provconfig **out, ch_error *err);
+
+/* Parses text[0..len) (at most CH_MAX_CONFIG_FILE_SIZE). name is used in messages (the file
+ * name; NULL gives "config"). On error *out is NULL and err holds one line naming the key. */
+ch_status ch_provconfig_parse(const char *text, size_t len, const char *name, ch_provconfig **out,
+                              ch_error *err);
+
+/* Reads and parses path: "file %s not found", "config file could not be read: %s",
+ * "file %s could not be parsed: %s" (YAML syntax) or the key's own message. */
+ch_status ch_provconfig_load(const char *path, ch_provconfig **out, ch_error *err);
+
+void ch_provconfig_free(ch_provconfig *cfg);
+
+#endif
