@@ -211,6 +211,17 @@ static json_t *yaml_scalar(struct fy_node *fyn, yconv *c)
     return v;
 }
 
+/* libfyaml 0.7.12 resolves an alias whose name holds '/' as a path and reads past the end of
+ * the (unterminated) alias text; such names are refused (YAML anchors cannot hold '/'). */
+static struct fy_node *resolve_alias(struct fy_node *alias)
+{
+    size_t n = 0;
+    const char *name = fy_node_get_scalar(alias, &n);
+    if (name == NULL || memchr(name, '/', n) != NULL)
+        return NULL;
+    return fy_node_resolve_alias(alias);
+}
+
 static json_t *yaml_mapping(struct fy_node *fyn, int depth, yconv *c)
 {
     json_t *obj = json_object();
@@ -223,7 +234,7 @@ static json_t *yaml_mapping(struct fy_node *fyn, int depth, yconv *c)
     while ((pair = fy_node_mapping_iterate(fyn, &iter)) != NULL) {
         struct fy_node *k = fy_node_pair_key(pair);
         for (int hops = 0; k != NULL && fy_node_is_alias(k) && hops < 64; hops++)
-            k = fy_node_resolve_alias(k);
+            k = resolve_alias(k);
         if (k != NULL && !fy_node_is_scalar(k)) {
             ch_error_set(c->err, CH_ERR_UNSUPPORTED, "YAML mapping key that is not a scalar");
             goto fail;
@@ -270,12 +281,7 @@ static json_t *yaml_value(struct fy_node *fyn, int depth, yconv *c)
     if (fyn == NULL)
         return json_null(); /* "key:" with nothing after it */
     if (fy_node_is_alias(fyn)) {
-        /* libfyaml 0.7.12 resolves an alias containing '/' as a path and reads past the end
-         * of the (unterminated) alias text; YAML anchor names cannot hold '/' anyway */
-        size_t an = 0;
-        const char *aname = fy_node_get_scalar(fyn, &an);
-        struct fy_node *target =
-            aname != NULL && memchr(aname, '/', an) == NULL ? fy_node_resolve_alias(fyn) : NULL;
+        struct fy_node *target = resolve_alias(fyn);
         if (target == NULL) {
             ch_error_set(c->err, CH_ERR_INVALID, "YAML alias to an unknown anchor");
             return NULL;
