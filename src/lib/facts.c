@@ -437,24 +437,6 @@ done:
 
 /* ---- parse and load ---------------------------------------------------------------- */
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    default:
-        return "object";
-    }
-}
-
 ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, ch_error *err)
 {
     *out = NULL;
@@ -485,7 +467,7 @@ ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, 
         ch_status s = ch_error_set(err, CH_ERR_INVALID,
                                    "json: cannot unmarshal %s into Go value of type "
                                    "map[string]interface {}",
-                                   json_kind(doc));
+                                   ch_json_go_type(doc));
         json_decref(doc);
         return s;
     }
