@@ -21,6 +21,10 @@ json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_dept
  * length in *len if len is not NULL; NULL on no memory or an unencodable value. */
 char *ch_json_encode(const json_t *value, size_t *len);
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 when it is invalid: overlong,
+ * a surrogate, above U+10FFFF or cut short. */
+size_t ch_utf8_seq_len(const unsigned char *s, size_t n);
+
 /* Appends the Go-escaped JSON string literal (with quotes) of s[0..len) to a growing
  * buffer. Used by encoders that build fixed-order documents by hand. */
 typedef struct {

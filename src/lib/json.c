@@ -89,7 +89,7 @@ char *ch_buf_steal(ch_buf *b, size_t *len)
 }
 
 /* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t ch_utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
@@ -150,7 +150,7 @@ void ch_buf_append_json_string(ch_buf *b, const char *str, size_t len)
             snprintf(tmp, sizeof(tmp), "\\u00%c%c", hex[c >> 4], hex[c & 15]);
             esc = tmp;
         } else if (c >= 0x80) {
-            adv = utf8_seq_len(s + i, len - i);
+            adv = ch_utf8_seq_len(s + i, len - i);
             if (adv == 0) {
                 esc = "\\ufffd"; /* Go replaces invalid UTF-8 */
                 adv = 1;

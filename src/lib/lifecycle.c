@@ -198,38 +198,6 @@ static void append_choria(ch_buf *b, const ch_lifecycle_event *ev)
     ch_buf_append_str(b, "}");
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xE0) == 0xC0) {
-        len = 2;
-        cp = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3;
-        cp = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* A string as sdk-go's envelope writer (jsoniter ConfigFastest) writes it: only '"', '\\'
  * and control characters are escaped, '<' '>' '&' stay raw. jsoniter would also copy
  * invalid UTF-8 raw; we write U+FFFD instead so the document stays valid JSON. */
@@ -257,7 +225,7 @@ static void append_jsoniter_str(ch_buf *b, const char *str, size_t len)
             snprintf(tmp, sizeof(tmp), "\\u00%c%c", hex[s[i] >> 4], hex[s[i] & 15]);
             esc = tmp;
         } else if (s[i] >= 0x80) {
-            adv = utf8_len(s + i, len - i);
+            adv = ch_utf8_seq_len(s + i, len - i);
             if (adv == 0) {
                 esc = "\\ufffd";
                 adv = 1;
