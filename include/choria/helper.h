@@ -10,6 +10,7 @@
 #ifndef CHORIA_HELPER_H
 #define CHORIA_HELPER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -100,6 +101,8 @@ typedef struct {
     int64_t timeout_ms; /* <= 0: CH_HELPER_DEFAULT_TIMEOUT_MS */
     size_t max_output;  /* 0: CH_HELPER_MAX_OUTPUT */
     size_t max_stderr;  /* 0: CH_HELPER_MAX_STDERR */
+    /* Optional: when it becomes true the helper is killed within 100 ms (daemon stopping). */
+    const atomic_bool *cancel;
 } ch_helper_opts;
 
 typedef struct {
@@ -118,7 +121,8 @@ typedef struct {
  * stderr is kept for the log). Errors: CH_ERR_INVALID "cannot parse helper command: %s",
  * CH_ERR_IO "cannot start %s: %s", CH_ERR_TIMEOUT "%s timed out after %lld ms",
  * CH_ERR_TOO_LARGE "helper output exceeds %zu bytes", CH_ERR_IO "could not wait for %s:
- * exit status %d" (or "signal: %s"). */
+ * exit status %d" (or "signal: %s"), CH_ERR_EXPIRED "%s cancelled" when opts->cancel became
+ * true. */
 ch_status ch_helper_exec(const char *command, const char *input, size_t input_len,
                          const ch_helper_opts *opts, ch_helper_result *res, ch_error *err);
 void ch_helper_result_clear(ch_helper_result *res);

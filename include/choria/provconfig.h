@@ -9,7 +9,8 @@
  * Deliberate differences from upstream (spec 3.3 / 14): no logfile means "stderr" (upstream:
  * a file called "info"), loglevel defaults to "info" and must be a known level, workers and
  * monitor_port are range-checked, an empty server_jwt_validity means the default, and the
- * interval message's typo "minmum" is fixed. */
+ * interval message's typo "minmum" is fixed. Two keys are this project's own: logformat
+ * (text or json) and monitor_bind (the address /metrics listens on). */
 #ifndef CHORIA_PROVCONFIG_H
 #define CHORIA_PROVCONFIG_H
 
@@ -34,12 +35,14 @@ typedef struct {
     int64_t interval_ns;       /* >= 1 minute */
     char *logfile;             /* default "stderr"; also "stdout", "discard" or a path */
     char *loglevel;            /* debug, info (default), warn, error, fatal */
+    char *logformat;           /* project key: "text" (default) or "json" */
     char *helper;              /* command line, split shell-style at run time */
     char *token;               /* "" when unset */
     char *lifecycle_component; /* default CH_PROVCONFIG_DEFAULT_COMPONENT */
     bool choria_insecure;
     char *site;
     int monitor_port;    /* 0 = no /metrics */
+    char *monitor_bind;  /* project key: address for /metrics, "" = all interfaces */
     int64_t broker_port; /* unused, as upstream */
     char *broker_provisioning_password;
     char **cert_deny_list; /* regular expressions; upstream's four when empty/absent */

@@ -594,6 +594,10 @@ ch_status ch_helper_exec(const char *command, const char *input, size_t input_le
                               (long long)timeout);
             goto done;
         }
+        if (opts != NULL && opts->cancel != NULL && atomic_load(opts->cancel)) {
+            st = ch_error_set(err, CH_ERR_EXPIRED, "%s cancelled", argv[0]);
+            goto done;
+        }
         struct pollfd pf[3];
         int np = 0, iw = -1, io = -1, ie = -1;
         if (in[1] >= 0)
@@ -602,7 +606,7 @@ ch_status ch_helper_exec(const char *command, const char *input, size_t input_le
             io = np, pf[np++] = (struct pollfd){.fd = outp[0], .events = POLLIN};
         if (errp[0] >= 0)
             ie = np, pf[np++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
-        int pr = poll(pf, (nfds_t)np, left > 1000 ? 1000 : (int)left);
+        int pr = poll(pf, (nfds_t)np, left > 100 ? 100 : (int)left);
         if (pr < 0 && errno != EINTR) {
             st = ch_error_set(err, CH_ERR_IO, "cannot read %s output: poll: %s", argv[0],
                               strerror(errno));

@@ -40,6 +40,8 @@ static const field FIELDS[] = {
     F("interval", T_STR, interval),
     F("logfile", T_STR, logfile),
     F("loglevel", T_STR, loglevel),
+    F("logformat", T_STR, logformat),
+    F("monitor_bind", T_STR, monitor_bind),
     F("helper", T_STR, helper),
     F("token", T_STR, token),
     F("lifecycle_component", T_STR, lifecycle_component),
@@ -309,6 +311,8 @@ static ch_status init_defaults(ch_provconfig *c, ch_error *err)
     char **strs[] = {&c->interval,
                      &c->logfile,
                      &c->loglevel,
+                     &c->logformat,
+                     &c->monitor_bind,
                      &c->helper,
                      &c->token,
                      &c->lifecycle_component,
@@ -326,6 +330,7 @@ static ch_status init_defaults(ch_provconfig *c, ch_error *err)
     if (dup_default(&c->interval, "1m", err) != CH_OK ||
         dup_default(&c->logfile, "stderr", err) != CH_OK ||
         dup_default(&c->loglevel, "info", err) != CH_OK ||
+        dup_default(&c->logformat, "text", err) != CH_OK ||
         dup_default(&c->lifecycle_component, CH_PROVCONFIG_DEFAULT_COMPONENT, err) != CH_OK ||
         dup_default(&c->server_jwt_validity, "1y", err) != CH_OK)
         return CH_ERR_NOMEM;
@@ -382,6 +387,11 @@ static ch_status validate(ch_provconfig *c, ch_error *err)
         return CH_ERR_NOMEM;
     if (c->logfile[0] == '\0' && dup_default(&c->logfile, "stderr", err) != CH_OK)
         return CH_ERR_NOMEM;
+    if (c->logformat[0] == '\0' && dup_default(&c->logformat, "text", err) != CH_OK)
+        return CH_ERR_NOMEM;
+    if (strcasecmp(c->logformat, "text") != 0 && strcasecmp(c->logformat, "json") != 0)
+        return ch_error_set(err, CH_ERR_INVALID, "invalid logformat %s: must be text or json",
+                            c->logformat);
     if (c->monitor_port < 0 || c->monitor_port > 65535)
         return ch_error_set(err, CH_ERR_INVALID, "monitor_port must be between 0 and 65535, got %d",
                             c->monitor_port);
@@ -513,6 +523,8 @@ void ch_provconfig_free(ch_provconfig *c)
     char *strs[] = {c->interval,
                     c->logfile,
                     c->loglevel,
+                    c->logformat,
+                    c->monitor_bind,
                     c->helper,
                     c->token,
                     c->lifecycle_component,

@@ -45,8 +45,12 @@ static void discover_once(ch_discoverer *d)
     ch_rpc_discovery res = {0};
     ch_error err;
     d->stats.cycles++;
+    if (d->o.metrics != NULL)
+        ch_metric_inc(d->o.metrics->discover_cycles);
     if (ch_rpc_discover(d->o.rpc, &opts, &res, &err) != CH_OK) {
         d->stats.errors++;
+        if (d->o.metrics != NULL)
+            ch_metric_inc(d->o.metrics->discovery_errors);
         ch_error("discovery failed: %s", err.msg);
     } else {
         ch_info("discovered %zu nodes in %lld ms", res.count, (long long)res.elapsed_ms);
@@ -75,6 +79,8 @@ static void *discover_loop(void *arg)
         pthread_mutex_unlock(&d->lock);
         if (!paused(d))
             discover_once(d);
+        else
+            ch_debug("Skipping discovery while paused");
         pthread_mutex_lock(&d->lock);
         struct timespec ts;
         deadline_in(&ts, d->o.interval_ms > 0 ? d->o.interval_ms : 60000);
@@ -101,6 +107,7 @@ static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
         }
     } else if (!paused(d)) {
         d->stats.invalid_events++;
+        ch_debug("could not handle message on %s", natsMsg_GetSubject(msg));
     }
     ch_lifecycle_event_free(ev);
     natsMsg_Destroy(msg);

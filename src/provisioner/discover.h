@@ -7,6 +7,7 @@
 
 #include <nats/nats.h>
 
+#include "choria/metrics.h"
 #include "choria/rpc.h"
 
 typedef enum { CH_FOUND_BY_DISCOVERY, CH_FOUND_BY_EVENT } ch_found_by;
@@ -23,6 +24,7 @@ typedef struct {
     const atomic_bool *paused; /* while true nothing is discovered and events are ignored */
     ch_found_fn found;
     void *closure;
+    ch_provisioner_metrics *metrics; /* optional: discover_cycles and discovery_errors */
 } ch_discoverer_opts;
 
 /* Counters for the metrics. */
