@@ -12,6 +12,12 @@ char *ch_base64_encode(const void *data, size_t len);
  * Returns CH_ERR_INVALID when the input is not valid base64. */
 ch_status ch_base64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
 
+/* Unpadded base64url (RFC 4648 section 5, as JWT segments; CR and LF are skipped as Go
+ * does). Decode: *out malloc'd; CH_ERR_INVALID for padding or a character outside the
+ * alphabet. Encode: malloc'd NUL-terminated, NULL on no memory. */
+ch_status ch_base64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
+char *ch_base64url_encode(const void *data, size_t len);
+
 /* Lower-case hex of len bytes into out, which must hold 2*len+1 bytes. */
 void ch_hex_encode(const void *data, size_t len, char *out);
 

@@ -18,6 +18,7 @@ typedef struct {
 int cli_tool_event(int argc, char **argv);
 int cli_tool_emit(int argc, char **argv);
 int cli_tool_fleet(int argc, char **argv);
+int cli_jwt_provisioning(int argc, char **argv);
 int cli_server_run(int argc, char **argv, char **full_argv);
 
 /* Options every command that talks to a broker takes. */

@@ -73,6 +73,32 @@ static const cli_command commands[] = {
      "      --legacy-format        Publish Choria-format lifecycle events, not CloudEvents\n"
      "      --quiet                No progress lines\n" BROKER_FLAGS,
      cli_tool_fleet},
+    {"jwt provisioning", "Create a signed provisioning JWT for nodes",
+     "usage: choria jwt provisioning FILE SIGNING-KEY --token=TOKEN (--urls=URL... | --srv=DOMAIN)\n"
+     "           [<flags>]\n"
+     "\n"
+     "Writes a provisioning JWT to FILE, signed with SIGNING-KEY: an RSA private key in PEM\n"
+     "(RS256) or a file holding a hex ed25519 seed (EdDSA). Nodes that find it in\n"
+     "/etc/choria/provisioning.jwt start in provisioning mode; the provisioner verifies it\n"
+     "with the matching public key (jwt_verify_cert).\n"
+     "\n"
+     "Flags:\n"
+     "      --token=TOKEN       Provisioning token the nodes require (required)\n"
+     "      --urls=URL          Provisioning broker, host:port (repeatable)\n"
+     "      --srv=DOMAIN        Find provisioning brokers by SRV records in DOMAIN\n"
+     "      --default           Provision nodes by default (chpd)\n"
+     "      --[no-]insecure     Provision without TLS (default: insecure)\n"
+     "      --registration=F    File-content registration data file on the node\n"
+     "      --facts=FILE        Facts file on the node\n"
+     "      --username=USER     NATS user for the provisioning broker\n"
+     "      --password=PASS     NATS password for the provisioning broker\n"
+     "      --extensions=JSON   Free-form extension data (a JSON object)\n"
+     "      --org=ORG           Organization unit (default: choria)\n"
+     "      --protocol-v2       Enable protocol version 2\n"
+     "      --upgrade           Allow version upgrades during provisioning\n"
+     "      --validity=DURATION How long the token is valid (default: 1y)\n"
+     "  -h, --help              Show this help\n",
+     cli_jwt_provisioning},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"

@@ -37,35 +37,6 @@ void ch_provjwt_free(ch_provjwt *j)
     free(j);
 }
 
-/* Unpadded base64url as golang-jwt's DecodeSegment (RawURLEncoding; Go skips CR and LF). */
-static ch_status b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
-{
-    char *std = malloc(len + 4);
-    size_t n = 0;
-    ch_status st;
-    if (std == NULL)
-        return CH_ERR_NOMEM;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '\r' || c == '\n')
-            continue;
-        if (c == '+' || c == '/' || c == '=') {
-            free(std);
-            return CH_ERR_INVALID;
-        }
-        std[n++] = c == '-' ? '+' : c == '_' ? '/' : c;
-    }
-    if (n % 4 == 1) {
-        free(std);
-        return CH_ERR_INVALID;
-    }
-    while (n % 4 != 0)
-        std[n++] = '=';
-    st = ch_base64_decode(std, n, out, out_len);
-    free(std);
-    return st;
-}
-
 typedef enum { F_STR, F_BOOL, F_OBJ, F_DATE, F_AUD } ftype;
 
 typedef struct {
@@ -199,7 +170,7 @@ static ch_status decode_segment(const char *seg, size_t len, const char *what, j
     size_t raw_len = 0;
     ch_error jerr = {0};
     *out = NULL;
-    ch_status st = b64url_decode(seg, len, &raw, &raw_len);
+    ch_status st = ch_base64url_decode(seg, len, &raw, &raw_len);
     if (st == CH_ERR_NOMEM)
         return ch_error_set(err, st, "out of memory");
     if (st != CH_OK)

@@ -395,3 +395,44 @@ ch_status ch_read_file(const char *path, size_t max, char **out, size_t *out_len
         *out_len = len;
     return CH_OK;
 }
+
+/* Unpadded base64url as golang-jwt's DecodeSegment (RawURLEncoding; Go skips CR and LF). */
+ch_status ch_base64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
+{
+    char *std = malloc(len + 4);
+    size_t n = 0;
+    ch_status st;
+    if (std == NULL)
+        return CH_ERR_NOMEM;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '\r' || c == '\n')
+            continue;
+        if (c == '+' || c == '/' || c == '=') {
+            free(std);
+            return CH_ERR_INVALID;
+        }
+        std[n++] = c == '-' ? '+' : c == '_' ? '/' : c;
+    }
+    if (n % 4 == 1) {
+        free(std);
+        return CH_ERR_INVALID;
+    }
+    while (n % 4 != 0)
+        std[n++] = '=';
+    st = ch_base64_decode(std, n, out, out_len);
+    free(std);
+    return st;
+}
+
+char *ch_base64url_encode(const void *data, size_t len)
+{
+    char *s = ch_base64_encode(data, len);
+    if (s == NULL)
+        return NULL;
+    for (char *p = s; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    s[strcspn(s, "=")] = '\0';
+    return s;
+}
+

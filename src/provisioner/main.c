@@ -1,33 +1,242 @@
-/* choria-provisioner: entry point. The daemon itself arrives with issue #4; until then this
- * binary answers --help and --version and refuses `run` with a clear message. */
+/* choria-provisioner: command line, configuration, logging, signals and the PID file around the
+ * provisioner (spec section 2). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static void usage(FILE *out)
+#include "choria/config.h"
+#include "choria/log.h"
+#include "choria/provconfig.h"
+#include "provisioner.h"
+
+static const char USAGE[] =
+    "usage: choria-provisioner [--help] [--version] [--debug] [run] --config=FILE\n"
+    "           [--choria-config=FILE] [--pid=FILE]\n"
+    "\n"
+    "Choria zero-touch provisioner: finds Choria servers in provisioning mode, asks a helper\n"
+    "program for their configuration and certificate, then configures and restarts them.\n"
+    "\n"
+    "Commands:\n"
+    "  run    Runs the provisioner (the default command)\n"
+    "\n"
+    "Flags:\n"
+    "  --config=FILE         Provisioner configuration, YAML or JSON (required)\n"
+    "  --choria-config=FILE  Choria client configuration with the brokers and identity\n"
+    "                        (default: ~/.choriarc, ~/.mcollective, /etc/choria/client.conf,\n"
+    "                        /usr/local/etc/choria/client.conf)\n"
+    "  --pid=FILE            Write the process id to FILE, removed at exit\n"
+    "  --debug               Log at debug level\n"
+    "  --version             Show the version\n"
+    "  -h, --help            Show this help\n"
+    "\n"
+    "Signals: SIGINT and SIGTERM stop, SIGHUP reopens the log file.\n";
+
+typedef struct {
+    const char *config;
+    const char *choria_config;
+    const char *pid_file;
+    bool debug;
+} args;
+
+/* 0 = run, 1 = exit 0 (help/version), -1 = usage error. */
+static int parse_args(int argc, char **argv, args *a)
 {
-    fprintf(out, "usage: choria-provisioner [--help] [--version] <command> [<args> ...]\n"
-                 "\n"
-                 "Choria zero-touch provisioner\n"
-                 "\n"
-                 "Commands:\n"
-                 "  run --config FILE [--choria-config FILE] [--pid FILE] [--debug]\n"
-                 "      Runs the provisioner (not implemented in this build yet)\n");
+    static const struct option LONG[] = {{"config", required_argument, NULL, 'c'},
+                                         {"choria-config", required_argument, NULL, 'C'},
+                                         {"pid", required_argument, NULL, 'p'},
+                                         {"debug", no_argument, NULL, 'd'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", LONG, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case 'C': a->choria_config = optarg; break;
+        case 'p': a->pid_file = optarg; break;
+        case 'd': a->debug = true; break;
+        case 'V': printf("%s\n", CH_VERSION); return 1;
+        case 'h': fputs(USAGE, stdout); return 1;
+        default:
+            fprintf(stderr, "choria-provisioner: unknown or incomplete flag '%s', try --help\n",
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "run") == 0) {
+        optind++;
+        return parse_args(argc, argv, a);
+    }
+    if (optind < argc) {
+        fprintf(stderr, "choria-provisioner: unknown command '%s', try --help\n", argv[optind]);
+        return -1;
+    }
+    if (a->config == NULL) {
+        fprintf(stderr, "choria-provisioner: --config is required, try --help\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Log destination and level from the provisioner config (upstream passes them to Choria). */
+static ch_status setup_logging(const ch_provconfig *cfg, bool debug, ch_error *err)
+{
+    ch_log_level level = CH_LOG_INFO;
+    ch_log_level_parse(cfg->loglevel, &level);
+    if (debug)
+        level = CH_LOG_DEBUG;
+    const char *file = cfg->logfile;
+    if (strcasecmp(file, "discard") == 0)
+        level = CH_LOG_OFF;
+    ch_log_set_level(level);
+    const char *path = strcasecmp(file, "stderr") == 0 || strcasecmp(file, "discard") == 0 ? NULL
+                       : strcasecmp(file, "stdout") == 0                                  ? "/dev/stdout"
+                                                                                           : file;
+    ch_status st = ch_log_set_file(path, err);
+    /* JSON only into a file that is not a terminal, where a machine reads it. */
+    bool json = strcasecmp(cfg->logformat, "json") == 0 &&
+                !(path == NULL ? isatty(STDERR_FILENO) : strcmp(path, "/dev/stdout") == 0 &&
+                                                             isatty(STDOUT_FILENO));
+    ch_log_set_json(json);
+    return st;
+}
+
+typedef struct {
+    ch_config *cfg;
+    ch_config_resolved *resolved;
+} choria_config;
+
+static ch_status load_choria_config(const char *path, choria_config *cc, ch_error *err)
+{
+    char *found = path == NULL ? ch_config_find_client_config(NULL, NULL) : NULL;
+    const char *use = path != NULL ? path : found;
+    ch_status st = CH_OK;
+    cc->cfg = ch_config_new();
+    if (cc->cfg == NULL)
+        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    else if (use == NULL)
+        st = ch_error_set(err, CH_ERR_NOT_FOUND,
+                          "no Choria client configuration found, give one with --choria-config");
+    else if ((st = ch_config_load_file(cc->cfg, use, err)) == CH_OK)
+        st = ch_config_resolve(cc->cfg, &cc->resolved, err);
+    if (st == CH_OK && cc->resolved->middleware_count == 0)
+        st = ch_error_set(err, CH_ERR_INVALID, "%s: plugin.choria.middleware_hosts is not set", use);
+    free(found);
+    return st;
+}
+
+static void write_pid(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ch_warn("cannot write pid file %s: %s", path, strerror(errno));
+        return;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld", (long)getpid());
+    if (write(fd, buf, (size_t)n) != n)
+        ch_warn("cannot write pid file %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+/* Waits for SIGINT/SIGTERM, reopening the log on SIGHUP. The signals are blocked in every
+ * thread (set before any thread starts) and taken here with sigwait. */
+static void wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            ch_error err;
+            if (ch_log_reopen(&err) != CH_OK)
+                fprintf(stderr, "choria-provisioner: cannot reopen the log: %s\n", err.msg);
+            else
+                ch_info("Log file reopened");
+            continue;
+        }
+        ch_info("Stopping on signal %d", sig);
+        return;
+    }
+}
+
+static int backoff_percent_from_env(void)
+{
+    const char *v = getenv("CHORIA_PROVISIONER_BACKOFF_PERCENT");
+    int pct = v != NULL ? atoi(v) : 0;
+    return pct > 0 && pct <= 100 ? pct : 0;
+}
+
+static int run(const args *a, const sigset_t *signals)
+{
+    ch_error err;
+    ch_error_clear(&err);
+    ch_provconfig *cfg = NULL;
+    choria_config cc = {0};
+    ch_provisioner *p = NULL;
+    int rc = 1;
+    if (ch_provconfig_load(a->config, &cfg, &err) != CH_OK) {
+        fprintf(stderr, "choria-provisioner: Provisioning could not be configured: %s\n", err.msg);
+        goto done;
+    }
+    if (setup_logging(cfg, a->debug, &err) != CH_OK) {
+        fprintf(stderr, "choria-provisioner: logfile: %s\n", err.msg);
+        goto done;
+    }
+    for (size_t i = 0; i < cfg->unknown_count; i++)
+        ch_warn("Unknown configuration key %s in %s is ignored", cfg->unknown_keys[i], a->config);
+    if (load_choria_config(a->choria_config, &cc, &err) != CH_OK) {
+        fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
+        goto done;
+    }
+    ch_provisioner_opts po = {.cfg = cfg,
+                              .config_file = a->config,
+                              .servers = cc.resolved->middleware_urls,
+                              .server_count = (int)cc.resolved->middleware_count,
+                              .identity = cc.resolved->identity,
+                              .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
+                              .backoff_percent = backoff_percent_from_env()};
+    if (ch_provisioner_start(&po, &p, &err) != CH_OK) {
+        ch_error("Provisioning could not start: %s", err.msg);
+        if (ch_log_get_level() == CH_LOG_OFF || strcasecmp(cfg->logfile, "stderr") != 0)
+            fprintf(stderr, "choria-provisioner: Provisioning could not start: %s\n", err.msg);
+        goto done;
+    }
+    if (a->pid_file != NULL)
+        write_pid(a->pid_file);
+    wait_for_stop(signals);
+    rc = 0;
+done:
+    ch_provisioner_stop(p);
+    if (a->pid_file != NULL && rc == 0)
+        unlink(a->pid_file);
+    ch_config_resolved_free(cc.resolved);
+    ch_config_free(cc.cfg);
+    ch_provconfig_free(cfg);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 1 : 0;
-    }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("%s\n", CH_VERSION);
-        return 0;
-    }
-    if (strcmp(argv[1], "run") == 0) {
-        fprintf(stderr, "choria-provisioner: run is not implemented in this build yet\n");
-        return 1;
-    }
-    fprintf(stderr, "choria-provisioner: unknown command '%s', try --help\n", argv[1]);
-    return 1;
+    args a = {0};
+    int parsed = parse_args(argc, argv, &a);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 1;
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return run(&a, &signals);
 }

@@ -1,0 +1,65 @@
+/* What the provisioner checks before it trusts a node (spec 6.3, 6.6, 9.2, 9.5): the signature
+ * and claims of the node's provisioning JWT, and the CSR the node sends (its own signature, CN
+ * equal to the identity, no name on the deny list). Also JWT signing, for the
+ * `choria jwt provisioning` command and tests. OpenSSL 3 EVP only. */
+#ifndef CHORIA_PROVVERIFY_H
+#define CHORIA_PROVVERIFY_H
+
+#include <jansson.h>
+
+#include "choria/common.h"
+#include "choria/provjwt.h"
+
+#define CH_PROVVERIFY_MAX_KEY_FILE (256 * 1024)
+#define CH_PROVVERIFY_MAX_DENY_PATTERN 1024
+
+/* ---- verification key (jwt_verify_cert) ---- */
+
+typedef struct ch_provverify_key ch_provverify_key;
+
+/* As upstream reads jwt_verify_cert: a value that is not an existing path is a hex ed25519
+ * public key; a file holding a PEM certificate or public key gives an RSA key (PKCS#1
+ * "RSA PUBLIC KEY", and PKCS#1 bytes under a "PUBLIC KEY" label as go-choria writes them, are
+ * accepted too; so is an Ed25519 SubjectPublicKeyInfo); any other file holds a hex ed25519
+ * key. Messages never contain key material. */
+ch_status ch_provverify_key_load(const char *value, ch_provverify_key **out, ch_error *err);
+void ch_provverify_key_free(ch_provverify_key *k);
+
+/* ---- provisioning JWT ---- */
+
+/* Verifies jwt[0..len) (surrounding white space ignored, at most CH_PROVJWT_MAX_SIZE):
+ * alg RS256/RS384/RS512 with an RSA key or EdDSA with an ed25519 key (anything else, "none"
+ * included, is refused), then as golang-jwt v5 with no leeway: expired when now >= exp, not
+ * valid yet when now < nbf; then the provisioning rules of ch_provjwt_parse; then the trust
+ * chain rule: a token with `tcs` needs an issuer starting "C-" and an unexpired `issexp`.
+ * On success *claims (may be NULL) gets the typed claims and *claims_json (may be NULL) the
+ * claims object as sent, for the helper. Messages follow golang-jwt: "token signature is
+ * invalid: ...", "token has invalid claims: token is expired", ... */
+ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_t len, int64_t now,
+                            ch_provjwt **claims, json_t **claims_json, ch_error *err);
+
+/* Signs claims as a compact JWT: alg RS256/RS384/RS512 with key = an RSA private key PEM
+ * text, or EdDSA with key = a 64-character hex ed25519 seed. Header {"alg":..,"typ":"JWT"}.
+ * *jwt is malloc'd. */
+ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims,
+                                 char **jwt, ch_error *err);
+
+/* ---- CSR policy ---- */
+
+typedef struct ch_provverify_deny ch_provverify_deny;
+
+/* Compiles cert_deny_list: POSIX extended regular expressions, unanchored as Go's
+ * MatchString; a pattern written /re/ loses its slashes. Go's RE2 syntax beyond POSIX ERE
+ * (\d, (?i), ...) is refused with an error naming the pattern. */
+ch_status ch_provverify_deny_compile(char *const *patterns, size_t n, ch_provverify_deny **out,
+                                     ch_error *err);
+void ch_provverify_deny_free(ch_provverify_deny *d);
+
+/* The node's CSR, as upstream validateCSR plus a signature check: "no CSR received", "invalid
+ * CSR: not a PEM certificate request", "CSR signature does not verify", "common name %s does
+ * not match identity %s", "%s matches denied certificate pattern" (CN and every DNS SAN).
+ * deny may be NULL. */
+ch_status ch_provverify_csr(const char *pem, size_t len, const char *identity,
+                            const ch_provverify_deny *deny, ch_error *err);
+
+#endif

@@ -1,0 +1,462 @@
+/* Provisioning JWT verification and signing, and the CSR policy (spec 6.3, 6.6, 9.2, 9.5). */
+#include "choria/provverify.h"
+
+#include <ctype.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "choria/json.h"
+#include "choria/pki.h"
+#include "choria/util.h"
+
+struct ch_provverify_key {
+    EVP_PKEY *pkey;
+    bool eddsa; /* ed25519, else RSA */
+};
+
+struct ch_provverify_deny {
+    regex_t *res;
+    char **patterns;
+    size_t n;
+};
+
+/* ---- keys ---- */
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len > 0 && isspace((unsigned char)**s))
+        (*s)++, (*len)--;
+    while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
+        (*len)--;
+}
+
+static ch_status ed25519_from_hex(const char *hex, size_t len, const char *where,
+                                  ch_provverify_key *k, ch_error *err)
+{
+    unsigned char raw[CH_PKI_ED25519_PUB_LEN];
+    trim(&hex, &len);
+    if (ch_pki_hex_decode(hex, len, raw, sizeof(raw), NULL) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "invalid ed25519 public key in %s", where);
+    k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, sizeof(raw));
+    k->eddsa = true;
+    return k->pkey != NULL ? CH_OK : ch_error_set(err, CH_ERR_INVALID, "invalid ed25519 key");
+}
+
+/* A PEM certificate or public key: the first block, whatever its label says. */
+static ch_status key_from_pem(const char *text, size_t len, const char *path, ch_provverify_key *k,
+                              ch_error *err)
+{
+    BIO *bio = BIO_new_mem_buf(text, (int)len);
+    char *name = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    long der_len = 0;
+    ch_status st = CH_OK;
+    if (bio == NULL || PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
+        st = ch_error_set(err, CH_ERR_INVALID, "%s holds no readable PEM block", path);
+        goto done;
+    }
+    const unsigned char *p = der;
+    if (strcmp(name, "CERTIFICATE") == 0) {
+        X509 *cert = d2i_X509(NULL, &p, der_len);
+        k->pkey = cert != NULL ? X509_get_pubkey(cert) : NULL;
+        X509_free(cert);
+    } else if (strcmp(name, "PUBLIC KEY") == 0 || strcmp(name, "RSA PUBLIC KEY") == 0) {
+        k->pkey = d2i_PUBKEY(NULL, &p, der_len);
+        if (k->pkey == NULL) { /* go-choria writes PKCS#1 bytes under "PUBLIC KEY" */
+            p = der;
+            k->pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, der_len);
+        }
+    }
+    int type = k->pkey != NULL ? EVP_PKEY_get_base_id(k->pkey) : EVP_PKEY_NONE;
+    k->eddsa = type == EVP_PKEY_ED25519;
+    if (type != EVP_PKEY_RSA && type != EVP_PKEY_ED25519)
+        st = ch_error_set(err, CH_ERR_INVALID, "%s does not hold an RSA or ed25519 public key",
+                          path);
+done:
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
+    BIO_free(bio);
+    return st;
+}
+
+ch_status ch_provverify_key_load(const char *value, ch_provverify_key **out, ch_error *err)
+{
+    *out = NULL;
+    if (value == NULL || value[0] == '\0')
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "no JWT verification certificate configured, cannot validate JWT");
+    ch_provverify_key *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    ch_status st;
+    if (stat(value, &sb) != 0) {
+        st = ed25519_from_hex(value, strlen(value), "jwt_verify_cert", k, err);
+    } else {
+        char *text = NULL;
+        size_t len = 0;
+        st = ch_read_file(value, CH_PROVVERIFY_MAX_KEY_FILE, &text, &len, err);
+        if (st == CH_OK)
+            st = strstr(text, "-----BEGIN") != NULL ? key_from_pem(text, len, value, k, err)
+                                                    : ed25519_from_hex(text, len, value, k, err);
+        free(text);
+    }
+    if (st != CH_OK) {
+        ch_provverify_key_free(k);
+        return st;
+    }
+    *out = k;
+    return CH_OK;
+}
+
+void ch_provverify_key_free(ch_provverify_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+/* ---- JWT ---- */
+
+/* The digest of an alg, NULL for EdDSA; false for an alg we do not accept. */
+static bool alg_digest(const char *alg, const EVP_MD **md, bool *eddsa)
+{
+    *md = NULL;
+    *eddsa = false;
+    if (strcmp(alg, "RS256") == 0)
+        *md = EVP_sha256();
+    else if (strcmp(alg, "RS384") == 0)
+        *md = EVP_sha384();
+    else if (strcmp(alg, "RS512") == 0)
+        *md = EVP_sha512();
+    else if (strcmp(alg, "EdDSA") == 0)
+        *eddsa = true;
+    else
+        return false;
+    return true;
+}
+
+static json_t *decode_segment_json(const char *seg, size_t len)
+{
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    if (ch_base64url_decode(seg, len, &raw, &raw_len) != CH_OK)
+        return NULL;
+    json_t *j = ch_json_parse((const char *)raw, raw_len, CH_PROVJWT_MAX_SIZE, 16, NULL);
+    free(raw);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static ch_status verify_signature(const ch_provverify_key *key, const char *alg, const char *signed_part,
+                                  size_t signed_len, const char *sig_b64, size_t sig_b64_len,
+                                  ch_error *err)
+{
+    const EVP_MD *md;
+    bool eddsa;
+    if (!alg_digest(alg, &md, &eddsa))
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is unverifiable: signing method %.16s is invalid", alg);
+    if (eddsa != key->eddsa)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is unverifiable: the key is of invalid type for %.16s", alg);
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    if (ch_base64url_decode(sig_b64, sig_b64_len, &sig, &sig_len) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is malformed: could not base64 decode signature");
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)signed_part,
+                               signed_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    free(sig);
+    if (!ok)
+        return ch_error_set(err, CH_ERR_INVALID, "token signature is invalid: %s",
+                            eddsa ? "ed25519: verification error"
+                                  : "crypto/rsa: verification error");
+    return CH_OK;
+}
+
+/* Time claims as golang-jwt v5 without leeway, then the trust chain rule of choria tokens. */
+static ch_status check_claims(const ch_provjwt *c, int64_t now, ch_error *err)
+{
+    if (c->expires_at != 0 && now >= c->expires_at)
+        return ch_error_set(err, CH_ERR_EXPIRED, "token has invalid claims: token is expired");
+    if (c->not_before != 0 && now < c->not_before)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token has invalid claims: token is not valid yet");
+    if (c->tcs != NULL &&
+        (c->issuer == NULL || strncmp(c->issuer, "C-", 2) != 0 || c->issuer_expires_at == 0 ||
+         now >= c->issuer_expires_at))
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token has a trust chain signature but no valid chain issuer");
+    return CH_OK;
+}
+
+ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_t len, int64_t now,
+                            ch_provjwt **claims, json_t **claims_json, ch_error *err)
+{
+    if (claims != NULL)
+        *claims = NULL;
+    if (claims_json != NULL)
+        *claims_json = NULL;
+    trim(&jwt, &len);
+    if (len > CH_PROVJWT_MAX_SIZE)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "token is larger than %d bytes",
+                            CH_PROVJWT_MAX_SIZE);
+    const char *dot1 = memchr(jwt, '.', len);
+    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: token contains an invalid "
+                                                 "number of segments");
+    json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    ch_status st = CH_OK;
+    if (alg == NULL)
+        st = ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not decode header");
+    else
+        st = verify_signature(key, alg, jwt, (size_t)(dot2 - jwt), dot2 + 1,
+                              len - (size_t)(dot2 + 1 - jwt), err);
+    json_decref(header);
+    ch_provjwt *parsed = NULL;
+    if (st == CH_OK)
+        st = ch_provjwt_parse(jwt, len, &parsed, err);
+    if (st == CH_OK)
+        st = check_claims(parsed, now, err);
+    json_t *j = NULL;
+    if (st == CH_OK && claims_json != NULL &&
+        (j = decode_segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1))) == NULL)
+        st = ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not decode claims");
+    if (st != CH_OK) {
+        ch_provjwt_free(parsed);
+        return st;
+    }
+    if (claims != NULL)
+        *claims = parsed;
+    else
+        ch_provjwt_free(parsed);
+    if (claims_json != NULL)
+        *claims_json = j;
+    return CH_OK;
+}
+
+/* ---- signing ---- */
+
+static EVP_PKEY *signing_key(const char *alg, const char *key, bool eddsa, ch_error *err)
+{
+    EVP_PKEY *pkey = NULL;
+    if (eddsa) {
+        unsigned char seed[CH_PKI_ED25519_SEED_LEN];
+        if (ch_pki_hex_decode(key, strlen(key), seed, sizeof(seed), NULL) == CH_OK)
+            pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof(seed));
+        OPENSSL_cleanse(seed, sizeof(seed));
+    } else {
+        BIO *bio = BIO_new_mem_buf(key, (int)strlen(key));
+        pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (pkey != NULL && EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+            EVP_PKEY_free(pkey);
+            pkey = NULL;
+        }
+    }
+    if (pkey == NULL)
+        ch_error_set(err, CH_ERR_INVALID, "unsupported or invalid signing key for %.16s", alg);
+    return pkey;
+}
+
+ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims,
+                                 char **jwt, ch_error *err)
+{
+    *jwt = NULL;
+    const EVP_MD *md;
+    bool eddsa;
+    if (alg == NULL || !alg_digest(alg, &md, &eddsa))
+        return ch_error_set(err, CH_ERR_UNSUPPORTED, "unsupported signing method");
+    EVP_PKEY *pkey = signing_key(alg, key, eddsa, err);
+    if (pkey == NULL)
+        return CH_ERR_INVALID;
+    char header[64];
+    snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *payload = ch_json_encode(claims, NULL);
+    char *h64 = ch_base64url_encode(header, strlen(header));
+    char *p64 = payload != NULL ? ch_base64url_encode(payload, strlen(payload)) : NULL;
+    ch_buf b;
+    ch_buf_init(&b);
+    ch_buf_printf(&b, "%s.%s", h64 != NULL ? h64 : "", p64 != NULL ? p64 : "");
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ch_status st = CH_OK;
+    if (h64 == NULL || p64 == NULL || ctx == NULL ||
+        EVP_DigestSignInit(ctx, NULL, md, NULL, pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)b.data, b.len) != 1) {
+        st = ch_error_set(err, CH_ERR_INTERNAL, "cannot sign the token");
+    } else {
+        char *s64 = ch_base64url_encode(sig, sig_len);
+        ch_buf_printf(&b, ".%s", s64 != NULL ? s64 : "");
+        free(s64);
+        *jwt = ch_buf_steal(&b, NULL);
+    }
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    ch_buf_free(&b);
+    free(payload);
+    free(h64);
+    free(p64);
+    return st;
+}
+
+/* ---- CSR policy ---- */
+
+void ch_provverify_deny_free(ch_provverify_deny *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        regfree(&d->res[i]);
+        free(d->patterns[i]);
+    }
+    free(d->res);
+    free(d->patterns);
+    free(d);
+}
+
+/* RE2 syntax POSIX ERE would silently read differently. */
+static bool re2_only(const char *re)
+{
+    static const char *const ESCAPES[] = {"\\d", "\\D", "\\w", "\\W", "\\s", "\\S", "\\b",
+                                          "\\B", "\\A", "\\z", "(?"};
+    for (size_t i = 0; i < sizeof(ESCAPES) / sizeof(ESCAPES[0]); i++)
+        if (strstr(re, ESCAPES[i]) != NULL)
+            return true;
+    return false;
+}
+
+ch_status ch_provverify_deny_compile(char *const *patterns, size_t n, ch_provverify_deny **out,
+                                     ch_error *err)
+{
+    *out = NULL;
+    ch_provverify_deny *d = calloc(1, sizeof(*d));
+    if (d == NULL || (n > 0 && ((d->res = calloc(n, sizeof(*d->res))) == NULL ||
+                                (d->patterns = calloc(n, sizeof(char *))) == NULL))) {
+        ch_provverify_deny_free(d);
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = patterns[i];
+        size_t len = strlen(p);
+        if (len > CH_PROVVERIFY_MAX_DENY_PATTERN) {
+            ch_provverify_deny_free(d);
+            return ch_error_set(err, CH_ERR_TOO_LARGE, "pattern %zu is too long", i + 1);
+        }
+        if (len >= 2 && p[0] == '/' && p[len - 1] == '/')
+            p++, len -= 2;
+        char *re = strndup(p, len);
+        if (re == NULL || re2_only(re) || regcomp(&d->res[d->n], re, REG_EXTENDED | REG_NOSUB)) {
+            ch_error_set(err, CH_ERR_INVALID, "invalid pattern %.200s", patterns[i]);
+            free(re);
+            ch_provverify_deny_free(d);
+            return CH_ERR_INVALID;
+        }
+        d->patterns[d->n++] = re;
+    }
+    *out = d;
+    return CH_OK;
+}
+
+static ch_status check_denied(const ch_provverify_deny *deny, const char *name, ch_error *err)
+{
+    for (size_t i = 0; deny != NULL && i < deny->n; i++)
+        if (regexec(&deny->res[i], name, 0, NULL, 0) == 0)
+            return ch_error_set(err, CH_ERR_INVALID, "%.253s matches denied certificate pattern",
+                                name);
+    return CH_OK;
+}
+
+/* The subject CN as UTF-8 into out; false when there is none or it does not fit. */
+static bool csr_common_name(X509_REQ *req, char *out, size_t size)
+{
+    X509_NAME *subject = X509_REQ_get_subject_name(req);
+    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    X509_NAME_ENTRY *e = idx >= 0 ? X509_NAME_get_entry(subject, idx) : NULL;
+    unsigned char *utf8 = NULL;
+    int n = e != NULL ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
+    bool ok = n >= 0 && (size_t)n < size && memchr(utf8, '\0', (size_t)n) == NULL;
+    if (ok) {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok;
+}
+
+/* Every DNS name of the subjectAltName extension against the deny list. */
+static ch_status check_sans(X509_REQ *req, const ch_provverify_deny *deny, ch_error *err)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    GENERAL_NAMES *names = exts != NULL ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL)
+                                        : NULL;
+    ch_status st = CH_OK;
+    for (int i = 0; st == CH_OK && i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type != GEN_DNS)
+            continue;
+        const unsigned char *data = ASN1_STRING_get0_data(gn->d.dNSName);
+        int len = ASN1_STRING_length(gn->d.dNSName);
+        char name[CH_MAX_IDENTITY_LEN + 1];
+        if (len < 0 || (size_t)len > CH_MAX_IDENTITY_LEN || memchr(data, '\0', (size_t)len))
+            st = ch_error_set(err, CH_ERR_INVALID, "invalid DNS name in the CSR");
+        else {
+            memcpy(name, data, (size_t)len);
+            name[len] = '\0';
+            st = check_denied(deny, name, err);
+        }
+    }
+    GENERAL_NAMES_free(names);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return st;
+}
+
+ch_status ch_provverify_csr(const char *pem, size_t len, const char *identity,
+                            const ch_provverify_deny *deny, ch_error *err)
+{
+    if (pem == NULL || len == 0)
+        return ch_error_set(err, CH_ERR_INVALID, "no CSR received");
+    if (len > CH_PKI_MAX_PEM_SIZE)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "CSR is larger than %d bytes",
+                            CH_PKI_MAX_PEM_SIZE);
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509_REQ *req = bio != NULL ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (req == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "invalid CSR: not a PEM certificate request");
+    ch_status st = CH_OK;
+    char cn[CH_MAX_IDENTITY_LEN + 1];
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    if (pub == NULL || X509_REQ_verify(req, pub) != 1)
+        st = ch_error_set(err, CH_ERR_INVALID, "CSR signature does not verify");
+    else if (!csr_common_name(req, cn, sizeof(cn)))
+        st = ch_error_set(err, CH_ERR_INVALID, "common name  does not match identity %s",
+                          identity);
+    else if (strcmp(cn, identity) != 0)
+        st = ch_error_set(err, CH_ERR_INVALID, "common name %s does not match identity %s", cn,
+                          identity);
+    else if ((st = check_denied(deny, cn, err)) == CH_OK)
+        st = check_sans(req, deny, err);
+    X509_REQ_free(req);
+    return st;
+}

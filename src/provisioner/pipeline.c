@@ -1,0 +1,406 @@
+/* The provisioning pipeline of one node (spec 6.1): each step fills the node's state or fails
+ * with one line saying why. */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+
+#include "choria/json.h"
+#include "choria/log.h"
+#include "choria/pki.h"
+#include "choria/util.h"
+
+#define TRIES_JWT 3
+#define TRIES_INVENTORY 5
+#define TRIES_GENCSR 1
+#define TRIES_CONFIGURE 5
+#define TRIES_RESTART 3
+#define TRIES_SHUTDOWN 3
+#define MAX_STDERR_LOG 2048 /* bytes of helper stderr copied into one log line */
+
+typedef struct {
+    const char *identity;
+    json_t *claims;                         /* verified provisioning JWT claims */
+    char ecdh_public[2 * CH_PKI_X25519_LEN + 1]; /* the node's X25519 key, "" = none */
+    char *inventory;                        /* inventory reply data as sorted JSON text */
+    char *csr, *csr_public_key, *csr_ssldir;
+    bool have_csr;
+    ch_helper_reply *reply;
+    char *encrypted_key; /* the helper's key, encrypted for the node */
+    char my_ecdh_public[2 * CH_PKI_X25519_LEN + 1];
+} node_state;
+
+static void node_state_clear(node_state *n)
+{
+    json_decref(n->claims);
+    free(n->inventory);
+    free(n->csr);
+    free(n->csr_public_key);
+    free(n->csr_ssldir);
+    ch_helper_reply_free(n->reply);
+    free(n->encrypted_key);
+}
+
+static const char *data_string(const ch_rpc_result *r, const char *key)
+{
+    json_t *v = r->data != NULL ? json_object_get(r->data, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool is_paused(const atomic_bool *flag)
+{
+    return flag != NULL && atomic_load(flag);
+}
+
+/* ---- sorted JSON, as Go encodes a map ---- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *sorted_copy(const json_t *v, int depth)
+{
+    if (depth > CH_MAX_JSON_DEPTH)
+        return NULL;
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        for (size_t i = 0; out != NULL && i < json_array_size(v); i++) {
+            json_t *item = sorted_copy(json_array_get(v, i), depth + 1);
+            if (item == NULL || json_array_append_new(out, item) != 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+        return out;
+    }
+    if (!json_is_object(v))
+        return json_deep_copy(v);
+    size_t n = json_object_size(v), i = 0;
+    const char **keys = malloc((n > 0 ? n : 1) * sizeof(*keys));
+    json_t *out = keys != NULL ? json_object() : NULL;
+    const char *k;
+    json_t *item;
+    json_object_foreach((json_t *)v, k, item)
+    {
+        if (keys != NULL)
+            keys[i++] = k;
+    }
+    if (out != NULL)
+        qsort(keys, n, sizeof(*keys), key_cmp);
+    for (i = 0; out != NULL && i < n; i++) {
+        json_t *copy = sorted_copy(json_object_get(v, keys[i]), depth + 1);
+        if (copy == NULL || json_object_set_new(out, keys[i], copy) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    free(keys);
+    return out;
+}
+
+char *ch_pipeline_sorted_json(const json_t *v)
+{
+    json_t *copy = sorted_copy(v, 0);
+    char *text = copy != NULL ? ch_json_encode(copy, NULL) : NULL;
+    json_decref(copy);
+    return text;
+}
+
+/* ---- steps ---- */
+
+static json_t *token_data(const ch_pipeline *p)
+{
+    return json_pack("{s:s}", "token", p->cfg->token);
+}
+
+/* Step 2: fetch the provisioning JWT and verify it (spec 6.3, 9.2). */
+static ch_status step_jwt(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    json_t *data = token_data(p);
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "jwt", data, TRIES_JWT,
+                                   p->provision_timeout_ms, &r, err);
+    json_decref(data);
+    if (st != CH_OK)
+        goto done;
+    const char *jwt = data_string(&r, "jwt"), *ecdh = data_string(&r, "ecdh_public");
+    if (jwt == NULL || jwt[0] == '\0') {
+        st = ch_error_set(err, CH_ERR_INVALID, "no JWT received");
+        goto done;
+    }
+    if (ecdh != NULL && ecdh[0] != '\0') {
+        unsigned char raw[CH_PKI_X25519_LEN];
+        if (ch_pki_hex_decode(ecdh, strlen(ecdh), raw, sizeof(raw), NULL) != CH_OK) {
+            st = ch_error_set(err, CH_ERR_INVALID, "invalid ecdh_public received");
+            goto done;
+        }
+        snprintf(n->ecdh_public, sizeof(n->ecdh_public), "%s", ecdh);
+    }
+    if (p->verify_key == NULL) {
+        st = ch_error_set(err, CH_ERR_INVALID,
+                          "no JWT verification certificate configured, cannot validate JWT");
+        goto done;
+    }
+    ch_provjwt *claims = NULL;
+    ch_error e;
+    st = ch_provverify_jwt(p->verify_key, jwt, strlen(jwt), ch_now_unix(), &claims, &n->claims,
+                           &e);
+    ch_provjwt_free(claims);
+    if (st != CH_OK)
+        ch_error_set(err, st, "invalid provisioning JWT: %s", e.msg);
+done:
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* Step 4: the inventory, kept as JSON text for the helper (spec 6.5). */
+static ch_status step_inventory(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "rpcutil", "inventory", NULL,
+                                   TRIES_INVENTORY, p->rpcutil_timeout_ms, &r, err);
+    if (st == CH_OK && !json_is_object(r.data))
+        st = ch_error_set(err, CH_ERR_INVALID, "rpcutil#inventory: no inventory received");
+    if (st == CH_OK && (n->inventory = ch_pipeline_sorted_json(r.data)) == NULL)
+        st = ch_error_set(err, CH_ERR_NOMEM, "cannot encode the inventory");
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* Step 5: a CSR for the identity, checked against the deny list (spec 6.6, 9.5). */
+static ch_status step_gencsr(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    json_t *data = json_pack("{s:s,s:s}", "token", p->cfg->token, "cn", n->identity);
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gencsr", data,
+                                   TRIES_GENCSR, p->provision_timeout_ms, &r, err);
+    json_decref(data);
+    if (st != CH_OK)
+        goto done;
+    const char *csr = data_string(&r, "csr"), *pub = data_string(&r, "public_key"),
+               *ssldir = data_string(&r, "ssldir");
+    ch_error e;
+    if ((st = ch_provverify_csr(csr, csr != NULL ? strlen(csr) : 0, n->identity, p->deny, &e)) !=
+        CH_OK) {
+        ch_error_set(err, st, "invalid CSR: %s", e.msg);
+        goto done;
+    }
+    n->csr = strdup(csr);
+    n->csr_public_key = strdup(pub != NULL ? pub : "");
+    n->csr_ssldir = strdup(ssldir != NULL ? ssldir : "");
+    if (n->csr == NULL || n->csr_public_key == NULL || n->csr_ssldir == NULL)
+        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    n->have_csr = st == CH_OK;
+done:
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* The helper's stderr as one log line: new lines folded, bounded. */
+static void log_helper_stderr(const node_state *n, const ch_helper_result *res)
+{
+    if (res->errout == NULL || res->errout_len == 0)
+        return;
+    char line[MAX_STDERR_LOG + 1];
+    size_t len = res->errout_len < MAX_STDERR_LOG ? res->errout_len : MAX_STDERR_LOG;
+    memcpy(line, res->errout, len);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    line[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\n' || line[i] == '\r' || line[i] == '\0')
+            line[i] = ' ';
+    ch_warn("helper stderr for %s: %s%s", n->identity, line,
+            res->errout_len > MAX_STDERR_LOG || res->errout_truncated ? " ..." : "");
+}
+
+/* Step 6: the helper (spec 8). */
+static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    int64_t t0 = ch_now_mono_ms();
+    ch_status st;
+    if (is_paused(p->paused)) {
+        st = ch_error_set(err, CH_ERR_UNSUPPORTED,
+                          "provisioning is paused, cannot perform the helper");
+        ch_metric_observe(p->metrics->helper_time, 0);
+        return st;
+    }
+    ch_helper_csr csr = {.csr = n->csr, .public_key = n->csr_public_key, .ssldir = n->csr_ssldir};
+    ch_helper_input in = {.identity = n->identity,
+                          .csr = n->have_csr ? &csr : NULL,
+                          .inventory = n->inventory,
+                          .jwt = n->claims};
+    ch_helper_opts opts = {.cancel = p->stopping};
+    ch_helper_result res;
+    ch_error e;
+    st = ch_helper_run(p->cfg->helper, &in, &opts, &n->reply, &res, &e);
+    ch_metric_observe(p->metrics->helper_time, (double)(ch_now_mono_ms() - t0) / 1000.0);
+    log_helper_stderr(n, &res);
+    ch_helper_result_clear(&res);
+    if (st != CH_OK) {
+        ch_metric_inc(p->metrics->helper_errors);
+        ch_error_set(err, st, "could not invoke configure helper: %s", e.msg);
+    }
+    return st;
+}
+
+/* Step 8: the helper asked for the node to be shut down (spec 6.7). A refusal by the node is
+ * only a warning, as upstream; no reply at all is a failure. */
+static ch_status step_shutdown(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    ch_info("Shutting down host %s based on helper output%s%s", n->identity,
+            n->reply->msg[0] != '\0' ? ": " : "", n->reply->msg);
+    json_t *data = token_data(p);
+    ch_rpc_result r;
+    ch_error e;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "shutdown", data,
+                                   TRIES_SHUTDOWN, p->provision_timeout_ms, &r, &e);
+    json_decref(data);
+    if (st == CH_OK) {
+        ch_metric_inc(p->metrics->helper_shutdown_requests);
+    } else if (r.body != NULL && r.statuscode != 0) {
+        ch_warn("Shutdown request to %s was refused: %s (%d)", n->identity, r.statusmsg,
+                r.statuscode);
+        st = CH_OK;
+    } else {
+        ch_error_set(err, st, "%s", e.msg);
+    }
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* Step 11: the helper's private key, encrypted for the node with an X25519 shared secret in
+ * Go's legacy PEM encryption (spec 9.6). */
+static ch_status encrypt_key(node_state *n, ch_error *err)
+{
+    if (n->ecdh_public[0] == '\0')
+        return ch_error_set(err, CH_ERR_INVALID, "private key received from helper but server "
+                                                 "did not start Diffie-Hellman exchange");
+    const char *pem = n->reply->key;
+    BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
+    char *name = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    long der_len = 0;
+    ch_status st = CH_OK;
+    if (bio == NULL || PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
+        st = ch_error_set(err, CH_ERR_INVALID, "bad key received");
+        goto done;
+    }
+    unsigned char peer[CH_PKI_X25519_LEN], priv[CH_PKI_X25519_LEN], pub[CH_PKI_X25519_LEN],
+        secret[CH_PKI_X25519_LEN];
+    ch_pki_hex_decode(n->ecdh_public, strlen(n->ecdh_public), peer, sizeof(peer), NULL);
+    if ((st = ch_pki_x25519_keypair(priv, pub, err)) == CH_OK &&
+        (st = ch_pki_x25519_derive(priv, peer, secret, err)) == CH_OK)
+        st = ch_pki_pem_encrypt("RSA PRIVATE KEY", der, (size_t)der_len, secret, sizeof(secret),
+                                &n->encrypted_key, err);
+    ch_hex_encode(pub, sizeof(pub), n->my_ecdh_public);
+    OPENSSL_cleanse(priv, sizeof(priv));
+    OPENSSL_cleanse(secret, sizeof(secret));
+done:
+    if (der != NULL)
+        OPENSSL_clear_free(der, (size_t)der_len);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    BIO_free(bio);
+    return st;
+}
+
+static json_t *kv_object(const ch_helper_kv *kv, size_t count)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < count; i++)
+        json_object_set_new(o, kv[i].key, json_string(kv[i].value));
+    return o;
+}
+
+/* Step 13: configure (spec 6.9). An empty configuration fails at once: upstream retried
+ * this local error five times with back-off. */
+static ch_status step_configure(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    const ch_helper_reply *h = n->reply;
+    if (h->configuration_count == 0)
+        return ch_error_set(err, CH_ERR_INVALID, "empty configuration");
+    json_t *conf = kv_object(h->configuration, h->configuration_count);
+    char *conf_text = conf != NULL ? ch_pipeline_sorted_json(conf) : NULL;
+    json_decref(conf);
+    const char *ssldir = n->have_csr && n->csr_ssldir[0] != '\0' ? n->csr_ssldir : h->ssldir;
+    json_t *data =
+        conf_text == NULL
+            ? NULL
+            : json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s}", "config", conf_text,
+                        "token", p->cfg->token, "ca", h->ca, "certificate", h->certificate,
+                        "ssldir", ssldir, "key", n->encrypted_key != NULL ? n->encrypted_key : "",
+                        "ecdh_public", n->encrypted_key != NULL ? n->my_ecdh_public : "",
+                        "action_policies", kv_object(h->action_policies, h->action_policies_count),
+                        "opa_policies", kv_object(h->opa_policies, h->opa_policies_count),
+                        "server_jwt", "");
+    free(conf_text);
+    if (data == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "cannot encode the configure request");
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "configure", data,
+                                   TRIES_CONFIGURE, p->provision_timeout_ms, &r, err);
+    json_decref(data);
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* Step 14: restart with splay 1 (the node waits 2 s). */
+static ch_status step_restart(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    json_t *data = json_pack("{s:s,s:i}", "token", p->cfg->token, "splay", 1);
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "restart", data,
+                                   TRIES_RESTART, p->provision_timeout_ms, &r, err);
+    json_decref(data);
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
+/* Steps 9-14, after a helper reply that neither deferred nor asked for a shutdown. */
+static ch_status configure_and_restart(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    ch_status st = CH_OK;
+    if (n->reply->key[0] != '\0')
+        st = encrypt_key(n, err);
+    if (st == CH_OK)
+        st = step_configure(p, n, err);
+    if (st == CH_OK)
+        st = step_restart(p, n, err);
+    return st;
+}
+
+ch_status ch_pipeline_run(const ch_pipeline *p, const char *identity, ch_pipeline_outcome *outcome,
+                          ch_error *err)
+{
+    node_state n = {.identity = identity};
+    const ch_provconfig_features *f = &p->cfg->features;
+    *outcome = CH_PIPELINE_FAILED;
+    ch_status st = CH_OK;
+    if (f->jwt)
+        st = step_jwt(p, &n, err);
+    if (st == CH_OK)
+        st = step_inventory(p, &n, err);
+    if (st == CH_OK && f->pki)
+        st = step_gencsr(p, &n, err);
+    if (st == CH_OK)
+        st = step_helper(p, &n, err);
+    if (st == CH_OK && n.reply->defer) {
+        st = ch_error_set(err, CH_ERR_UNSUPPORTED, "configuration deferred: %s", n.reply->msg);
+    } else if (st == CH_OK && n.reply->shutdown) {
+        st = step_shutdown(p, &n, err);
+        if (st == CH_OK)
+            *outcome = CH_PIPELINE_SHUT_DOWN;
+    } else if (st == CH_OK) {
+        st = configure_and_restart(p, &n, err);
+        if (st == CH_OK)
+            *outcome = CH_PIPELINE_PROVISIONED;
+    }
+    node_state_clear(&n);
+    return st;
+}

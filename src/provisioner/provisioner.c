@@ -1,0 +1,367 @@
+/* The provisioner: connection, discovery, host queue, workers and metrics (spec 5). */
+#include "provisioner.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choria/config.h"
+#include "choria/conn.h"
+#include "choria/http.h"
+#include "choria/lifecycle.h"
+#include "choria/log.h"
+#include "choria/protocol.h"
+#include "choria/provverify.h"
+#include "choria/util.h"
+#include "discover.h"
+#include "pipeline.h"
+#include "rpcwrap.h"
+
+#define TAKE_WAIT_MS 500 /* a worker rechecks for shutdown this often when idle */
+
+struct ch_provisioner {
+    ch_provisioner_opts o;
+    atomic_bool paused;   /* what the pipeline, the wrapper and discovery check */
+    atomic_bool stopping; /* kills helpers in flight */
+    atomic_ullong stale_seen; /* hosts dropped for waiting too long, already counted */
+    natsConnection *nc;
+    ch_rpc_client *rpc;
+    ch_hosts *hosts;
+    ch_discoverer *discoverer;
+    ch_metrics *registry;
+    ch_provisioner_metrics metrics;
+    ch_http_server *http;
+    ch_provverify_key *verify_key;
+    ch_provverify_deny *deny;
+    ch_rpcwrap wrap;
+    ch_pipeline pipeline;
+    pthread_t *workers;
+    int started_workers;
+};
+
+/* ---- metrics kept in step with the host queue ---- */
+
+static void sync_queue_metrics(ch_provisioner *p)
+{
+    ch_hosts_stats s;
+    ch_hosts_stats_get(p->hosts, &s);
+    ch_metric_set(p->metrics.work_queue_entries, (double)s.queued);
+    ch_metric_set(p->metrics.waiting_nodes, (double)s.known);
+    /* A host dropped for waiting more than two intervals is a provision error upstream
+     * (the staleness guard); count each drop once however many workers see it. */
+    unsigned long long seen = atomic_load(&p->stale_seen);
+    while (s.dropped_stale_wait > seen) {
+        if (atomic_compare_exchange_weak(&p->stale_seen, &seen, s.dropped_stale_wait)) {
+            ch_metric_add(p->metrics.provision_errors, (double)(s.dropped_stale_wait - seen));
+            ch_warn("Skipped %llu nodes that waited more than two intervals",
+                    (unsigned long long)(s.dropped_stale_wait - seen));
+            break;
+        }
+    }
+}
+
+static void observe_rpc(void *closure, const char *rpc, double seconds)
+{
+    ch_provisioner_metrics_rpc_time(closure, rpc, seconds);
+}
+
+static void failed_rpc(void *closure, const char *rpc)
+{
+    ch_provisioner_metrics_rpc_error(closure, rpc);
+}
+
+/* ---- discovery -> queue ---- */
+
+static void on_found(const char *identity, ch_found_by how, void *closure)
+{
+    ch_provisioner *p = closure;
+    ch_hosts_add_result r = ch_hosts_add(p->hosts, identity);
+    if (r == CH_HOSTS_ADDED) {
+        bool by_event = how == CH_FOUND_BY_EVENT;
+        ch_metric_inc(by_event ? p->metrics.event_discovered : p->metrics.discovered);
+        ch_debug("Adding %s to the provision list after %s", identity,
+                 by_event ? "its startup event" : "discovering it");
+    } else if (r == CH_HOSTS_FULL) {
+        ch_warn("Adding %s to the work queue failed: the queue is full", identity);
+    } else if (r == CH_HOSTS_INVALID) {
+        ch_warn("Refusing to provision an invalid identity");
+    }
+    if (r != CH_HOSTS_DUPLICATE)
+        sync_queue_metrics(p);
+}
+
+/* ---- workers ---- */
+
+static void provision_one(ch_provisioner *p, const char *identity, uint64_t gen)
+{
+    ch_debug("Provisioning %s", identity);
+    ch_metric_inc(p->metrics.busy_workers);
+    ch_pipeline_outcome outcome;
+    ch_error err;
+    ch_error_clear(&err);
+    ch_status st = ch_pipeline_run(&p->pipeline, identity, &outcome, &err);
+    ch_metric_dec(p->metrics.busy_workers);
+    if (st == CH_OK) {
+        ch_metric_inc(p->metrics.provisioned);
+        ch_info("Provisioned %s%s", identity,
+                outcome == CH_PIPELINE_SHUT_DOWN ? " (shut down as the helper asked)" : "");
+    } else {
+        ch_metric_inc(p->metrics.provision_errors);
+        ch_error("Could not provision %s: %s", identity, err.msg);
+    }
+    ch_hosts_done(p->hosts, identity, gen, st == CH_OK);
+}
+
+static void *worker_loop(void *arg)
+{
+    ch_provisioner *p = arg;
+    char identity[CH_MAX_IDENTITY_LEN + 1];
+    for (;;) {
+        uint64_t gen = 0;
+        ch_status st = ch_hosts_take(p->hosts, TAKE_WAIT_MS, identity, &gen);
+        if (st == CH_ERR_EXPIRED)
+            break;
+        if (st == CH_OK)
+            provision_one(p, identity, gen);
+        sync_queue_metrics(p);
+    }
+    return NULL;
+}
+
+/* ---- start-up ---- */
+
+/* What the configuration needs that the file format cannot check. */
+static ch_status check_config(ch_provisioner *p, ch_error *err)
+{
+    const ch_provconfig *c = p->o.cfg;
+    ch_error e;
+    if (c->features.ed25519)
+        return ch_error_set(err, CH_ERR_UNSUPPORTED,
+                            "features.ed25519: Organization Issuer provisioning is not supported "
+                            "by this build yet");
+    if (c->features.upgrades)
+        return ch_error_set(err, CH_ERR_UNSUPPORTED,
+                            "features.upgrades: version upgrades are not supported by this build "
+                            "yet");
+    char **argv = NULL;
+    if (ch_helper_split(c->helper, &argv, NULL, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "helper: cannot parse helper command: %s", e.msg);
+    ch_helper_argv_free(argv);
+    if (c->jwt_verify_cert[0] != '\0' &&
+        ch_provverify_key_load(c->jwt_verify_cert, &p->verify_key, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "jwt_verify_cert: %s", e.msg);
+    if (c->features.jwt && p->verify_key == NULL)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "jwt_verify_cert: features.jwt is enabled but no JWT verification "
+                            "certificate is configured");
+    if (ch_provverify_deny_compile(c->cert_deny_list, c->cert_deny_count, &p->deny, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "cert_deny_list: %s", e.msg);
+    return CH_OK;
+}
+
+static ch_status setup_metrics(ch_provisioner *p, ch_error *err)
+{
+    p->registry = ch_metrics_new();
+    if (p->registry == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    ch_status st = ch_provisioner_metrics_register(p->registry, p->o.cfg->site, &p->metrics, err);
+    if (st != CH_OK || p->o.cfg->monitor_port == 0)
+        return st;
+    ch_http_opts ho = {.bind = p->o.cfg->monitor_bind,
+                       .port = p->o.cfg->monitor_port,
+                       .metrics = p->registry};
+    ch_error e;
+    if (ch_http_server_start(&ho, &p->http, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_IO, "monitor_port: cannot serve /metrics: %s", e.msg);
+    return CH_OK;
+}
+
+static ch_status connect_broker(ch_provisioner *p, ch_error *err)
+{
+    const ch_provconfig *c = p->o.cfg;
+    bool password = c->broker_provisioning_password[0] != '\0';
+    ch_conn_opts co = {.servers = p->o.servers,
+                       .server_count = p->o.server_count,
+                       .name = p->o.identity,
+                       .user = password ? "provisioner" : NULL,
+                       .password = password ? c->broker_provisioning_password : NULL,
+                       .send_asap = true};
+    ch_error e;
+    if (ch_conn_connect(&co, &p->nc, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_CONNECTION, "could not create initial events connection: %s",
+                            e.msg);
+    char callerid[CH_MAX_IDENTITY_LEN + 16];
+    ch_status st = ch_protocol_callerid(p->o.identity, callerid, sizeof(callerid), err);
+    ch_rpc_client_opts ro = {.nc = p->nc,
+                             .collective = "provisioning",
+                             .identity = p->o.identity,
+                             .callerid = callerid,
+                             .send_asap = true};
+    if (st == CH_OK)
+        st = ch_rpc_client_new_opts(&ro, &p->rpc, err);
+    return st;
+}
+
+/* The provisioner's own startup event, in the Choria format as upstream sends it. */
+static void publish_startup(ch_provisioner *p)
+{
+    ch_lifecycle_event *ev = NULL;
+    char subject[CH_MAX_SUBJECT_LEN], *body = NULL;
+    size_t len = 0;
+    ch_error err;
+    ch_error_clear(&err);
+    ch_status st = ch_lifecycle_event_new(CH_LIFECYCLE_STARTUP, p->o.identity, "provisioner",
+                                          CH_VERSION, &ev, &err);
+    if (st == CH_OK)
+        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
+    if (st == CH_OK)
+        st = ch_lifecycle_encode(ev, CH_LIFECYCLE_FORMAT_CHORIA, &body, &len, &err);
+    if (st == CH_OK && natsConnection_Publish(p->nc, subject, body, (int)len) != NATS_OK)
+        st = ch_error_set(&err, CH_ERR_CONNECTION, "publish to %s failed", subject);
+    if (st != CH_OK)
+        ch_warn("could not publish the startup event: %s", err.msg);
+    free(body);
+    ch_lifecycle_event_free(ev);
+}
+
+static ch_status start_workers(ch_provisioner *p, ch_error *err)
+{
+    int n = p->o.cfg->workers > 0 ? p->o.cfg->workers : 1;
+    p->workers = calloc((size_t)n, sizeof(*p->workers));
+    if (p->workers == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    for (; p->started_workers < n; p->started_workers++)
+        if (pthread_create(&p->workers[p->started_workers], NULL, worker_loop, p) != 0)
+            return ch_error_set(err, CH_ERR_INTERNAL, "cannot start worker %d",
+                                p->started_workers + 1);
+    return CH_OK;
+}
+
+static void wire_pipeline(ch_provisioner *p)
+{
+    int64_t dt = p->o.discovery_timeout_ms > 0 ? p->o.discovery_timeout_ms : 2000;
+    p->wrap = (ch_rpcwrap){.rpc = p->rpc,
+                           .paused = &p->paused,
+                           .observe = observe_rpc,
+                           .failed = failed_rpc,
+                           .closure = &p->metrics,
+                           .backoff_percent = p->o.backoff_percent};
+    p->pipeline = (ch_pipeline){.cfg = p->o.cfg,
+                                .rpc = &p->wrap,
+                                .verify_key = p->verify_key,
+                                .deny = p->deny,
+                                .metrics = &p->metrics,
+                                .paused = &p->paused,
+                                .stopping = &p->stopping,
+                                .provision_timeout_ms = dt + 20000,
+                                .rpcutil_timeout_ms = dt + 2000};
+}
+
+static ch_status start_discovery(ch_provisioner *p, ch_error *err)
+{
+    ch_discoverer_opts d = {.nc = p->nc,
+                            .rpc = p->rpc,
+                            .component = p->o.cfg->lifecycle_component,
+                            .interval_ms = p->o.cfg->interval_ns / 1000000,
+                            .timeout_ms = p->o.discovery_timeout_ms,
+                            .paused = &p->paused,
+                            .found = on_found,
+                            .closure = p,
+                            .metrics = &p->metrics};
+    return ch_discoverer_start(&d, &p->discoverer, err);
+}
+
+ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **out, ch_error *err)
+{
+    *out = NULL;
+    ch_provisioner *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    p->o = *o;
+    char interval[CH_DURATION_STR_MAX];
+    ch_config_format_duration(o->cfg->interval_ns, interval, sizeof(interval));
+    ch_info("Choria Provisioner starting using configuration file %s. Discovery interval %s using "
+            "%d workers",
+            o->config_file != NULL ? o->config_file : "(none)", interval, o->cfg->workers);
+    ch_hosts_opts ho = {.interval_ms = o->cfg->interval_ns / 1000000, .hold_ms = o->hold_ms};
+    ch_status st = check_config(p, err);
+    if (st == CH_OK)
+        st = setup_metrics(p, err);
+    if (st == CH_OK)
+        st = ch_hosts_new(&ho, &p->hosts, err);
+    if (st == CH_OK)
+        st = connect_broker(p, err);
+    if (st == CH_OK) {
+        wire_pipeline(p);
+        publish_startup(p);
+        st = start_workers(p, err);
+    }
+    if (st == CH_OK)
+        st = start_discovery(p, err);
+    if (st != CH_OK) {
+        ch_provisioner_stop(p);
+        return st;
+    }
+    *out = p;
+    return CH_OK;
+}
+
+void ch_provisioner_pause(ch_provisioner *p)
+{
+    atomic_store(&p->paused, true);
+    ch_metric_set(p->metrics.paused, 1);
+    size_t dropped = ch_hosts_pause(p->hosts);
+    sync_queue_metrics(p);
+    ch_info("Provisioning paused, %zu queued nodes forgotten", dropped);
+}
+
+void ch_provisioner_resume(ch_provisioner *p)
+{
+    atomic_store(&p->paused, false);
+    ch_metric_set(p->metrics.paused, 0);
+    ch_info("Provisioning resumed");
+    ch_discoverer_trigger(p->discoverer);
+}
+
+int ch_provisioner_monitor_port(const ch_provisioner *p)
+{
+    return p->http != NULL ? ch_http_server_port(p->http) : 0;
+}
+
+ch_metrics *ch_provisioner_metrics_registry(ch_provisioner *p)
+{
+    return p->registry;
+}
+
+void ch_provisioner_hosts_stats(ch_provisioner *p, ch_hosts_stats *out)
+{
+    ch_hosts_stats_get(p->hosts, out);
+}
+
+void ch_provisioner_stop(ch_provisioner *p)
+{
+    if (p == NULL)
+        return;
+    /* Order matters: stop new work, end what is in flight (closing the connection ends the
+     * RPCs waiting for replies at once), then free what the threads used. */
+    atomic_store(&p->stopping, true);
+    atomic_store(&p->paused, true);
+    if (p->hosts != NULL)
+        ch_hosts_shutdown(p->hosts);
+    ch_discoverer_stop(p->discoverer);
+    if (p->nc != NULL)
+        natsConnection_Close(p->nc);
+    for (int i = 0; i < p->started_workers; i++)
+        pthread_join(p->workers[i], NULL);
+    free(p->workers);
+    ch_rpc_client_free(p->rpc);
+    ch_conn_close(p->nc);
+    ch_http_server_stop(p->http);
+    ch_hosts_free(p->hosts);
+    ch_metrics_free(p->registry);
+    ch_provverify_key_free(p->verify_key);
+    ch_provverify_deny_free(p->deny);
+    free(p);
+}

@@ -1,0 +1,543 @@
+/* choria-provisioner end to end: a real nats-server, the real provisioner binary, a simulated
+ * fleet or real `choria server run` processes, real helpers, `choria tool event` and
+ * /metrics. Every count the fleet reports must match the provisioner's metrics. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "choria/json.h"
+#include "choria/lifecycle.h"
+#include "choria/provverify.h"
+#include "choria/util.h"
+#include "harness.h"
+
+#define TOKEN "t0k"
+#define PROVISIONER_ID "provisioner.example.net"
+
+typedef struct {
+    cht_broker *broker;
+    cht_proc *provisioner, *fleet, *events;
+    cht_proc *servers[3];
+    char dir[256];
+    char signer_pub[300]; /* jwt_verify_cert */
+    char *signer_key;     /* RSA private key PEM */
+    int monitor_port;
+} fixture;
+
+/* ---- small helpers ---- */
+
+static void write_file(const char *path, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fclose(fp);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        fail_msg("cannot find a free port");
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void source_path(char *out, size_t size, const char *rel)
+{
+    const char *src = getenv("CH_SOURCE_DIR");
+    snprintf(out, size, "%s/%s", src != NULL ? src : ".", rel);
+}
+
+/* An RSA key pair: the public half for jwt_verify_cert, the private half to sign JWTs. */
+static void make_signer(fixture *f)
+{
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    assert_non_null(k);
+    snprintf(f->signer_pub, sizeof(f->signer_pub), "%s/jwt-signer.pem", f->dir);
+    FILE *fp = fopen(f->signer_pub, "w");
+    assert_non_null(fp);
+    assert_int_equal(PEM_write_PUBKEY(fp, k), 1);
+    fclose(fp);
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data(b, &data);
+    f->signer_key = strndup(data, (size_t)len);
+    BIO_free(b);
+    EVP_PKEY_free(k);
+}
+
+/* A signed provisioning JWT as `choria jwt provisioning` makes it, expiring at exp. */
+static void write_jwt(fixture *f, const char *path, int64_t exp)
+{
+    char chu[64];
+    snprintf(chu, sizeof(chu), "127.0.0.1:%d", cht_broker_port(f->broker));
+    json_t *claims = json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:s,s:I,s:I}", "cht", TOKEN, "chs", 0,
+                               "chu", chu, "chpd", 1, "purpose", "choria_provisioning", "sub",
+                               "choria_provisioning", "iss", "test", "iat",
+                               (json_int_t)ch_now_unix(), "exp", (json_int_t)exp);
+    char *jwt = NULL;
+    ch_error err;
+    CHT_CHECK(ch_provverify_jwt_sign("RS256", f->signer_key, claims, &jwt, &err), &err);
+    write_file(path, "%s\n", jwt);
+    free(jwt);
+    json_decref(claims);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    ch_error err;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-prov-test-XXXXXX");
+    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, &err) != CH_OK)
+        return -1;
+    make_signer(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cht_proc_free(f->fleet);
+    for (int i = 0; i < 3; i++)
+        cht_proc_free(f->servers[i]);
+    cht_proc_free(f->provisioner);
+    cht_proc_free(f->events);
+    cht_broker_free(f->broker);
+    if (getenv("CHT_KEEP") == NULL)
+        cht_remove_tree(f->dir, NULL);
+    free(f->signer_key);
+    free(f);
+    return 0;
+}
+
+/* ---- the provisioner ---- */
+
+/* Writes the configs and starts the provisioner; returns once /metrics answers. */
+static void start_provisioner(fixture *f, const char *helper, const char *features, int workers)
+{
+    char client[300], conf[300], log[300], bin[512];
+    snprintf(client, sizeof(client), "%s/client.conf", f->dir);
+    snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
+    snprintf(log, sizeof(log), "%s/provisioner.log", f->dir);
+    write_file(client, "identity = %s\nplugin.choria.middleware_hosts = %s\n", PROVISIONER_ID,
+               cht_broker_url(f->broker));
+    f->monitor_port = free_port();
+    write_file(conf,
+               "workers: %d\ninterval: 1m\nsite: testsite\nmonitor_port: %d\n"
+               "monitor_bind: 127.0.0.1\nhelper: %s\ntoken: %s\njwt_verify_cert: %s\n"
+               "logfile: %s\nfeatures:\n%s",
+               workers, f->monitor_port, helper, TOKEN, f->signer_pub, log, features);
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria-provisioner", bin, sizeof(bin), &err), &err);
+    char pid[300];
+    snprintf(pid, sizeof(pid), "%s/provisioner.pid", f->dir);
+    const char *argv[] = {bin,    "run",  "--config", conf, "--choria-config",
+                          client, "--pid", pid,       NULL};
+    const char *env[] = {"CHORIA_PROVISIONER_BACKOFF_PERCENT=10", NULL};
+    cht_proc_opts o = {.argv = argv, .env = env};
+    CHT_CHECK(cht_proc_spawn(&o, &f->provisioner, &err), &err);
+    for (int i = 0; i < 100; i++) {
+        int status = 0;
+        if (cht_http_get(f->monitor_port, "/healthz", 1000, &status, NULL, NULL) == CH_OK &&
+            status == 200)
+            return;
+        if (cht_proc_exited(f->provisioner))
+            break;
+        usleep(100000);
+    }
+    fail_msg("provisioner did not start: %s", cht_proc_stderr(f->provisioner));
+}
+
+static char *metrics_text(fixture *f)
+{
+    int status = 0;
+    char *body = NULL;
+    ch_error err;
+    CHT_CHECK(cht_http_get(f->monitor_port, "/metrics", 5000, &status, &body, &err), &err);
+    assert_int_equal(status, 200);
+    return body;
+}
+
+/* The value of one series, e.g. choria_provisioner_provisioned{site="testsite"}; -1 if absent. */
+static double metric(fixture *f, const char *series)
+{
+    char *text = metrics_text(f);
+    double v = -1;
+    size_t n = strlen(series);
+    for (char *line = text; line != NULL && *line;) {
+        char *next = strchr(line, '\n');
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            v = strtod(line + n + 1, NULL);
+        line = next != NULL ? next + 1 : NULL;
+    }
+    free(text);
+    return v;
+}
+
+static void wait_metric(fixture *f, const char *series, double want, int timeout_ms)
+{
+    double got = -1;
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        if ((got = metric(f, series)) == want)
+            return;
+        usleep(200000);
+    }
+    fail_msg("%s is %g, expected %g; provisioner stderr: %s", series, got, want,
+             cht_proc_stderr(f->provisioner));
+}
+
+#define SITE "{site=\"testsite\"}"
+#define M(name) "choria_provisioner_" name SITE
+#define RPC(name, rpc) "choria_provisioner_" name "{site=\"testsite\",rpc=\"" rpc "\"}"
+
+static char *read_log(fixture *f)
+{
+    char path[300], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/provisioner.log", f->dir);
+    ch_error err;
+    CHT_CHECK(ch_read_file(path, 64 * 1024 * 1024, &text, &len, &err), &err);
+    return text;
+}
+
+static int count_substr(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ---- fleet and event viewer ---- */
+
+static void start_events(fixture *f)
+{
+    char bin[512];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    const char *argv[] = {bin, "tool", "event", "--server", cht_broker_url(f->broker), NULL};
+    cht_proc_opts o = {.argv = argv};
+    CHT_CHECK(cht_proc_spawn(&o, &f->events, &err), &err);
+    char *line = NULL;
+    if (cht_proc_read_until(f->events, "Waiting for events", 10000, &line) != CHT_READ_LINE)
+        fail_msg("tool event did not start: %s", cht_proc_stderr(f->events));
+    free(line);
+}
+
+static void start_fleet(fixture *f, int count, const char *jwt, const char *const *extra)
+{
+    char bin[512], n[16], summary[300];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    snprintf(n, sizeof(n), "%d", count);
+    snprintf(summary, sizeof(summary), "%s/summary.json", f->dir);
+    const char *argv[32] = {bin,     "tool",          "fleet", "--server", cht_broker_url(f->broker),
+                            "--count", n,             "--token", TOKEN, "--provisioning-jwt",
+                            jwt,     "--summary-json", summary, "--connections", "2"};
+    int i = 15;
+    for (; extra != NULL && *extra != NULL && i < 31; extra++)
+        argv[i++] = *extra;
+    argv[i] = NULL;
+    cht_proc_opts o = {.argv = argv};
+    CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
+    char *line = NULL;
+    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) !=
+        CHT_READ_LINE)
+        fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
+    free(line);
+}
+
+static json_t *fleet_summary(fixture *f, int timeout_ms)
+{
+    int ws = 0;
+    ch_error err;
+    if (cht_proc_wait(f->fleet, timeout_ms, &ws, &err) != CH_OK)
+        fail_msg("fleet still running; provisioner stderr: %s", cht_proc_stderr(f->provisioner));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    char path[300], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/summary.json", f->dir);
+    CHT_CHECK(ch_read_file(path, 64 * 1024 * 1024, &text, &len, &err), &err);
+    json_t *j = ch_json_parse(text, len, 64 * 1024 * 1024, 16, &err);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static long jint(json_t *j, const char *key)
+{
+    return (long)json_integer_value(json_object_get(j, key));
+}
+
+typedef struct {
+    int startup, provisioned, shutdown;
+} event_counts;
+
+static bool count_event_line(const char *line, void *arg)
+{
+    event_counts *c = arg;
+    if (strstr(line, ": provision_mode_server") == NULL)
+        return false;
+    c->startup += strstr(line, "[startup]") != NULL;
+    c->provisioned += strstr(line, "[provisioned]") != NULL;
+    c->shutdown += strstr(line, "[shutdown]") != NULL;
+    return false;
+}
+
+/* Reads `choria tool event` lines until it has been quiet for a second. */
+static event_counts read_events(fixture *f)
+{
+    event_counts c = {0};
+    for (int i = 0; i < 100000; i++) {
+        char *line = NULL;
+        if (cht_proc_read_line(f->events, 1000, &line) != CHT_READ_LINE)
+            break;
+        count_event_line(line, &c);
+        free(line);
+    }
+    return c;
+}
+
+/* ---- tests ---- */
+
+static void fleet_of_500_is_provisioned_once_and_metrics_match(void **state)
+{
+    fixture *f = *state;
+    char helper[400], jwt[300];
+    source_path(helper, sizeof(helper), "contrib/helpers/demo-helper");
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_events(f);
+    start_provisioner(f, helper, "  jwt: true\n", 16);
+    const char *extra[] = {"--exit-when-provisioned", NULL};
+    start_fleet(f, 500, jwt, extra);
+
+    json_t *s = fleet_summary(f, 120000);
+    assert_int_equal(jint(s, "provisioned"), 500);
+    assert_int_equal(jint(s, "configure_calls"), 500);
+    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
+    assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
+    json_decref(s);
+
+    wait_metric(f, M("provisioned"), 500, 10000);
+    assert_true(metric(f, M("provision_errors")) == 0);
+    assert_true(metric(f, M("helper_errors")) == 0);
+    assert_true(metric(f, M("discovered")) + metric(f, M("event_discovered")) == 500);
+    assert_true(metric(f, "choria_provisioner_helper_time_count" SITE) == 500);
+    assert_true(metric(f, RPC("rpc_time_count", "choria_provision#configure")) == 500);
+    assert_true(metric(f, RPC("rpc_time_count", "choria_provision#restart")) == 500);
+    assert_true(metric(f, RPC("rpc_errors", "choria_provision#jwt")) == 0);
+    assert_true(metric(f, M("busy_workers")) == 0);
+    assert_true(metric(f, M("work_queue_entries")) == 0);
+    assert_true(metric(f, M("waiting_nodes")) == 500); /* held 60 s while they restart */
+    assert_true(metric(f, M("discover_cycles")) >= 1);
+    assert_true(metric(f, M("paused")) == 0);
+
+    event_counts c = read_events(f);
+    assert_int_equal(c.startup, 500);
+    assert_int_equal(c.provisioned, 500);
+    assert_int_equal(c.shutdown, 500);
+}
+
+/* Three real servers, the openssl CA helper and features.pki: each server ends up with a
+ * certificate for its identity that verifies against the CA the helper made. */
+static void real_servers_get_certificates_from_the_openssl_ca_helper(void **state)
+{
+    fixture *f = *state;
+    char helper[700], jwt[300], ca_dir[300], bin[512];
+    snprintf(ca_dir, sizeof(ca_dir), "%s/ca", f->dir);
+    char script[400];
+    source_path(script, sizeof(script), "contrib/helpers/openssl-ca-helper");
+    snprintf(helper, sizeof(helper), "%s %s", script, ca_dir);
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_provisioner(f, helper, "  jwt: true\n  pki: true\n", 4);
+
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    for (int i = 0; i < 3; i++) {
+        char sdir[300], conf[400];
+        snprintf(sdir, sizeof(sdir), "%s/server%d", f->dir, i);
+        mkdir(sdir, 0700);
+        snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
+        write_file(conf, "identity = s%d.example.net\nplugin.choria.server.provision = true\n", i);
+        const char *argv[] = {bin, "server", "run", "--config", conf, "--provisioning-jwt",
+                              jwt, NULL};
+        cht_proc_opts o = {.argv = argv};
+        CHT_CHECK(cht_proc_spawn(&o, &f->servers[i], &err), &err);
+    }
+    wait_metric(f, M("provisioned"), 3, 60000);
+    assert_true(metric(f, M("provision_errors")) == 0);
+    assert_true(metric(f, RPC("rpc_time_count", "choria_provision#gencsr")) == 3);
+
+    char ca[400];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", ca_dir);
+    for (int i = 0; i < 3; i++) {
+        char cert[400], cmd[1200], conf[400], *text = NULL;
+        size_t len = 0;
+        snprintf(cert, sizeof(cert), "%s/server%d/ssl/certificate.pem", f->dir, i);
+        for (int w = 0; w < 50 && access(cert, R_OK) != 0; w++)
+            usleep(100000);
+        snprintf(cmd, sizeof(cmd), "openssl verify -CAfile %s %s >/dev/null", ca, cert);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof(cmd),
+                 "openssl x509 -in %s -noout -subject | grep -q 's%d.example.net'", cert, i);
+        assert_int_equal(system(cmd), 0);
+        /* The helper's configuration was written and provisioning switched off. */
+        snprintf(conf, sizeof(conf), "%s/server%d/server.conf", f->dir, i);
+        CHT_CHECK(ch_read_file(conf, 1024 * 1024, &text, &len, &err), &err);
+        assert_non_null(strstr(text, "plugin.choria.server.provision=false"));
+        assert_non_null(strstr(text, "plugin.security.provider=file"));
+        free(text);
+    }
+}
+
+/* A helper that misbehaves in a different way for each of six nodes the first time it sees
+ * them and works the second time; the other nodes are unaffected. */
+static const char FAULTY_HELPER[] =
+    "#!/bin/sh\n"
+    "IFS='\"' read -r open key colon id rest || :\n"
+    "mark=\"%s/seen-$id\"\n"
+    "if [ ! -e \"$mark\" ]; then\n"
+    "  : > \"$mark\"\n"
+    "  case $id in\n"
+    "  n1.*) sleep 30 ;;\n"
+    "  n2.*) echo 'helper failed on purpose' >&2; exit 3 ;;\n"
+    "  n3.*) echo 'this is not json'; exit 0 ;;\n"
+    "  n4.*) head -c 100000000 /dev/zero; exit 0 ;;\n"
+    "  n5.*) printf '{\"configuration\":{\"identity\":\"%%s\",\"port\":4222}}' \"$id\"; exit 0 ;;\n"
+    "  n6.*) printf '{\"defer\":true,\"msg\":\"come back later\"}'; exit 0 ;;\n"
+    "  esac\n"
+    "fi\n"
+    "exec %s <<EOF\n"
+    "{\"identity\":\"$id\",\"\n"
+    "EOF\n";
+
+static void helper_faults_are_counted_logged_and_retried(void **state)
+{
+    fixture *f = *state;
+    char helper[300], demo[400], jwt[300], marks[300];
+    source_path(demo, sizeof(demo), "contrib/helpers/demo-helper");
+    snprintf(marks, sizeof(marks), "%s/marks", f->dir);
+    mkdir(marks, 0700);
+    snprintf(helper, sizeof(helper), "%s/faulty-helper", f->dir);
+    write_file(helper, FAULTY_HELPER, marks, demo);
+    chmod(helper, 0755);
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_provisioner(f, helper, "  jwt: true\n", 8);
+    start_fleet(f, 12, jwt, NULL);
+
+    /* Six succeed at once; five helper errors (the timeout takes 10 s) and one defer. */
+    wait_metric(f, M("provision_errors"), 6, 30000);
+    assert_true(metric(f, M("provisioned")) == 6);
+    assert_true(metric(f, M("helper_errors")) == 5);
+    assert_true(metric(f, "choria_provisioner_helper_time_count" SITE) == 12);
+    char *log = read_log(f);
+    assert_int_equal(count_substr(log, "Could not provision n1."), 1);
+    assert_non_null(strstr(log, "timed out"));
+    assert_non_null(strstr(log, "helper failed on purpose")); /* stderr reaches the log */
+    assert_non_null(strstr(log, "exit status 3"));
+    assert_non_null(strstr(log, "cannot decode output"));
+    assert_non_null(strstr(log, "exceeds"));
+    assert_non_null(strstr(log, "configuration deferred: come back later"));
+    assert_int_equal(count_substr(log, "Could not provision"), 6);
+    free(log);
+
+    /* A later cycle (here the nodes' startup events, re-sent) provisions the six. */
+    char bin[512];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    for (int i = 1; i <= 6; i++) {
+        char id[64], cmd[1200];
+        snprintf(id, sizeof(id), "n%d.fleet.local", i);
+        snprintf(cmd, sizeof(cmd),
+                 "%s tool emit --server %s --type startup --component provision_mode_server "
+                 "--identity %s >/dev/null",
+                 bin, cht_broker_url(f->broker), id);
+        assert_int_equal(system(cmd), 0);
+    }
+    wait_metric(f, M("provisioned"), 12, 30000);
+    assert_true(metric(f, M("provision_errors")) == 6);
+    assert_false(cht_proc_exited(f->provisioner));
+}
+
+static void bad_configuration_exits_with_one_line_naming_the_key(void **state)
+{
+    fixture *f = *state;
+    char conf[300], bin[512];
+    snprintf(conf, sizeof(conf), "%s/bad.yaml", f->dir);
+    write_file(conf, "interval: 10s\nhelper: /bin/true\n");
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria-provisioner", bin, sizeof(bin), &err), &err);
+    const char *argv[] = {bin, "run", "--config", conf, NULL};
+    cht_proc_opts o = {.argv = argv};
+    cht_proc *p = NULL;
+    CHT_CHECK(cht_proc_spawn(&o, &p, &err), &err);
+    int ws = 0;
+    CHT_CHECK(cht_proc_wait(p, 10000, &ws, &err), &err);
+    assert_int_not_equal(WEXITSTATUS(ws), 0);
+    const char *e = cht_proc_stderr(p);
+    assert_non_null(strstr(e, "interval is too small"));
+    assert_int_equal(count_substr(e, "\n"), 1);
+    cht_proc_free(p);
+}
+
+static void sigterm_stops_quickly_and_removes_the_pid_file(void **state)
+{
+    fixture *f = *state;
+    char demo[400];
+    source_path(demo, sizeof(demo), "contrib/helpers/demo-helper");
+    start_provisioner(f, demo, "  jwt: false\n", 2);
+    ch_error err;
+    char pid[300];
+    snprintf(pid, sizeof(pid), "%s/provisioner.pid", f->dir);
+    assert_int_equal(access(pid, R_OK), 0);
+    int64_t t0 = ch_now_mono_ms();
+    CHT_CHECK(cht_proc_signal(f->provisioner, SIGTERM, &err), &err);
+    int ws = 0;
+    CHT_CHECK(cht_proc_wait(f->provisioner, 5000, &ws, &err), &err);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_true(ch_now_mono_ms() - t0 < 5000);
+    assert_int_not_equal(access(pid, F_OK), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(fleet_of_500_is_provisioned_once_and_metrics_match, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(real_servers_get_certificates_from_the_openssl_ca_helper,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(helper_faults_are_counted_logged_and_retried, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sigterm_stops_quickly_and_removes_the_pid_file, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
