@@ -280,6 +280,7 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
     if (p == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     p->o = *o;
+    atomic_store(&p->paused, o->start_paused);
     char interval[CH_DURATION_STR_MAX];
     ch_config_format_duration(o->cfg->interval_ns, interval, sizeof(interval));
     ch_info("Choria Provisioner starting using configuration file %s. Discovery interval %s using "
@@ -287,8 +288,8 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
             o->config_file != NULL ? o->config_file : "(none)", interval, o->cfg->workers);
     ch_hosts_opts ho = {.interval_ms = o->cfg->interval_ns / 1000000, .hold_ms = o->hold_ms};
     ch_status st = check_config(p, err);
-    if (st == CH_OK)
-        st = setup_metrics(p, err);
+    if (st == CH_OK && (st = setup_metrics(p, err)) == CH_OK)
+        ch_metric_set(p->metrics.paused, o->start_paused ? 1 : 0);
     if (st == CH_OK)
         st = ch_hosts_new(&ho, &p->hosts, err);
     if (st == CH_OK)
@@ -333,6 +334,11 @@ int ch_provisioner_monitor_port(const ch_provisioner *p)
 ch_metrics *ch_provisioner_metrics_registry(ch_provisioner *p)
 {
     return p->registry;
+}
+
+ch_provisioner_metrics *ch_provisioner_metrics_handles(ch_provisioner *p)
+{
+    return &p->metrics;
 }
 
 void ch_provisioner_hosts_stats(ch_provisioner *p, ch_hosts_stats *out)

@@ -17,6 +17,7 @@ typedef struct {
     int64_t discovery_timeout_ms;   /* Choria discovery_timeout; 0 = 2000 */
     int backoff_percent;            /* scales the RPC retry back-off; 0 = 100 (tests) */
     int64_t hold_ms;                /* provisioned hosts held; 0 = 60 s (tests shorten it) */
+    bool start_paused;              /* e.g. until a leader election is won */
 } ch_provisioner_opts;
 
 typedef struct ch_provisioner ch_provisioner;
@@ -35,6 +36,8 @@ void ch_provisioner_resume(ch_provisioner *p);
 int ch_provisioner_monitor_port(const ch_provisioner *p);
 
 ch_metrics *ch_provisioner_metrics_registry(ch_provisioner *p);
+/* The choria_provisioner_* series, for reading values in tests. */
+ch_provisioner_metrics *ch_provisioner_metrics_handles(ch_provisioner *p);
 void ch_provisioner_hosts_stats(ch_provisioner *p, ch_hosts_stats *out);
 
 /* Stops everything (helpers are killed, RPCs in flight end at once) and frees p. NULL is fine. */
