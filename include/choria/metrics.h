@@ -88,6 +88,7 @@ typedef struct {
     ch_metric *helper_time;              /* summary, seconds */
     ch_metric *helper_errors;            /* counter */
     ch_metric *helper_shutdown_requests; /* counter */
+    ch_metric *invalid_identities;       /* counter, this project's own */
     ch_metric_family *rpc_time;          /* summary, seconds, labels site + rpc */
     ch_metric_family *rpc_errors;        /* counter, labels site + rpc */
     char site[CH_METRICS_LABEL_VALUE_MAX + 1];

@@ -588,6 +588,10 @@ static const prov_metric prov_metrics[] = {
     {"choria_provisioner_helper_shutdown_requests",
      "How many shutdown requests were sent to nodes on behalf of the helper", CH_METRIC_COUNTER,
      PM(helper_shutdown_requests)},
+    /* Not upstream's: identities refused because they are not valid node names. */
+    {"choria_provisioner_invalid_identities",
+     "How many discovered identities were refused as invalid node names", CH_METRIC_COUNTER,
+     PM(invalid_identities)},
 };
 
 /* The existing family when name is already registered with the same shape (a second site in

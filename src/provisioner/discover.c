@@ -54,6 +54,11 @@ static void discover_once(ch_discoverer *d)
         ch_error("discovery failed: %s", err.msg);
     } else {
         ch_info("discovered %zu nodes in %lld ms", res.count, (long long)res.elapsed_ms);
+        if (res.invalid_identity > 0 && d->o.metrics != NULL) {
+            ch_metric_add(d->o.metrics->invalid_identities, (double)res.invalid_identity);
+            ch_warn("Discovery refused %llu replies with invalid identities",
+                    (unsigned long long)res.invalid_identity);
+        }
     }
     ch_rpc_discovery_clear(&res);
 }
@@ -98,12 +103,16 @@ static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     ch_lifecycle_event *ev = NULL;
     if (!paused(d) && ch_lifecycle_parse(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                          &ev, NULL) == CH_OK) {
-        if (ev->type == CH_LIFECYCLE_STARTUP && strcmp(ev->component, d->component) == 0 &&
-            ch_identity_valid(ev->identity)) {
+        bool ours = ev->type == CH_LIFECYCLE_STARTUP && strcmp(ev->component, d->component) == 0;
+        if (ours && ch_identity_valid(ev->identity)) {
             d->stats.event_discovered++;
             d->o.found(ev->identity, CH_FOUND_BY_EVENT, d->o.closure);
         } else {
             d->stats.invalid_events++;
+            if (ours && d->o.metrics != NULL) {
+                ch_metric_inc(d->o.metrics->invalid_identities);
+                ch_warn("Ignoring a startup event with an invalid identity");
+            }
         }
     } else if (!paused(d)) {
         d->stats.invalid_events++;

@@ -482,6 +482,16 @@ static void helper_faults_are_counted_logged_and_retried(void **state)
     }
     wait_metric(f, M("provisioned"), 12, 30000);
     assert_true(metric(f, M("provision_errors")) == 6);
+
+    /* An identity that is not a valid node name is refused and counted. */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "%s tool emit --server %s --type startup --component provision_mode_server "
+             "--identity 'bad..name' >/dev/null",
+             bin, cht_broker_url(f->broker));
+    assert_int_equal(system(cmd), 0);
+    wait_metric(f, M("invalid_identities"), 1, 10000);
+    assert_true(metric(f, M("event_discovered")) + metric(f, M("discovered")) == 18);
     assert_false(cht_proc_exited(f->provisioner));
 }
 
