@@ -38,6 +38,11 @@ void ch_provverify_key_free(ch_provverify_key *k);
 ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_t len, int64_t now,
                             ch_provjwt **claims, json_t **claims_json, ch_error *err);
 
+/* Only the signature of jwt[0..len) (alg and key type must match), no claim checks: for
+ * tokens other than provisioning tokens, e.g. the server JWTs the provisioner issues. */
+ch_status ch_provverify_jwt_signature(const ch_provverify_key *key, const char *jwt, size_t len,
+                                      ch_error *err);
+
 /* Signs claims as a compact JWT: alg RS256/RS384/RS512 with key = an RSA private key PEM
  * text, or EdDSA with key = a 64-character hex ed25519 seed. Header {"alg":..,"typ":"JWT"}.
  * *jwt is malloc'd. */

@@ -254,6 +254,28 @@ ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_
     return CH_OK;
 }
 
+ch_status ch_provverify_jwt_signature(const ch_provverify_key *key, const char *jwt, size_t len,
+                                      ch_error *err)
+{
+    trim(&jwt, &len);
+    if (len > CH_PROVJWT_MAX_SIZE)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "token is larger than %d bytes",
+                            CH_PROVJWT_MAX_SIZE);
+    const char *dot1 = memchr(jwt, '.', len);
+    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
+    if (dot2 == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: token contains an invalid "
+                                                 "number of segments");
+    json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    ch_status st = alg == NULL ? ch_error_set(err, CH_ERR_INVALID,
+                                              "token is malformed: could not decode header")
+                               : verify_signature(key, alg, jwt, (size_t)(dot2 - jwt), dot2 + 1,
+                                                  len - (size_t)(dot2 + 1 - jwt), err);
+    json_decref(header);
+    return st;
+}
+
 /* ---- signing ---- */
 
 static EVP_PKEY *signing_key(const char *alg, const char *key, bool eddsa, ch_error *err)

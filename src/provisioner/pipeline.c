@@ -15,6 +15,7 @@
 #include "choria/util.h"
 
 #define TRIES_JWT 3
+#define TRIES_GEN25519 5
 #define TRIES_INVENTORY 5
 #define TRIES_GENCSR 1
 #define TRIES_CONFIGURE 5
@@ -31,6 +32,8 @@ typedef struct {
     bool have_csr;
     ch_helper_reply *reply;
     char *encrypted_key; /* the helper's key, encrypted for the node */
+    char *ed_public_key, *ed_directory, *ed_signature; /* gen25519 reply, verified */
+    char *server_jwt;                                  /* issued for ed_public_key */
     char my_ecdh_public[2 * CH_PKI_X25519_LEN + 1];
 } node_state;
 
@@ -43,6 +46,10 @@ static void node_state_clear(node_state *n)
     free(n->csr_ssldir);
     ch_helper_reply_free(n->reply);
     free(n->encrypted_key);
+    free(n->ed_public_key);
+    free(n->ed_directory);
+    free(n->ed_signature);
+    free(n->server_jwt);
 }
 
 static const char *data_string(const ch_rpc_result *r, const char *key)
@@ -158,6 +165,43 @@ done:
     return st;
 }
 
+/* Step 3: the node makes an ed25519 key and proves it holds it by signing a nonce (spec 6.4,
+ * 9.3). */
+static ch_status step_gen25519(const ch_pipeline *p, node_state *n, ch_error *err)
+{
+    char nonce[33];
+    ch_request_id(nonce);
+    json_t *data = json_pack("{s:s,s:s}", "nonce", nonce, "token", p->cfg->token);
+    ch_rpc_result r;
+    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gen25519", data,
+                                   TRIES_GEN25519, p->provision_timeout_ms, &r, err);
+    json_decref(data);
+    if (st != CH_OK)
+        goto done;
+    const char *pub = data_string(&r, "public_key"), *sig = data_string(&r, "signature"),
+               *dir = data_string(&r, "directory");
+    unsigned char pub_raw[CH_PKI_ED25519_PUB_LEN], sig_raw[CH_PKI_ED25519_SIG_LEN];
+    if (pub == NULL || pub[0] == '\0')
+        st = ch_error_set(err, CH_ERR_INVALID, "no public key received");
+    else if (sig == NULL || sig[0] == '\0')
+        st = ch_error_set(err, CH_ERR_INVALID, "no signature received");
+    else if (ch_pki_hex_decode(pub, strlen(pub), pub_raw, sizeof(pub_raw), NULL) != CH_OK ||
+             ch_pki_hex_decode(sig, strlen(sig), sig_raw, sizeof(sig_raw), NULL) != CH_OK)
+        st = ch_error_set(err, CH_ERR_INVALID, "invalid public key or signature received");
+    else if (!ch_pki_ed25519_verify(pub_raw, nonce, strlen(nonce), sig_raw))
+        st = ch_error_set(err, CH_ERR_INVALID, "invalid nonce signature");
+    if (st == CH_OK) {
+        n->ed_public_key = strdup(pub);
+        n->ed_signature = strdup(sig);
+        n->ed_directory = strdup(dir != NULL ? dir : "");
+        if (n->ed_public_key == NULL || n->ed_signature == NULL || n->ed_directory == NULL)
+            st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    }
+done:
+    ch_rpc_result_clear(&r);
+    return st;
+}
+
 /* Step 4: the inventory, kept as JSON text for the helper (spec 6.5). */
 static ch_status step_inventory(const ch_pipeline *p, node_state *n, ch_error *err)
 {
@@ -231,8 +275,12 @@ static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
         return st;
     }
     ch_helper_csr csr = {.csr = n->csr, .public_key = n->csr_public_key, .ssldir = n->csr_ssldir};
+    ch_helper_ed25519 ed = {.public_key = n->ed_public_key,
+                            .directory = n->ed_directory,
+                            .signature = n->ed_signature};
     ch_helper_input in = {.identity = n->identity,
                           .csr = n->have_csr ? &csr : NULL,
+                          .ed25519 = n->ed_public_key != NULL ? &ed : NULL,
                           .inventory = n->inventory,
                           .jwt = n->claims};
     ch_helper_opts opts = {.cancel = p->stopping};
@@ -338,7 +386,7 @@ static ch_status step_configure(const ch_pipeline *p, node_state *n, ch_error *e
                         "ecdh_public", n->encrypted_key != NULL ? n->my_ecdh_public : "",
                         "action_policies", kv_object(h->action_policies, h->action_policies_count),
                         "opa_policies", kv_object(h->opa_policies, h->opa_policies_count),
-                        "server_jwt", "");
+                        "server_jwt", n->server_jwt != NULL ? n->server_jwt : "");
     free(conf_text);
     if (data == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "cannot encode the configure request");
@@ -366,7 +414,10 @@ static ch_status step_restart(const ch_pipeline *p, node_state *n, ch_error *err
 static ch_status configure_and_restart(const ch_pipeline *p, node_state *n, ch_error *err)
 {
     ch_status st = CH_OK;
-    if (n->reply->key[0] != '\0')
+    if (p->cfg->features.ed25519)
+        st = ch_srvjwt_issue(p->signer, n->identity, n->ed_public_key, n->reply, ch_now_unix(),
+                             &n->server_jwt, err);
+    if (st == CH_OK && n->reply->key[0] != '\0')
         st = encrypt_key(n, err);
     if (st == CH_OK)
         st = step_configure(p, n, err);
@@ -384,6 +435,8 @@ ch_status ch_pipeline_run(const ch_pipeline *p, const char *identity, ch_pipelin
     ch_status st = CH_OK;
     if (f->jwt)
         st = step_jwt(p, &n, err);
+    if (st == CH_OK && f->ed25519)
+        st = step_gen25519(p, &n, err);
     if (st == CH_OK)
         st = step_inventory(p, &n, err);
     if (st == CH_OK && f->pki)

@@ -11,12 +11,14 @@
 #include "choria/provconfig.h"
 #include "choria/provverify.h"
 #include "rpcwrap.h"
+#include "srvjwt.h"
 
 typedef struct {
     const ch_provconfig *cfg;
     const ch_rpcwrap *rpc;               /* retries, metrics and pause for every RPC */
     const ch_provverify_key *verify_key; /* NULL when jwt_verify_cert is not set */
     const ch_provverify_deny *deny;      /* the compiled cert_deny_list */
+    const ch_srvjwt_signer *signer;      /* features.ed25519: signs server JWTs */
     ch_provisioner_metrics *metrics;     /* helper_time, helper_errors, shutdown requests */
     const atomic_bool *paused;           /* no RPC or helper starts while true */
     const atomic_bool *stopping;         /* a running helper is killed when it becomes true */

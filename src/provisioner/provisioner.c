@@ -18,6 +18,7 @@
 #include "discover.h"
 #include "pipeline.h"
 #include "rpcwrap.h"
+#include "srvjwt.h"
 
 #define TAKE_WAIT_MS 500 /* a worker rechecks for shutdown this often when idle */
 
@@ -35,6 +36,7 @@ struct ch_provisioner {
     ch_http_server *http;
     ch_provverify_key *verify_key;
     ch_provverify_deny *deny;
+    ch_srvjwt_signer *signer;
     ch_rpcwrap wrap;
     ch_pipeline pipeline;
     pthread_t *workers;
@@ -137,10 +139,10 @@ static ch_status check_config(ch_provisioner *p, ch_error *err)
 {
     const ch_provconfig *c = p->o.cfg;
     ch_error e;
-    if (c->features.ed25519)
-        return ch_error_set(err, CH_ERR_UNSUPPORTED,
-                            "features.ed25519: Organization Issuer provisioning is not supported "
-                            "by this build yet");
+    if (c->features.ed25519 &&
+        ch_srvjwt_signer_load(c->jwt_signing_key, c->jwt_signing_token, c->server_jwt_validity_ns,
+                              &p->signer, err) != CH_OK)
+        return err != NULL ? err->code : CH_ERR_INVALID;
     if (c->features.upgrades)
         return ch_error_set(err, CH_ERR_UNSUPPORTED,
                             "features.upgrades: version upgrades are not supported by this build "
@@ -252,6 +254,7 @@ static void wire_pipeline(ch_provisioner *p)
                                 .rpc = &p->wrap,
                                 .verify_key = p->verify_key,
                                 .deny = p->deny,
+                                .signer = p->signer,
                                 .metrics = &p->metrics,
                                 .paused = &p->paused,
                                 .stopping = &p->stopping,
@@ -369,5 +372,6 @@ void ch_provisioner_stop(ch_provisioner *p)
     ch_metrics_free(p->registry);
     ch_provverify_key_free(p->verify_key);
     ch_provverify_deny_free(p->deny);
+    ch_srvjwt_signer_free(p->signer);
     free(p);
 }

@@ -21,6 +21,7 @@
 
 #include "choria/json.h"
 #include "choria/lifecycle.h"
+#include "choria/pki.h"
 #include "choria/provverify.h"
 #include "choria/util.h"
 #include "harness.h"
@@ -495,6 +496,92 @@ static void helper_faults_are_counted_logged_and_retried(void **state)
     assert_false(cht_proc_exited(f->provisioner));
 }
 
+/* features.ed25519 against a real server: the provisioning JWT is EdDSA-signed, the node proves
+ * it holds a fresh ed25519 key and receives a server JWT for that key, signed with
+ * jwt_signing_key. */
+static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
+{
+    fixture *f = *state;
+    unsigned char org_seed[32], org_pub[32], sign_seed[32], sign_pub[32];
+    char org_seed_hex[65], org_pub_hex[65], sign_seed_hex[65], sign_pub_hex[65];
+    ch_error err;
+    CHT_CHECK(ch_pki_ed25519_keypair(org_seed, org_pub, &err), &err);
+    CHT_CHECK(ch_pki_ed25519_keypair(sign_seed, sign_pub, &err), &err);
+    ch_hex_encode(org_seed, 32, org_seed_hex);
+    ch_hex_encode(org_pub, 32, org_pub_hex);
+    ch_hex_encode(sign_seed, 32, sign_seed_hex);
+    ch_hex_encode(sign_pub, 32, sign_pub_hex);
+
+    /* The provisioning JWT, signed by the "organization" seed; verified with its hex key. */
+    char chu[64], jwt_path[300], key_path[300], sdir[300], conf[400], bin[512], helper[400];
+    snprintf(chu, sizeof(chu), "127.0.0.1:%d", cht_broker_port(f->broker));
+    json_t *claims = json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:I}", "cht", TOKEN, "chs", 0, "chu", chu,
+                               "chpd", 1, "purpose", "choria_provisioning", "sub",
+                               "choria_provisioning", "exp", (json_int_t)ch_now_unix() + 3600);
+    char *jwt = NULL;
+    CHT_CHECK(ch_provverify_jwt_sign("EdDSA", org_seed_hex, claims, &jwt, &err), &err);
+    json_decref(claims);
+    snprintf(jwt_path, sizeof(jwt_path), "%s/provisioning.jwt", f->dir);
+    write_file(jwt_path, "%s", jwt);
+    free(jwt);
+    snprintf(key_path, sizeof(key_path), "%s/signer.seed", f->dir);
+    write_file(key_path, "%s", sign_seed_hex); /* exactly 64 bytes, as upstream requires */
+    snprintf(f->signer_pub, sizeof(f->signer_pub), "%s", org_pub_hex);
+
+    source_path(helper, sizeof(helper), "contrib/helpers/demo-helper");
+    char features[600];
+    snprintf(features, sizeof(features), "  ed25519: true\njwt_signing_key: %s\n", key_path);
+    start_provisioner(f, helper, features, 2);
+
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    snprintf(sdir, sizeof(sdir), "%s/server0", f->dir);
+    mkdir(sdir, 0700);
+    snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
+    write_file(conf, "identity = ed.example.net\nplugin.choria.server.provision = true\n");
+    const char *argv[] = {bin, "server", "run", "--config", conf, "--provisioning-jwt", jwt_path,
+                          NULL};
+    cht_proc_opts o = {.argv = argv};
+    CHT_CHECK(cht_proc_spawn(&o, &f->servers[0], &err), &err);
+    wait_metric(f, M("provisioned"), 1, 30000);
+    assert_true(metric(f, RPC("rpc_time_count", "choria_provision#gen25519")) == 1);
+
+    char path[400], *seed_text = NULL, *server_jwt = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/server.seed", sdir);
+    CHT_CHECK(ch_read_file(path, 4096, &seed_text, &len, &err), &err);
+    unsigned char node_seed[32], node_pub[32];
+    char node_pub_hex[65];
+    CHT_CHECK(ch_pki_hex_decode(seed_text, strcspn(seed_text, "\n"), node_seed, 32, &err), &err);
+    CHT_CHECK(ch_pki_ed25519_public(node_seed, node_pub, &err), &err);
+    ch_hex_encode(node_pub, 32, node_pub_hex);
+    snprintf(path, sizeof(path), "%s/server.jwt", sdir);
+    CHT_CHECK(ch_read_file(path, 65536, &server_jwt, &len, &err), &err);
+
+    ch_provverify_key *k = NULL;
+    CHT_CHECK(ch_provverify_key_load(sign_pub_hex, &k, &err), &err);
+    CHT_CHECK(ch_provverify_jwt_signature(k, server_jwt, len, &err), &err);
+    ch_provverify_key_free(k);
+    char *dot1 = strchr(server_jwt, '.'), *dot2 = strchr(dot1 + 1, '.');
+    unsigned char *payload = NULL;
+    size_t plen = 0;
+    CHT_CHECK(ch_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &plen) == CH_OK
+                  ? CH_OK
+                  : CH_ERR_INVALID,
+              &err);
+    json_t *c = ch_json_parse((const char *)payload, plen, 65536, 8, &err);
+    assert_non_null(c);
+    assert_string_equal(json_string_value(json_object_get(c, "purpose")), "choria_server");
+    assert_string_equal(json_string_value(json_object_get(c, "identity")), "ed.example.net");
+    assert_string_equal(json_string_value(json_object_get(c, "public_key")), node_pub_hex);
+    assert_string_equal(json_string_value(json_object_get(c, "iss")), "Choria Provisioner");
+    assert_int_equal(strlen(json_string_value(json_object_get(c, "jti"))), 27);
+    assert_true(json_integer_value(json_object_get(c, "exp")) > ch_now_unix() + 300 * 86400);
+    json_decref(c);
+    free(payload);
+    free(seed_text);
+    free(server_jwt);
+}
+
 static void bad_configuration_exits_with_one_line_naming_the_key(void **state)
 {
     fixture *f = *state;
@@ -543,6 +630,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(real_servers_get_certificates_from_the_openssl_ca_helper,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(helper_faults_are_counted_logged_and_retried, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ed25519_node_receives_a_server_jwt_for_its_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key,
                                         setup, teardown),
