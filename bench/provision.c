@@ -541,12 +541,15 @@ int main(int argc, char **argv)
     if (n1 < 1 || n2 < 1 || n3 < 1 || workers < 1 ||
         cht_bin_path("choria", choria, sizeof(choria), &err) != CH_OK)
         die("usage: bench_provision [N1 [N2 [N3]]] (with CH_BIN_DIR set)", NULL);
-    const char *src = getenv("CH_SOURCE_DIR");
-    snprintf(helper, sizeof(helper), "%s/contrib/helpers/demo-helper",
-             src != NULL ? src : CH_BENCH_SOURCE_DIR);
+    /* The static demo helper by default; BENCH_HELPER=shell for the shell script. */
+    const char *src = getenv("CH_SOURCE_DIR"), *which = getenv("BENCH_HELPER");
+    bool shell = which != NULL && strcmp(which, "shell") == 0;
+    if (shell || cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err) != CH_OK)
+        snprintf(helper, sizeof(helper), "%s/contrib/helpers/demo-helper",
+                 src != NULL ? src : CH_BENCH_SOURCE_DIR);
     if (access(helper, X_OK) != 0)
         die(helper, NULL);
-    printf("online CPUs %d, provisioner workers %d\n", cpus, workers);
+    printf("online CPUs %d, provisioner workers %d, helper %s\n", cpus, workers, helper);
 
     /* Floors first, on a broker of their own. */
     cht_broker *b = broker();
