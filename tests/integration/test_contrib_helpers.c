@@ -76,6 +76,17 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The same fixture with the static C demo helper (build/bin/choria-demo-helper) as f->demo. */
+static int setup_static(void **state)
+{
+    if (setup(state) != 0)
+        return -1;
+    fixture *f = *state;
+    const char *bin = getenv("CH_BIN_DIR");
+    snprintf(f->demo, sizeof(f->demo), "'%s/choria-demo-helper'", bin != NULL ? bin : ".");
+    return 0;
+}
+
 static const char *config_get(const ch_helper_reply *r, const char *key)
 {
     for (size_t i = 0; i < r->configuration_count; i++)
@@ -487,6 +498,15 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_helper_defers_bad_identities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo_helper_speed_through_the_runner, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_demo_helper_configures_the_identity_and_leaves_provisioning, setup_static,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_demo_helper_takes_the_broker_from_the_environment,
+                                        setup_static, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_helper_defers_bad_identities, setup_static,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_demo_helper_speed_through_the_runner, setup_static,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_ca_helper_signs_the_csr_and_configures_the_file_provider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_helper_parallel_first_runs_share_one_new_ca, setup,
