@@ -32,6 +32,7 @@ enum {
     OPT_COUNT = 256, OPT_PREFIX, OPT_DOMAIN, OPT_TOKEN, OPT_JWT, OPT_FACTS, OPT_STATE,
     OPT_CONNS, OPT_DROP, OPT_DELAY, OPT_DELAY_MS, OPT_ERROR, OPT_VANISH, OPT_DURATION,
     OPT_EXIT, OPT_SUMMARY, OPT_LEGACY, OPT_QUIET, OPT_CONFIG, OPT_SERVER, OPT_DEBUG,
+    OPT_MALFORMED, OPT_BAD_CSR, OPT_WRONG_CSR, OPT_JWT_FAULT, OPT_JWT_FAULT_FILE, OPT_SEED,
 };
 
 static int bad(const char *flag, const char *value)
@@ -58,6 +59,12 @@ static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *
         {"error", required_argument, NULL, OPT_ERROR},
         {"vanish", required_argument, NULL, OPT_VANISH},
         {"duration", required_argument, NULL, OPT_DURATION},
+        {"malformed", required_argument, NULL, OPT_MALFORMED},
+        {"bad-csr", required_argument, NULL, OPT_BAD_CSR},
+        {"wrong-csr", required_argument, NULL, OPT_WRONG_CSR},
+        {"jwt-fault", required_argument, NULL, OPT_JWT_FAULT},
+        {"jwt-fault-file", required_argument, NULL, OPT_JWT_FAULT_FILE},
+        {"seed", required_argument, NULL, OPT_SEED},
         {"exit-when-provisioned", no_argument, NULL, OPT_EXIT},
         {"summary-json", required_argument, NULL, OPT_SUMMARY},
         {"legacy-format", no_argument, NULL, OPT_LEGACY},
@@ -109,6 +116,28 @@ static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *
             if (!parse_int(optarg, 1, 86400 * 365, &v))
                 return bad("duration", optarg);
             o->duration_ms = v * 1000;
+            break;
+        case OPT_MALFORMED:
+            if (!parse_pct(optarg, &o->malformed_pct))
+                return bad("malformed", optarg);
+            break;
+        case OPT_BAD_CSR:
+            if (!parse_pct(optarg, &o->bad_csr_pct))
+                return bad("bad-csr", optarg);
+            break;
+        case OPT_WRONG_CSR:
+            if (!parse_pct(optarg, &o->wrong_csr_pct))
+                return bad("wrong-csr", optarg);
+            break;
+        case OPT_JWT_FAULT:
+            if (!parse_pct(optarg, &o->jwt_fault_pct))
+                return bad("jwt-fault", optarg);
+            break;
+        case OPT_JWT_FAULT_FILE: o->jwt_fault_file = optarg; break;
+        case OPT_SEED:
+            if (!parse_int(optarg, 1, 0x7fffffffL, &v))
+                return bad("seed", optarg);
+            o->seed = (uint64_t)v;
             break;
         case OPT_EXIT: o->exit_when_provisioned = true; break;
         case OPT_SUMMARY: o->summary_json = optarg; break;

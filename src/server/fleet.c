@@ -22,6 +22,7 @@
 #include "choria/json.h"
 #include "choria/lifecycle.h"
 #include "choria/log.h"
+#include "choria/pki.h"
 #include "choria/util.h"
 
 #define MAX_CALLERS 4
@@ -29,6 +30,10 @@
 #define COLLECTIVE "provisioning"
 
 typedef struct fleet fleet;
+
+typedef enum { FAULT_NONE, FAULT_MALFORMED, FAULT_BAD_CSR, FAULT_WRONG_CSR, FAULT_JWT } node_fault;
+static const char *const FAULT_NAMES[] = {"none", "malformed", "bad_csr", "wrong_csr", "jwt_fault"};
+#define N_FAULTS 5
 
 typedef struct {
     char callerid[128];
@@ -45,6 +50,8 @@ typedef struct {
     natsSubscription *sub;
     pthread_mutex_t lock; /* the fields below */
     bool provisioned, vanished, stopped;
+    node_fault fault;
+    bool fault_hit; /* the faulty reply was sent at least once */
     int configure_calls;
     caller_count callers[MAX_CALLERS];
     int n_callers, other_callers;
@@ -77,6 +84,8 @@ struct fleet {
     char state_dir[512];
     bool own_state_dir;
     char jwt_file[600];
+    char *jwt_fault; /* contents of jwt_fault_file */
+    uint64_t rng;
     const char *collectives[1];
     atomic_ullong requests, replies, dropped, delayed_n, errors, vanished;
     pthread_mutex_t delay_lock;
@@ -202,15 +211,10 @@ static void delay_reply(fleet *fl, natsConnection *nc, ch_agent_result *res)
     pthread_mutex_unlock(&fl->delay_lock);
 }
 
-/* Replaces the agent's reply with an mcorpc error, as a failing node would send. */
-static void inject_error(fleet_node *n, const ch_request_payload *req, const char *action,
+/* Replaces the agent's reply body, keeping a valid reply envelope around it. */
+static void replace_body(fleet_node *n, const ch_request_payload *req, const char *body,
                          ch_agent_result *res)
 {
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"action\":\"%s\",\"statuscode\":5,\"statusmsg\":\"fleet: injected failure\","
-             "\"data\":{}}",
-             action);
     ch_reply_params p = {.body = body,
                          .request = &req->request.envelope,
                          .identity = n->identity,
@@ -225,13 +229,72 @@ static void inject_error(fleet_node *n, const ch_request_payload *req, const cha
     }
 }
 
+/* Replaces the agent's reply with an mcorpc error, as a failing node would send. */
+static void inject_error(fleet_node *n, const ch_request_payload *req, const char *action,
+                         ch_agent_result *res)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"action\":\"%s\",\"statuscode\":5,\"statusmsg\":\"fleet: injected failure\","
+             "\"data\":{}}",
+             action);
+    replace_body(n, req, body, res);
+}
+
+/* The faulty reply of a faulty node for agent#action, if its fault touches that action. */
+static bool inject_fault(fleet_node *n, const ch_request_payload *req, const char *agent,
+                         const char *action, ch_agent_result *res)
+{
+    bool prov = strcmp(agent, "choria_provision") == 0;
+    ch_buf b;
+    ch_buf_init(&b);
+    if (n->fault == FAULT_MALFORMED && (prov || strcmp(agent, "rpcutil") == 0)) {
+        ch_buf_append_str(&b, "{\"action\":");
+    } else if (prov && n->fault == FAULT_BAD_CSR && strcmp(action, "gencsr") == 0) {
+        ch_buf_append_str(&b, "{\"action\":\"gencsr\",\"statuscode\":0,\"statusmsg\":\"OK\","
+                              "\"data\":{\"csr\":\"not a csr\",\"public_key\":\"\",\"ssldir\":\"/tmp\"}}");
+    } else if (prov && n->fault == FAULT_WRONG_CSR && strcmp(action, "gencsr") == 0) {
+        char other[200];
+        snprintf(other, sizeof(other), "other.%s", n->identity);
+        ch_pki_subject subject = {.cn = other};
+        ch_pki_csr csr = {0};
+        if (ch_pki_csr_generate(&subject, 2048, &csr, NULL) != CH_OK)
+            return false;
+        ch_buf_append_str(&b, "{\"action\":\"gencsr\",\"statuscode\":0,\"statusmsg\":\"OK\","
+                              "\"data\":{\"csr\":");
+        ch_buf_append_json_string(&b, csr.csr_pem, strlen(csr.csr_pem));
+        ch_buf_append_str(&b, ",\"public_key\":");
+        ch_buf_append_json_string(&b, csr.public_pem, strlen(csr.public_pem));
+        ch_buf_append_str(&b, ",\"ssldir\":\"/tmp\"}}");
+        ch_pki_csr_clear(&csr);
+    } else if (prov && n->fault == FAULT_JWT && strcmp(action, "jwt") == 0) {
+        const char *jwt = n->fl->jwt_fault != NULL ? n->fl->jwt_fault : "";
+        ch_buf_append_str(&b, "{\"action\":\"jwt\",\"statuscode\":0,\"statusmsg\":\"OK\","
+                              "\"data\":{\"jwt\":");
+        ch_buf_append_json_string(&b, jwt, strlen(jwt));
+        ch_buf_append_str(&b, ",\"ecdh_public\":\"0900000000000000000000000000000000000000000000"
+                              "000000000000000000\"}}");
+    } else {
+        return false;
+    }
+    if (b.data != NULL)
+        replace_body(n, req, b.data, res);
+    ch_buf_free(&b);
+    pthread_mutex_lock(&n->lock);
+    n->fault_hit = true;
+    pthread_mutex_unlock(&n->lock);
+    return true;
+}
+
 static void answer(fleet_node *n, natsConnection *nc, const ch_request_payload *req,
-                   const char *action)
+                   const char *agent, const char *action)
 {
     fleet *fl = n->fl;
     ch_agent_result res = {0};
     ch_error err;
     ch_agent_handle_decoded(&n->node, req, ch_now_unix(), &res, &err);
+    if (res.payload != NULL && n->fault != FAULT_NONE)
+        inject_fault(n, req, agent, action, &res);
     if (res.payload != NULL) {
         if (chance(fl->o->drop_pct)) {
             fl->dropped++;
@@ -305,7 +368,7 @@ static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
         } else if (!n->vanished) {
             if (provisioning_call && strcmp(action, "configure") == 0)
                 record_configure(n, req.request.envelope.callerid);
-            answer(n, nc, &req, action);
+            answer(n, nc, &req, agent, action);
         }
     }
     ch_protocol_request_payload_clear(&req);
@@ -325,7 +388,7 @@ static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg
         for (int i = 0; i < c->n_nodes; i++) {
             fleet_node *n = c->nodes[i];
             if (!n->vanished && !n->stopped && n->node.provision_mode)
-                answer(n, nc, &req, action);
+                answer(n, nc, &req, agent, action);
         }
     }
     ch_protocol_request_payload_clear(&req);
@@ -368,6 +431,29 @@ static ch_status write_jwt(fleet *fl, ch_error *err)
     return st;
 }
 
+/* xorshift64*: reproducible per --seed, so a test knows its fleet. */
+static uint64_t next_random(fleet *fl)
+{
+    fl->rng ^= fl->rng >> 12;
+    fl->rng ^= fl->rng << 25;
+    fl->rng ^= fl->rng >> 27;
+    return fl->rng * 2685821657736338717ULL;
+}
+
+static node_fault pick_fault(fleet *fl)
+{
+    const ch_fleet_opts *o = fl->o;
+    double r = (double)(next_random(fl) % 1000000) / 10000.0, edge = 0;
+    const double pcts[] = {0, o->malformed_pct, o->bad_csr_pct, o->wrong_csr_pct,
+                           o->jwt_fault_pct};
+    for (int f = 1; f < N_FAULTS; f++) {
+        edge += pcts[f];
+        if (pcts[f] > 0 && r < edge)
+            return (node_fault)f;
+    }
+    return FAULT_NONE;
+}
+
 static ch_status setup_node(fleet *fl, int i, ch_error *err)
 {
     fleet_node *n = &fl->nodes[i];
@@ -399,6 +485,7 @@ static ch_status setup_node(fleet *fl, int i, ch_error *err)
                                 .publish_event = publish_event,
                                 .restart = host_restart,
                                 .shutdown = host_shutdown};
+    n->fault = pick_fault(fl);
     fleet_conn *c = &fl->conns[n->conn];
     c->nodes[c->n_nodes++] = n;
     return CH_OK;
@@ -481,6 +568,7 @@ static void finish_restarts(fleet *fl)
 
 typedef struct {
     int provisioned, vanished, configured_twice, multi_caller;
+    int faulty[N_FAULTS], faulty_hit; /* nodes per fault; faulty nodes that sent their fault */
     long configure_calls;
 } fleet_counts;
 
@@ -495,6 +583,8 @@ static fleet_counts count(fleet *fl)
         c.configure_calls += n->configure_calls;
         c.configured_twice += n->configure_calls > 1;
         c.multi_caller += n->n_callers > 1 || n->other_callers > 0;
+        c.faulty[n->fault]++;
+        c.faulty_hit += n->fault != FAULT_NONE && n->fault_hit && !n->provisioned;
         pthread_mutex_unlock(&n->lock);
     }
     return c;
@@ -511,18 +601,21 @@ static void write_summary_json(fleet *fl, const fleet_counts *c)
             "{\"nodes\":%d,\"provisioned\":%d,\"vanished\":%d,\"configure_calls\":%ld,"
             "\"nodes_configured_more_than_once\":%d,\"nodes_with_several_callers\":%d,"
             "\"requests\":%llu,\"replies\":%llu,\"dropped\":%llu,\"delayed\":%llu,"
-            "\"errors\":%llu,\"per_node\":[",
+            "\"errors\":%llu,\"faulty\":{",
             fl->o->count, c->provisioned, c->vanished, c->configure_calls, c->configured_twice,
             c->multi_caller, (unsigned long long)fl->requests, (unsigned long long)fl->replies,
             (unsigned long long)fl->dropped, (unsigned long long)fl->delayed_n,
             (unsigned long long)fl->errors);
+    for (int f = 1; f < N_FAULTS; f++)
+        fprintf(fp, "%s\"%s\":%d", f > 1 ? "," : "", FAULT_NAMES[f], c->faulty[f]);
+    fprintf(fp, "},\"per_node\":[");
     for (int i = 0; i < fl->o->count; i++) {
         fleet_node *n = &fl->nodes[i];
         pthread_mutex_lock(&n->lock);
         fprintf(fp, "%s{\"identity\":\"%s\",\"provisioned\":%s,\"vanished\":%s,"
-                    "\"configure_calls\":%d,\"callers\":{",
+                    "\"fault\":\"%s\",\"configure_calls\":%d,\"callers\":{",
                 i ? "," : "", n->identity, n->provisioned ? "true" : "false",
-                n->vanished ? "true" : "false", n->configure_calls);
+                n->vanished ? "true" : "false", FAULT_NAMES[n->fault], n->configure_calls);
         for (int k = 0; k < n->n_callers; k++) {
             ch_buf b;
             ch_buf_init(&b);
@@ -545,6 +638,13 @@ static void print_summary(fleet *fl, const fleet_counts *c)
     printf("  configure calls: %ld; nodes configured more than once: %d; nodes configured by "
            "more than one caller: %d\n",
            c->configure_calls, c->configured_twice, c->multi_caller);
+    int faulty = 0;
+    for (int f = 1; f < N_FAULTS; f++)
+        faulty += c->faulty[f];
+    if (faulty > 0)
+        printf("  faulty nodes: %d malformed, %d bad csr, %d wrong csr, %d jwt fault\n",
+               c->faulty[FAULT_MALFORMED], c->faulty[FAULT_BAD_CSR], c->faulty[FAULT_WRONG_CSR],
+               c->faulty[FAULT_JWT]);
     printf("  requests: %llu, replies: %llu, dropped: %llu, delayed: %llu, errors: %llu\n",
            (unsigned long long)fl->requests, (unsigned long long)fl->replies,
            (unsigned long long)fl->dropped, (unsigned long long)fl->delayed_n,
@@ -574,7 +674,9 @@ static void run_loop(fleet *fl)
             last_print = now;
             last_provisioned = c.provisioned;
         }
-        if (fl->o->exit_when_provisioned && c.provisioned + c.vanished >= fl->o->count)
+        /* Faulty nodes never get provisioned: they count once their fault was served. */
+        if (fl->o->exit_when_provisioned &&
+            c.provisioned + c.vanished + c.faulty_hit >= fl->o->count)
             break;
         if (fl->o->duration_ms > 0 && now - start >= fl->o->duration_ms)
             break;
@@ -610,6 +712,7 @@ static void teardown(fleet *fl)
     }
     free(fl->conns);
     free(fl->nodes);
+    free(fl->jwt_fault);
     json_decref(fl->facts);
 }
 
@@ -652,6 +755,14 @@ static ch_status prepare(fleet *fl, ch_error *err)
         if (fl->conns[i].nodes == NULL)
             st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
+    if (st == CH_OK && o->jwt_fault_pct > 0) {
+        size_t len = 0;
+        if (o->jwt_fault_file == NULL)
+            st = ch_error_set(err, CH_ERR_INVALID, "--jwt-fault needs --jwt-fault-file");
+        else
+            st = ch_read_file(o->jwt_fault_file, 64 * 1024, &fl->jwt_fault, &len, err);
+    }
+    fl->rng = o->seed != 0 ? o->seed : (uint64_t)ch_now_mono_ms() * 2654435761u + 1;
     for (int i = 0; st == CH_OK && i < o->count; i++)
         st = setup_node(fl, i, err);
     return st;

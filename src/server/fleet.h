@@ -21,6 +21,13 @@ typedef struct {
     bool legacy_format;        /* Choria-format lifecycle events instead of CloudEvents */
     double drop_pct, delay_pct, error_pct, vanish_pct; /* fault injection, 0..100 */
     int delay_ms;
+    /* Faulty nodes, chosen per node at start from seed (0 = from the clock): each keeps its
+     * fault for good. malformed: every rpcutil/choria_provision reply body is not JSON;
+     * bad_csr: gencsr returns "not a csr"; wrong_csr: gencsr returns a real CSR for another
+     * name; jwt_fault: the jwt action serves jwt_fault_file instead of the node's JWT. */
+    double malformed_pct, bad_csr_pct, wrong_csr_pct, jwt_fault_pct;
+    const char *jwt_fault_file;
+    uint64_t seed;
     int64_t duration_ms;       /* stop after this long; 0 = until a signal */
     bool exit_when_provisioned;
     const char *summary_json;  /* write the summary here as JSON */

@@ -582,6 +582,81 @@ static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
     free(server_jwt);
 }
 
+/* Reads the fleet summary's faulty counts. */
+static long faulty(json_t *summary, const char *kind)
+{
+    return jint(json_object_get(summary, "faulty"), kind);
+}
+
+/* Nodes that answer garbage, a non-PEM or mismatched CSR, or an expired JWT: each fails once
+ * with a clear log line and the right counter, the healthy nodes are all provisioned, the
+ * failed ones are released for a later cycle (and retried when they announce themselves). */
+static void node_faults_are_counted_and_the_rest_is_provisioned(void **state)
+{
+    fixture *f = *state;
+    char helper[400], jwt[300], expired[300];
+    source_path(helper, sizeof(helper), "contrib/helpers/demo-helper");
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    snprintf(expired, sizeof(expired), "%s/expired.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    write_jwt(f, expired, ch_now_unix() - 10);
+    start_provisioner(f, helper, "  jwt: true\n  pki: true\n", 8);
+    const char *extra[] = {"--exit-when-provisioned", "--seed", "11", "--malformed", "12",
+                           "--bad-csr", "12", "--wrong-csr", "12", "--jwt-fault", "12",
+                           "--jwt-fault-file", expired, NULL};
+    start_fleet(f, 24, jwt, extra);
+    json_t *s = fleet_summary(f, 120000);
+    long m = faulty(s, "malformed"), b = faulty(s, "bad_csr"), w = faulty(s, "wrong_csr"),
+         j = faulty(s, "jwt_fault");
+    long bad = m + b + w + j, healthy = 24 - bad;
+    assert_true(m >= 1 && b >= 1 && w >= 1 && j >= 1);
+    assert_int_equal(jint(s, "provisioned"), healthy);
+    assert_int_equal(jint(s, "configure_calls"), healthy);
+    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
+    json_decref(s);
+
+    wait_metric(f, M("provision_errors"), (double)bad, 20000);
+    assert_true(metric(f, M("provisioned")) == healthy);
+    assert_true(metric(f, RPC("rpc_errors", "choria_provision#jwt")) == m);
+    assert_true(metric(f, RPC("rpc_errors", "choria_provision#gencsr")) == 0);
+    assert_true(metric(f, M("helper_errors")) == 0);
+    assert_true(metric(f, M("waiting_nodes")) == healthy); /* the failed ones were released */
+    char *log = read_log(f);
+    assert_int_equal(count_substr(log, "Could not provision"), bad);
+    assert_int_equal(count_substr(log, "not a PEM certificate request"), b);
+    assert_int_equal(count_substr(log, "does not match identity"), w);
+    assert_int_equal(count_substr(log, "token is expired"), j);
+    free(log);
+    assert_false(cht_proc_exited(f->provisioner));
+}
+
+/* Nodes that drop requests are retried within the RPC tries; a node that vanishes mid-way
+ * costs one timeout, then "no responders" gives it up at once. */
+static void dropped_requests_are_retried_and_vanished_nodes_given_up(void **state)
+{
+    fixture *f = *state;
+    char helper[400], jwt[300];
+    source_path(helper, sizeof(helper), "contrib/helpers/demo-helper");
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_provisioner(f, helper, "  jwt: true\n", 16);
+    const char *extra[] = {"--exit-when-provisioned", "--drop", "4", "--vanish", "10", NULL};
+    start_fleet(f, 30, jwt, extra);
+    json_t *s = fleet_summary(f, 150000);
+    long vanished = jint(s, "vanished"), dropped = jint(s, "dropped");
+    assert_int_equal(jint(s, "provisioned") + vanished, 30);
+    /* A dropped configure reply makes the provisioner retry it: the same caller twice. */
+    assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
+    json_decref(s);
+    wait_metric(f, M("provision_errors"), (double)vanished, 60000);
+    assert_true(metric(f, M("provisioned")) == 30 - vanished);
+    char *log = read_log(f);
+    assert_int_equal(count_substr(log, "Could not provision"), vanished);
+    assert_int_equal(count_substr(log, "no responders"), vanished);
+    free(log);
+    fprintf(stderr, "vanished %ld, dropped %ld requests\n", vanished, dropped);
+}
+
 static void bad_configuration_exits_with_one_line_naming_the_key(void **state)
 {
     fixture *f = *state;
@@ -633,6 +708,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(ed25519_node_receives_a_server_jwt_for_its_key, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(node_faults_are_counted_and_the_rest_is_provisioned, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(dropped_requests_are_retried_and_vanished_nodes_given_up,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(sigterm_stops_quickly_and_removes_the_pid_file, setup,
