@@ -648,11 +648,16 @@ static void dropped_requests_are_retried_and_vanished_nodes_given_up(void **stat
     /* A dropped configure reply makes the provisioner retry it: the same caller twice. */
     assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
     json_decref(s);
-    wait_metric(f, M("provision_errors"), (double)vanished, 60000);
-    assert_true(metric(f, M("provisioned")) == 30 - vanished);
+    /* Every node ends provisioned or failed. Besides the vanished nodes, a node whose restart
+     * reply was dropped restarts anyway; the retry then finds no responders (as upstream). */
+    double done = 0, errors = 0;
+    for (int i = 0; i < 600 && done != 30; i++, usleep(100000))
+        done = metric(f, M("provisioned")) + (errors = metric(f, M("provision_errors")));
+    assert_true(done == 30);
+    assert_true(errors >= vanished);
     char *log = read_log(f);
-    assert_int_equal(count_substr(log, "Could not provision"), vanished);
-    assert_int_equal(count_substr(log, "no responders"), vanished);
+    assert_int_equal(count_substr(log, "Could not provision"), (int)errors);
+    assert_int_equal(count_substr(log, "no responders"), (int)errors);
     free(log);
     fprintf(stderr, "vanished %ld, dropped %ld requests\n", vanished, dropped);
 }
@@ -678,16 +683,30 @@ static void bad_configuration_exits_with_one_line_naming_the_key(void **state)
     cht_proc_free(p);
 }
 
-static void sigterm_stops_quickly_and_removes_the_pid_file(void **state)
+static void json_log_is_reopened_on_sighup_and_sigterm_stops_quickly(void **state)
 {
     fixture *f = *state;
     char demo[400];
     source_path(demo, sizeof(demo), "contrib/helpers/demo-helper");
-    start_provisioner(f, demo, "  jwt: false\n", 2);
+    start_provisioner(f, demo, "  jwt: false\nlogformat: json\n", 2);
     ch_error err;
-    char pid[300];
+    char pid[300], log[300], rotated[300];
     snprintf(pid, sizeof(pid), "%s/provisioner.pid", f->dir);
     assert_int_equal(access(pid, R_OK), 0);
+    /* JSON lines into a file; SIGHUP reopens it after a rotation. */
+    char *text = read_log(f);
+    assert_true(text[0] == '{');
+    assert_non_null(strstr(text, "Choria Provisioner starting"));
+    free(text);
+    snprintf(log, sizeof(log), "%s/provisioner.log", f->dir);
+    snprintf(rotated, sizeof(rotated), "%s/provisioner.log.1", f->dir);
+    assert_int_equal(rename(log, rotated), 0);
+    CHT_CHECK(cht_proc_signal(f->provisioner, SIGHUP, &err), &err);
+    for (int i = 0; i < 50 && access(log, R_OK) != 0; i++)
+        usleep(100000);
+    text = read_log(f);
+    assert_non_null(strstr(text, "Log file reopened"));
+    free(text);
     int64_t t0 = ch_now_mono_ms();
     CHT_CHECK(cht_proc_signal(f->provisioner, SIGTERM, &err), &err);
     int ws = 0;
@@ -714,7 +733,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(sigterm_stops_quickly_and_removes_the_pid_file, setup,
+        cmocka_unit_test_setup_teardown(json_log_is_reopened_on_sighup_and_sigterm_stops_quickly, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
