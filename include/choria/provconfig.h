@@ -54,6 +54,9 @@ typedef struct {
     int64_t server_jwt_validity_ns;
     char *rego_policy; /* unused, as upstream */
     bool leader_election;
+    char *leader_election_api_prefix; /* project key: JetStream API prefix for the election,
+                                       * default "choria.streams" as upstream; "$JS.API" for a
+                                       * broker without Choria's account layout */
     char *upgrades_repository;
     bool upgrades_optional;
     ch_provconfig_features features;

@@ -57,6 +57,7 @@ static const field FIELDS[] = {
     F("server_jwt_validity", T_STR, server_jwt_validity),
     F("rego_policy", T_STR, rego_policy),
     F("leader_election", T_BOOL, leader_election),
+    F("leader_election_api_prefix", T_STR, leader_election_api_prefix),
     F("upgrades_repository", T_STR, upgrades_repository),
     F("upgrades_optional", T_BOOL, upgrades_optional),
     F("features", T_FEATURES, features),
@@ -313,6 +314,7 @@ static ch_status init_defaults(ch_provconfig *c, ch_error *err)
                      &c->loglevel,
                      &c->logformat,
                      &c->monitor_bind,
+                     &c->leader_election_api_prefix,
                      &c->helper,
                      &c->token,
                      &c->lifecycle_component,
@@ -331,6 +333,7 @@ static ch_status init_defaults(ch_provconfig *c, ch_error *err)
         dup_default(&c->logfile, "stderr", err) != CH_OK ||
         dup_default(&c->loglevel, "info", err) != CH_OK ||
         dup_default(&c->logformat, "text", err) != CH_OK ||
+        dup_default(&c->leader_election_api_prefix, "choria.streams", err) != CH_OK ||
         dup_default(&c->lifecycle_component, CH_PROVCONFIG_DEFAULT_COMPONENT, err) != CH_OK ||
         dup_default(&c->server_jwt_validity, "1y", err) != CH_OK)
         return CH_ERR_NOMEM;
@@ -525,6 +528,7 @@ void ch_provconfig_free(ch_provconfig *c)
                     c->loglevel,
                     c->logformat,
                     c->monitor_bind,
+                    c->leader_election_api_prefix,
                     c->helper,
                     c->token,
                     c->lifecycle_component,

@@ -10,6 +10,7 @@
 #include "choria/config.h"
 #include "choria/conn.h"
 #include "choria/http.h"
+#include "choria/leader.h"
 #include "choria/lifecycle.h"
 #include "choria/log.h"
 #include "choria/protocol.h"
@@ -37,6 +38,7 @@ struct ch_provisioner {
     ch_provverify_key *verify_key;
     ch_provverify_deny *deny;
     ch_srvjwt_signer *signer;
+    ch_leader *leader;
     ch_rpcwrap wrap;
     ch_pipeline pipeline;
     pthread_t *workers;
@@ -276,6 +278,36 @@ static ch_status start_discovery(ch_provisioner *p, ch_error *err)
     return ch_discoverer_start(&d, &p->discoverer, err);
 }
 
+static void on_won(void *closure)
+{
+    ch_info("Became leader after winning election");
+    ch_provisioner_resume(closure);
+}
+
+static void on_lost(void *closure)
+{
+    ch_warn("Lost leadership");
+    ch_provisioner_pause(closure);
+}
+
+/* leader_election: paused until the election is won (spec 5.10, 11). */
+static ch_status start_election(ch_provisioner *p, ch_error *err)
+{
+    const char *prefix = p->o.cfg->leader_election_api_prefix;
+    ch_leader_opts lo = {.nc = p->nc,
+                         .key = "provisioner",
+                         .identity = p->o.identity,
+                         .api_prefix = strcmp(prefix, "$JS.API") == 0 ? NULL : prefix,
+                         .won = on_won,
+                         .lost = on_lost,
+                         .closure = p,
+                         .metrics = p->registry};
+    ch_error e;
+    if (ch_leader_start(&lo, &p->leader, &e) != CH_OK)
+        return ch_error_set(err, e.code, "leader_election: %s", e.msg);
+    return CH_OK;
+}
+
 ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **out, ch_error *err)
 {
     *out = NULL;
@@ -283,6 +315,8 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
     if (p == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     p->o = *o;
+    p->o.start_paused = o->start_paused || o->cfg->leader_election;
+    o = &p->o;
     atomic_store(&p->paused, o->start_paused);
     char interval[CH_DURATION_STR_MAX];
     ch_config_format_duration(o->cfg->interval_ns, interval, sizeof(interval));
@@ -304,6 +338,8 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
     }
     if (st == CH_OK)
         st = start_discovery(p, err);
+    if (st == CH_OK && o->cfg->leader_election)
+        st = start_election(p, err);
     if (st != CH_OK) {
         ch_provisioner_stop(p);
         return st;
@@ -355,6 +391,7 @@ void ch_provisioner_stop(ch_provisioner *p)
         return;
     /* Order matters: stop new work, end what is in flight (closing the connection ends the
      * RPCs waiting for replies at once), then free what the threads used. */
+    ch_leader_stop(p->leader); /* a leader steps down at once */
     atomic_store(&p->stopping, true);
     atomic_store(&p->paused, true);
     if (p->hosts != NULL)
