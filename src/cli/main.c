@@ -107,6 +107,34 @@ static const cli_command commands[] = {
      "      --validity=DURATION How long the token is valid (default: 1y)\n"
      "  -h, --help              Show this help\n",
      cli_jwt_provisioning},
+    {"election view", "View information about an Election bucket",
+     "usage: choria election view [<flags>] [REGEX]\n"
+     "\n"
+     "View information about an Election bucket: its settings, replicas and the active\n"
+     "elections whose name matches REGEX (default: all).\n"
+     "\n"
+     "Flags:\n"
+     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n" BROKER_FLAGS,
+     cli_election_view},
+    {"election info", "View information about an Election bucket",
+     "usage: choria election info [<flags>] [REGEX]\n"
+     "\n"
+     "View information about an Election bucket: its settings, replicas and the active\n"
+     "elections whose name matches REGEX (default: all).\n"
+     "\n"
+     "Flags:\n"
+     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n" BROKER_FLAGS,
+     cli_election_view},
+    {"election evict", "Evict the current leader from an election",
+     "usage: choria election evict [<flags>] NAME\n"
+     "\n"
+     "Evicts the current leader from election NAME by deleting its key, so the candidates\n"
+     "elect a new leader. Asks for confirmation unless --force is given.\n"
+     "\n"
+     "Flags:\n"
+     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n"
+     "      --force          Do not ask for confirmation\n" BROKER_FLAGS,
+     cli_election_evict},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"
