@@ -5,7 +5,9 @@
  * Unlike upstream: the leader refreshes at a quarter of the bucket TTL (not every 0.5 s), it
  * confirms its win 200 ms after the create instead of at the next tick, candidates campaign
  * every campaign_ms (default 1 s) so a crashed leader is replaced within TTL + about 1.5 s, a
- * leader that stops deletes its key so a standby takes over within about 1.5 s, and a missing
+ * leader that stops deletes its key so a standby takes over within about 1.5 s, the key is
+ * watched so an evicted leader steps down at once and candidates campaign as soon as the key
+ * is freed, and a missing
  * bucket, no JetStream or no permission is an error from ch_leader_start (upstream stays
  * paused silently). */
 #ifndef CHORIA_LEADER_H

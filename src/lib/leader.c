@@ -18,6 +18,7 @@ struct ch_leader {
     char bucket[128], key[128], identity[256], prefix[128];
     jsCtx *js;
     kvStore *kv;
+    kvWatcher *watch; /* the election key: react to evictions and hand-overs at once */
     int64_t ttl_ms, refresh_ms, campaign_ms;
     atomic_bool leader;
     bool confirmed;
@@ -141,20 +142,61 @@ static void campaign_as_leader(ch_leader *l)
     }
 }
 
+typedef enum { WAITED, STOPPED, KEY_FREED, EVICTED } wait_result;
+
+/* What a change of the key means: a leader whose key was deleted or taken is evicted; a
+ * candidate that sees the key freed campaigns at once. */
+static wait_result on_key_change(ch_leader *l, kvEntry *e)
+{
+    kvOperation op = kvEntry_Operation(e);
+    bool freed = op == kvOp_Delete || op == kvOp_Purge;
+    bool taken = op == kvOp_Put && kvEntry_Revision(e) > l->revision &&
+                 strcmp(kvEntry_ValueString(e), l->identity) != 0;
+    if (atomic_load(&l->leader) && (freed || taken)) {
+        become_candidate(l, freed ? "the key was deleted (evicted)" : "another candidate holds it");
+        return EVICTED;
+    }
+    return !atomic_load(&l->leader) && freed ? KEY_FREED : WAITED;
+}
+
+/* Waits ms while watching the key (without a watcher: just waits). */
+static wait_result wait_watching(ch_leader *l, int64_t ms)
+{
+    if (l->watch == NULL)
+        return nap(l, ms) ? STOPPED : WAITED;
+    int64_t end = ch_now_mono_ms() + ms;
+    for (int64_t left = ms; left > 0; left = end - ch_now_mono_ms()) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            return STOPPED;
+        kvEntry *e = NULL;
+        if (kvWatcher_Next(&e, l->watch, left < 100 ? left : 100) != NATS_OK || e == NULL)
+            continue;
+        wait_result r = on_key_change(l, e);
+        kvEntry_Destroy(e);
+        if (r != WAITED)
+            return r;
+    }
+    return WAITED;
+}
+
 static void *campaign_loop(void *arg)
 {
     ch_leader *l = arg;
     ch_metric_set(l->m_interval, (double)l->campaign_ms / 1000.0);
     for (;;) {
-        bool leader = atomic_load(&l->leader);
-        if (!leader)
+        if (!atomic_load(&l->leader))
             campaign_as_candidate(l);
         else
             campaign_as_leader(l);
         int64_t wait = !atomic_load(&l->leader) ? jittered(l->campaign_ms)
                        : !l->confirmed          ? CONFIRM_DELAY_MS
                                                 : l->refresh_ms;
-        if (nap(l, wait))
+        wait_result r = wait_watching(l, wait);
+        /* An evicted leader lets the others go first. */
+        if (r == STOPPED || (r == EVICTED && nap(l, jittered(l->campaign_ms))))
             break;
     }
     return NULL;
@@ -189,6 +231,11 @@ static ch_status bind_bucket(ch_leader *l, ch_error *err)
                             "KV Bucket %s has a TTL of %lld ms, it must be between 1s and 1h",
                             l->bucket, (long long)l->ttl_ms);
     l->refresh_ms = l->ttl_ms / 4 > MIN_REFRESH_MS ? l->ttl_ms / 4 : MIN_REFRESH_MS;
+    if (kvStore_Watch(&l->watch, l->kv, l->key, NULL) != NATS_OK) {
+        ch_warn("cannot watch the %s election key, evictions are noticed at the next refresh",
+                l->key);
+        l->watch = NULL;
+    }
     return CH_OK;
 }
 
@@ -218,6 +265,7 @@ ch_status ch_leader_start(const ch_leader_opts *o, ch_leader **out, ch_error *er
             st = ch_error_set(err, CH_ERR_INTERNAL, "cannot start the election thread");
     }
     if (st != CH_OK) {
+        kvWatcher_Destroy(l->watch);
         kvStore_Destroy(l->kv);
         jsCtx_Destroy(l->js);
         pthread_cond_destroy(&l->cond);
@@ -256,6 +304,7 @@ void ch_leader_stop(ch_leader *l)
         }
         become_candidate(l, "stopping");
     }
+    kvWatcher_Destroy(l->watch);
     kvStore_Destroy(l->kv);
     jsCtx_Destroy(l->js);
     pthread_cond_destroy(&l->cond);
