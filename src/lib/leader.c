@@ -150,9 +150,10 @@ static wait_result on_key_change(ch_leader *l, kvEntry *e)
 {
     kvOperation op = kvEntry_Operation(e);
     bool freed = op == kvOp_Delete || op == kvOp_Purge;
-    bool taken = op == kvOp_Put && kvEntry_Revision(e) > l->revision &&
-                 strcmp(kvEntry_ValueString(e), l->identity) != 0;
-    if (atomic_load(&l->leader) && (freed || taken)) {
+    /* Events older than our own write (a delete queued while we won the key) are history. */
+    bool newer = kvEntry_Revision(e) > l->revision;
+    bool taken = op == kvOp_Put && strcmp(kvEntry_ValueString(e), l->identity) != 0;
+    if (atomic_load(&l->leader) && newer && (freed || taken)) {
         become_candidate(l, freed ? "the key was deleted (evicted)" : "another candidate holds it");
         return EVICTED;
     }
