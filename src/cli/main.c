@@ -135,6 +135,37 @@ static const cli_command commands[] = {
      "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n"
      "      --force          Do not ask for confirmation\n" BROKER_FLAGS,
      cli_election_evict},
+    {"broker run", "Runs a Choria broker (a supervised nats-server)",
+     "usage: choria broker run --config=FILE [--debug]\n"
+     "\n"
+     "Runs nats-server with Choria's account layout: account 'choria' for the fleet and\n"
+     "account 'provisioning' where unprovisioned nodes reach only the provisioning subjects,\n"
+     "with the provisioner's user; makes sure the CHORIA_LEADER_ELECTION bucket and the\n"
+     "CHORIA_EVENTS stream exist; forwards SIGINT, SIGTERM and SIGHUP and exits with\n"
+     "nats-server's status.\n"
+     "\n"
+     "Configuration keys (key = value):\n"
+     "  identity                                          server name\n"
+     "  plugin.choria.network.listen_address              default 0.0.0.0\n"
+     "  plugin.choria.network.client_port                 default 4222\n"
+     "  plugin.choria.stats_port                          monitoring, default 8222\n"
+     "  plugin.choria.network.peer_port                   cluster port, 0 = no cluster\n"
+     "  plugin.choria.network.peers                       cluster routes, nats://host:port,...\n"
+     "  plugin.choria.network.cluster_name                default CHORIA\n"
+     "  plugin.choria.network.stream.store                JetStream directory (required)\n"
+     "  plugin.choria.network.stream.leader_election_ttl  default 1m\n"
+     "  plugin.choria.network.stream.leader_election_replicas  default: number of peers\n"
+     "  plugin.choria.network.provisioning.client_password  provisioner password (required)\n"
+     "  plugin.choria.network.provisioning.node_user      nodes' user (JWT chusr), default\n"
+     "                                                    provisioning\n"
+     "  plugin.choria.network.provisioning.node_password  nodes' password (chpwd, required)\n"
+     "  plugin.choria.network.choria_user/choria_password optional fleet account user\n"
+     "\n"
+     "Flags:\n"
+     "      --config=FILE    Broker configuration (required)\n"
+     "      --debug          Enable debug logging\n"
+     "  -h, --help           Show this help\n",
+     cli_broker_run},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"

@@ -1,0 +1,235 @@
+/* `choria broker run`: the supervised nats-server with Choria's accounts. A real provisioning-
+ * mode server and a provisioner with leader_election work through it end to end; nodes are
+ * confined to their subjects and cannot touch the election bucket; a wrong provisioner
+ * password is refused; SIGTERM stops the broker with status 0. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "choria/leader.h"
+#include "choria/util.h"
+#include "harness.h"
+
+typedef struct {
+    cht_proc *broker, *provisioner, *server;
+    char dir[256], bin[512], url[64];
+    int client_port, stats_port, monitor_port;
+} fixture;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void write_file(const char *path, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fclose(fp);
+}
+
+static void sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (system(cmd) != 0)
+        fail_msg("command failed: %s", cmd);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-broker-test-XXXXXX");
+    if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
+        return -1;
+    f->client_port = free_port();
+    f->stats_port = free_port();
+    snprintf(f->url, sizeof(f->url), "nats://127.0.0.1:%d", f->client_port);
+    char conf[300];
+    snprintf(conf, sizeof(conf), "%s/broker.conf", f->dir);
+    write_file(conf,
+               "identity = b1\nplugin.choria.network.listen_address = 127.0.0.1\n"
+               "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
+               "plugin.choria.network.stream.store = %s/js\n"
+               "plugin.choria.network.provisioning.client_password = provpw\n"
+               "plugin.choria.network.provisioning.node_password = nodepw\n"
+               "plugin.choria.network.stream.leader_election_ttl = 10s\n",
+               f->client_port, f->stats_port, f->dir);
+    const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
+    cht_proc_opts o = {.argv = argv};
+    if (cht_proc_spawn(&o, &f->broker, NULL) != CH_OK)
+        return -1;
+    char *line = NULL;
+    /* the broker logs on stderr; wait for its ready line there */
+    for (int i = 0; i < 100 && strstr(cht_proc_stderr(f->broker), "ready: election") == NULL; i++)
+        usleep(100000);
+    free(line);
+    if (strstr(cht_proc_stderr(f->broker), "ready: election") == NULL) {
+        fprintf(stderr, "%s\n", cht_proc_stderr(f->broker));
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cht_proc_free(f->server);
+    cht_proc_free(f->provisioner);
+    cht_proc_free(f->broker);
+    cht_remove_tree(f->dir, NULL);
+    free(f);
+    return 0;
+}
+
+static natsStatus connect_as(fixture *f, const char *user, const char *password,
+                             natsConnection **nc)
+{
+    natsOptions *o = NULL;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, f->url);
+    natsOptions_SetUserInfo(o, user, password);
+    natsOptions_SetTimeout(o, 2000);
+    natsOptions_SetMaxReconnect(o, 0);
+    natsStatus s = natsConnection_Connect(nc, o);
+    natsOptions_Destroy(o);
+    return s;
+}
+
+static void start_provisioner(fixture *f)
+{
+    char client[300], conf[300], prov[512], helper[512];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
+    CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
+    snprintf(client, sizeof(client), "%s/client.conf", f->dir);
+    snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
+    write_file(client, "identity = prov.example.net\nplugin.choria.middleware_hosts = %s\n",
+               f->url);
+    f->monitor_port = free_port();
+    write_file(conf,
+               "workers: 2\nsite: br\nhelper: %s\ntoken: t\nbroker_provisioning_password: provpw\n"
+               "leader_election: true\nleader_election_api_prefix: $JS.API\n"
+               "monitor_port: %d\nmonitor_bind: 127.0.0.1\n",
+               helper, f->monitor_port);
+    const char *argv[] = {prov, "run", "--config", conf, "--choria-config", client, NULL};
+    cht_proc_opts o = {.argv = argv};
+    CHT_CHECK(cht_proc_spawn(&o, &f->provisioner, &err), &err);
+}
+
+static double metric(fixture *f, const char *series)
+{
+    int status = 0;
+    char *body = NULL;
+    double v = -1;
+    if (cht_http_get(f->monitor_port, "/metrics", 1000, &status, &body, NULL) == CH_OK) {
+        char *p = strstr(body, series);
+        if (p != NULL)
+            v = strtod(p + strlen(series) + 1, NULL);
+    }
+    free(body);
+    return v;
+}
+
+static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(void **state)
+{
+    fixture *f = *state;
+    int status = 0;
+    assert_int_equal(cht_http_get(f->stats_port, "/healthz", 2000, &status, NULL, NULL), CH_OK);
+    assert_int_equal(status, 200);
+    start_provisioner(f);
+
+    /* The node's JWT carries the provisioning account credentials (chusr/chpwd). */
+    sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null", f->dir);
+    sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls 127.0.0.1:%d --username "
+       "provisioning --password nodepw >/dev/null",
+       f->bin, f->dir, f->dir, f->client_port);
+    char sdir[300], conf[400], jwt[300];
+    snprintf(sdir, sizeof(sdir), "%s/server", f->dir);
+    mkdir(sdir, 0700);
+    snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
+    snprintf(jwt, sizeof(jwt), "%s/p.jwt", f->dir);
+    write_file(conf, "identity = n1.example.net\nplugin.choria.server.provision = true\n");
+    const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt", jwt,
+                          NULL};
+    cht_proc_opts o = {.argv = argv};
+    ch_error err;
+    CHT_CHECK(cht_proc_spawn(&o, &f->server, &err), &err);
+    for (int i = 0; i < 300 && metric(f, "choria_provisioner_provisioned{site=\"br\"}") != 1; i++)
+        usleep(100000);
+    if (metric(f, "choria_provisioner_provisioned{site=\"br\"}") != 1)
+        fail_msg("not provisioned; provisioner: %s\nbroker: %s", cht_proc_stderr(f->provisioner),
+                 cht_proc_stderr(f->broker));
+    assert_true(metric(f, "choria_election_leader{election=\"provisioner\","
+                          "identity=\"prov.example.net\"}") == 1);
+    assert_null(strstr(cht_proc_stderr(f->broker), "Violation"));
+}
+
+static void nodes_are_confined_and_a_wrong_password_is_refused(void **state)
+{
+    fixture *f = *state;
+    natsConnection *nc = NULL;
+    assert_int_not_equal(connect_as(f, "provisioner", "wrong", &nc), NATS_OK);
+    assert_int_equal(connect_as(f, "provisioning", "nodepw", &nc), NATS_OK);
+    /* Each refused operation is reported by the broker as a permissions violation. */
+    natsConnection_PublishString(nc, "choria.broadcast.agent.rpcutil", "x");
+    natsConnection_PublishString(nc, "$KV.CHORIA_LEADER_ELECTION.provisioner", "evil");
+    natsConnection_PublishString(nc, "$JS.API.STREAM.INFO.KV_CHORIA_LEADER_ELECTION", "");
+    natsSubscription *sub = NULL;
+    natsConnection_SubscribeSync(&sub, nc, ">");
+    natsConnection_FlushTimeout(nc, 2000);
+    usleep(300000);
+    const char *log = cht_proc_stderr(f->broker);
+    assert_non_null(strstr(log, "Publish Violation - User \"provisioning\", Subject "
+                                "\"choria.broadcast.agent.rpcutil\""));
+    assert_non_null(strstr(log, "Subject \"$KV.CHORIA_LEADER_ELECTION.provisioner\""));
+    assert_non_null(strstr(log, "Subject \"$JS.API.STREAM.INFO.KV_CHORIA_LEADER_ELECTION\""));
+    assert_non_null(strstr(log, "Subscription Violation - User \"provisioning\", Subject \">\""));
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+
+    /* SIGTERM reaches nats-server and the broker exits 0. */
+    ch_error err;
+    int ws = 0;
+    CHT_CHECK(cht_proc_signal(f->broker, SIGTERM, &err), &err);
+    CHT_CHECK(cht_proc_wait(f->broker, 10000, &ws, &err), &err);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            a_node_is_provisioned_through_the_broker_by_the_elected_provisioner, setup, teardown),
+        cmocka_unit_test_setup_teardown(nodes_are_confined_and_a_wrong_password_is_refused,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
