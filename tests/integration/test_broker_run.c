@@ -223,6 +223,109 @@ static void nodes_are_confined_and_a_wrong_password_is_refused(void **state)
     assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 }
 
+/* Three brokers on one machine from three configuration files form a JetStream cluster with a
+ * 3-replica election bucket; the leader among three provisioners survives kill -9 of a broker
+ * and keeps provisioning a fleet. */
+static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
+{
+    fixture *f = *state;
+    ch_error err;
+    int client[3], stats[3], peer[3];
+    cht_proc *brokers[3] = {0}, *provs[3] = {0}, *fleet = NULL;
+    for (int i = 0; i < 3; i++)
+        client[i] = free_port(), stats[i] = free_port(), peer[i] = free_port();
+    for (int i = 0; i < 3; i++) {
+        char conf[300];
+        snprintf(conf, sizeof(conf), "%s/c%d.conf", f->dir, i);
+        write_file(conf,
+                   "identity = broker%d.example.net\n"
+                   "plugin.choria.network.listen_address = 127.0.0.1\n"
+                   "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
+                   "plugin.choria.network.peer_port = %d\n"
+                   "plugin.choria.network.peers = nats://127.0.0.1:%d, nats://127.0.0.1:%d, "
+                   "nats://127.0.0.1:%d\n"
+                   "plugin.choria.network.stream.store = %s/js%d\n"
+                   "plugin.choria.network.provisioning.client_password = provpw\n"
+                   "plugin.choria.network.provisioning.node_password = nodepw\n"
+                   "plugin.choria.network.stream.leader_election_ttl = 5s\n",
+                   i + 1, client[i], stats[i], peer[i], peer[0], peer[1], peer[2], f->dir, i);
+        const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
+        cht_proc_opts o = {.argv = argv};
+        CHT_CHECK(cht_proc_spawn(&o, &brokers[i], &err), &err);
+    }
+    for (int t = 0; t < 300; t++) {
+        int ready = 0;
+        for (int i = 0; i < 3; i++)
+            ready += strstr(cht_proc_stderr(brokers[i]), "ready: election") != NULL;
+        if (ready == 3)
+            break;
+        usleep(100000);
+    }
+    for (int i = 0; i < 3; i++)
+        if (strstr(cht_proc_stderr(brokers[i]), "ready: election") == NULL)
+            fail_msg("broker %d not ready: %s", i + 1, cht_proc_stderr(brokers[i]));
+
+    /* The bucket has three replicas on the three brokers. */
+    char urls[256], view[1200], out[300];
+    snprintf(urls, sizeof(urls), "nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d",
+             client[0], client[1], client[2]);
+    snprintf(out, sizeof(out), "%s/view.txt", f->dir);
+    snprintf(view, sizeof(view),
+             "%s election view --server nats://provisioner:provpw@127.0.0.1:%d > %s 2>&1", f->bin,
+             client[1], out);
+    assert_int_equal(system(view), 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHT_CHECK(ch_read_file(out, 65536, &text, &len, &err), &err);
+    if (strstr(text, "      Replicas: 3 on hosts broker") == NULL)
+        fail_msg("election view:\n%s", text);
+    free(text);
+
+    /* Three provisioners on the cluster, a fleet, then kill -9 of one broker. */
+    char prov[512], helper[512];
+    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
+    CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
+    int mport[3];
+    for (int i = 0; i < 3; i++) {
+        char cconf[300], pconf[300];
+        snprintf(cconf, sizeof(cconf), "%s/pc%d.conf", f->dir, i);
+        snprintf(pconf, sizeof(pconf), "%s/p%d.yaml", f->dir, i);
+        write_file(cconf, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
+                   urls);
+        mport[i] = free_port();
+        write_file(pconf,
+                   "workers: 4\nsite: c\nhelper: %s\nbroker_provisioning_password: provpw\n"
+                   "leader_election: true\nleader_election_api_prefix: $JS.API\n"
+                   "monitor_port: %d\nmonitor_bind: 127.0.0.1\nlogfile: %s/p%d.log\n",
+                   helper, mport[i], f->dir, i);
+        const char *argv[] = {prov, "run", "--config", pconf, "--choria-config", cconf, NULL};
+        cht_proc_opts o = {.argv = argv};
+        CHT_CHECK(cht_proc_spawn(&o, &provs[i], &err), &err);
+    }
+    char fleet_url[128], summary[300];
+    snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d", client[2]);
+    snprintf(summary, sizeof(summary), "%s/summary.json", f->dir);
+    const char *fargv[] = {f->bin,      "tool",      "fleet", "--server", fleet_url, "--count",
+                           "300",       "--quiet",   "--exit-when-provisioned", "--summary-json",
+                           summary,     NULL};
+    cht_proc_opts fo = {.argv = fargv};
+    CHT_CHECK(cht_proc_spawn(&fo, &fleet, &err), &err);
+    usleep(1500000);
+    CHT_CHECK(cht_proc_signal(brokers[0], SIGKILL, &err), &err);
+    int ws = 0;
+    if (cht_proc_wait(fleet, 120000, &ws, &err) != CH_OK)
+        fail_msg("fleet not provisioned after losing a broker");
+    CHT_CHECK(ch_read_file(summary, 1 << 20, &text, &len, &err), &err);
+    assert_non_null(strstr(text, "\"provisioned\":300"));
+    assert_non_null(strstr(text, "\"nodes_with_several_callers\":0"));
+    free(text);
+    cht_proc_free(fleet);
+    for (int i = 0; i < 3; i++) {
+        cht_proc_free(provs[i]);
+        cht_proc_free(brokers[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +333,8 @@ int main(void)
             a_node_is_provisioned_through_the_broker_by_the_elected_provisioner, setup, teardown),
         cmocka_unit_test_setup_teardown(nodes_are_confined_and_a_wrong_password_is_refused,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(three_brokers_form_a_cluster_and_survive_losing_one, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
