@@ -22,6 +22,7 @@ int cli_jwt_provisioning(int argc, char **argv);
 int cli_election_view(int argc, char **argv);
 int cli_election_evict(int argc, char **argv);
 int cli_broker_run(int argc, char **argv);
+int cli_broker_waiting(int argc, char **argv);
 int cli_server_run(int argc, char **argv, char **full_argv);
 
 /* Options every command that talks to a broker takes. */

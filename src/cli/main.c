@@ -166,6 +166,18 @@ static const cli_command commands[] = {
      "      --debug          Enable debug logging\n"
      "  -h, --help           Show this help\n",
      cli_broker_run},
+    {"broker waiting", "List the connections waiting for provisioning",
+     "usage: choria broker waiting [--host=HOST] [--port=PORT]\n"
+     "\n"
+     "Lists the connections in the broker's provisioning account (nodes waiting to be\n"
+     "provisioned): name, address, connected since and idle time, read from the broker's\n"
+     "monitoring endpoint. The provisioner's own connections are left out.\n"
+     "\n"
+     "Flags:\n"
+     "      --host=HOST      Monitoring host (default: 127.0.0.1)\n"
+     "      --port=PORT      Monitoring port, plugin.choria.stats_port (default: 8222)\n"
+     "  -h, --help           Show this help\n",
+     cli_broker_waiting},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"

@@ -196,6 +196,7 @@ static void nodes_are_confined_and_a_wrong_password_is_refused(void **state)
 {
     fixture *f = *state;
     natsConnection *nc = NULL;
+    ch_error err;
     assert_int_not_equal(connect_as(f, "provisioner", "wrong", &nc), NATS_OK);
     assert_int_equal(connect_as(f, "provisioning", "nodepw", &nc), NATS_OK);
     /* Each refused operation is reported by the broker as a permissions violation. */
@@ -212,11 +213,23 @@ static void nodes_are_confined_and_a_wrong_password_is_refused(void **state)
     assert_non_null(strstr(log, "Subject \"$KV.CHORIA_LEADER_ELECTION.provisioner\""));
     assert_non_null(strstr(log, "Subject \"$JS.API.STREAM.INFO.KV_CHORIA_LEADER_ELECTION\""));
     assert_non_null(strstr(log, "Subscription Violation - User \"provisioning\", Subject \">\""));
+    /* `choria broker waiting` lists the node, not the provisioner. */
+    natsConnection *pc = NULL;
+    assert_int_equal(connect_as(f, "provisioner", "provpw", &pc), NATS_OK);
+    char cmd[1024], out[300], *text = NULL;
+    size_t len = 0;
+    snprintf(out, sizeof(out), "%s/waiting.txt", f->dir);
+    snprintf(cmd, sizeof(cmd), "%s broker waiting --port %d > %s", f->bin, f->stats_port, out);
+    assert_int_equal(system(cmd), 0);
+    CHT_CHECK(ch_read_file(out, 65536, &text, &len, &err), &err);
+    assert_non_null(strstr(text, "1 connection(s) waiting for provisioning"));
+    assert_non_null(strstr(text, "127.0.0.1:"));
+    free(text);
+    natsConnection_Destroy(pc);
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
 
     /* SIGTERM reaches nats-server and the broker exits 0. */
-    ch_error err;
     int ws = 0;
     CHT_CHECK(cht_proc_signal(f->broker, SIGTERM, &err), &err);
     CHT_CHECK(cht_proc_wait(f->broker, 10000, &ws, &err), &err);
