@@ -21,6 +21,8 @@ int cli_tool_fleet(int argc, char **argv);
 int cli_jwt_provisioning(int argc, char **argv);
 int cli_election_view(int argc, char **argv);
 int cli_election_evict(int argc, char **argv);
+int cli_election_file(int argc, char **argv);
+int cli_election_run(int argc, char **argv);
 int cli_broker_run(int argc, char **argv);
 int cli_broker_waiting(int argc, char **argv);
 int cli_server_run(int argc, char **argv, char **full_argv);

@@ -1,20 +1,31 @@
-/* `choria election view|info [REGEX]` and `choria election evict NAME`: the election bucket as
- * go-choria's cmd/election_info.go and election_evict.go show and change it (spec
+/* `choria election view|info [REGEX]`, `evict NAME`, `file FILE [NAME]` and `run NAME COMMAND`:
+ * the election bucket as go-choria's cmd/election_*.go show, change and use it (spec
  * upstream-node-and-tools 4.4, GOLDEN.md). */
 #include <getopt.h>
 #include <regex.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
 #include "choria/config.h"
 #include "choria/conn.h"
+#include "choria/helper.h"
 #include "choria/leader.h"
 #include "choria/log.h"
+#include "choria/util.h"
 #include "cli.h"
+
+extern char **environ;
 
 #define MAX_ROWS 1024
 #define MAX_PEERS 16
@@ -325,5 +336,232 @@ int cli_election_evict(int argc, char **argv)
     kvStore_Destroy(kv);
     jsCtx_Destroy(js);
     ch_conn_close(nc);
+    return rc;
+}
+
+/* ---- file and run: campaign from the command line ---- */
+
+
+typedef struct {
+    atomic_int won, lost; /* events not yet handled by the main loop */
+} campaign_events;
+
+static void on_campaign_won(void *c)
+{
+    atomic_fetch_add(&((campaign_events *)c)->won, 1);
+}
+
+static void on_campaign_lost(void *c)
+{
+    atomic_fetch_add(&((campaign_events *)c)->lost, 1);
+}
+
+/* Connects and starts campaigning for name as this client's identity. */
+static ch_leader *campaign(const election_opts *o, const char *name, campaign_events *ev,
+                           natsConnection **nc)
+{
+    cli_client client;
+    ch_log_set_level(o->broker.debug ? CH_LOG_DEBUG : CH_LOG_WARN);
+    if (cli_client_load(&o->broker, &client) != CH_OK)
+        return NULL;
+    ch_conn_opts co = {.servers = (const char *const *)client.servers,
+                       .server_count = client.server_count,
+                       .name = client.identity,
+                       .user = client.user,
+                       .password = client.password};
+    ch_error err;
+    ch_leader *l = NULL;
+    if (ch_conn_connect(&co, nc, &err) == CH_OK) {
+        ch_leader_opts lo = {.nc = *nc,
+                             .bucket = o->bucket,
+                             .key = name,
+                             .identity = client.identity,
+                             .won = on_campaign_won,
+                             .lost = on_campaign_lost,
+                             .closure = ev};
+        if (ch_leader_start(&lo, &l, &err) != CH_OK)
+            l = NULL;
+    }
+    if (l == NULL)
+        fprintf(stderr, "choria: %s\n", err.msg);
+    cli_client_free(&client);
+    return l;
+}
+
+static void write_state_file(const char *path, long count)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char ts[64], tmp[4096];
+    struct tm tm;
+    localtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    char zone[8];
+    strftime(zone, sizeof(zone), "%z", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%06ld%.3s:%s", (long)tv.tv_usec, zone, zone + 3);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return;
+    fprintf(fp, "{\"count\":%ld,\"timestamp\":\"%s\"}", count, ts);
+    fclose(fp);
+    chmod(tmp, 0644);
+    rename(tmp, path);
+}
+
+int cli_election_file(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"bucket", required_argument, NULL, 'b'}, {"check", no_argument, NULL, 'k'},
+        {"config", required_argument, NULL, CLI_OPT_CONFIG},
+        {"server", required_argument, NULL, CLI_OPT_SERVER},
+        {"debug", no_argument, NULL, CLI_OPT_DEBUG}, {NULL, 0, NULL, 0},
+    };
+    election_opts o;
+    memset(&o, 0, sizeof(o));
+    o.bucket = CH_LEADER_DEFAULT_BUCKET;
+    bool check = false;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'b')
+            o.bucket = optarg;
+        else if (c == 'k')
+            check = true;
+        else if (!cli_broker_option(c, optarg, &o.broker)) {
+            fprintf(stderr, "choria: invalid flag, try --help\n");
+            return 1;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "choria: a file is required, try --help\n");
+        return 1;
+    }
+    const char *path = argv[optind], *name = optind + 1 < argc ? argv[optind + 1] : "file";
+    if (check) {
+        struct stat sb;
+        return stat(path, &sb) == 0 && time(NULL) - sb.st_mtime <= 60 ? 0 : 1;
+    }
+    cli_install_stop_signals();
+    campaign_events ev = {0};
+    natsConnection *nc = NULL;
+    ch_leader *l = campaign(&o, name, &ev, &nc);
+    long count = 0;
+    while (l != NULL && !cli_should_stop()) {
+        if (ch_leader_is_leader(l))
+            write_state_file(path, ++count);
+        else if (atomic_exchange(&ev.lost, 0) > 0)
+            unlink(path);
+        nats_Sleep(1000);
+    }
+    int rc = l != NULL ? 0 : 1;
+    ch_leader_stop(l);
+    unlink(path);
+    ch_conn_close(nc);
+    return rc;
+}
+
+static pid_t start_command(char **argv)
+{
+    pid_t pid = 0;
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawnp(&pid, argv[0], NULL, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        fprintf(stderr, "choria: cannot start %s: %s\n", argv[0], strerror(rc));
+        return -1;
+    }
+    return pid;
+}
+
+/* Reaps the command if it ended; its exit code into *rc. */
+static bool command_ended(pid_t pid, int *rc)
+{
+    int status = 0;
+    if (pid <= 0 || waitpid(pid, &status, WNOHANG) != pid)
+        return false;
+    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+}
+
+int cli_election_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"bucket", required_argument, NULL, 'b'}, {"terminate", no_argument, NULL, 't'},
+        {"config", required_argument, NULL, CLI_OPT_CONFIG},
+        {"server", required_argument, NULL, CLI_OPT_SERVER},
+        {"debug", no_argument, NULL, CLI_OPT_DEBUG}, {NULL, 0, NULL, 0},
+    };
+    election_opts o;
+    memset(&o, 0, sizeof(o));
+    o.bucket = CH_LEADER_DEFAULT_BUCKET;
+    bool terminate = false;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'b')
+            o.bucket = optarg;
+        else if (c == 't')
+            terminate = true;
+        else if (!cli_broker_option(c, optarg, &o.broker)) {
+            fprintf(stderr, "choria: invalid flag, try --help\n");
+            return 1;
+        }
+    }
+    if (argc - optind < 2) {
+        fprintf(stderr, "choria: an election name and a command are required, try --help\n");
+        return 1;
+    }
+    const char *name = argv[optind];
+    /* The command may be one shell-quoted string or several words. */
+    char **cmd = NULL;
+    ch_error err;
+    if (argc - optind == 2) {
+        if (ch_helper_split(argv[optind + 1], &cmd, NULL, &err) != CH_OK) {
+            fprintf(stderr, "choria: cannot parse the command: %s\n", err.msg);
+            return 1;
+        }
+    }
+    char **words = cmd != NULL ? cmd : argv + optind + 1;
+    cli_install_stop_signals();
+    campaign_events ev = {0};
+    natsConnection *nc = NULL;
+    ch_leader *l = campaign(&o, name, &ev, &nc);
+    pid_t pid = 0;
+    int rc = l != NULL ? 0 : 1;
+    while (l != NULL && !cli_should_stop() && !command_ended(pid, &rc)) {
+        if (atomic_exchange(&ev.won, 0) > 0) {
+            if (pid == 0 && (pid = start_command(words)) < 0) {
+                rc = 1;
+                break;
+            }
+            nats_Sleep(1000);
+            kill(pid, SIGUSR1);
+        }
+        if (atomic_exchange(&ev.lost, 0) > 0 && pid > 0) {
+            if (terminate) {
+                kill(pid, SIGINT);
+                nats_Sleep(1000);
+                kill(pid, SIGTERM);
+            } else {
+                kill(pid, SIGUSR2);
+            }
+        }
+        nats_Sleep(100);
+    }
+    if (pid > 0 && cli_should_stop()) {
+        kill(pid, SIGTERM);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ch_leader_stop(l);
+    ch_conn_close(nc);
+    ch_helper_argv_free(cmd);
     return rc;
 }

@@ -178,6 +178,29 @@ static const cli_command commands[] = {
      "      --port=PORT      Monitoring port, plugin.choria.stats_port (default: 8222)\n"
      "  -h, --help           Show this help\n",
      cli_broker_waiting},
+    {"election file", "Maintains a file based on Leader Elections",
+     "usage: choria election file [<flags>] FILE [NAME]\n"
+     "\n"
+     "Campaigns in election NAME (default: file) and, while leader, writes FILE every second\n"
+     "with {\"count\":N,\"timestamp\":\"...\"}; removes it when leadership is lost and at\n"
+     "exit. With --check: exits 1 when FILE is missing or older than a minute, else 0.\n"
+     "\n"
+     "Flags:\n"
+     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n"
+     "      --check          Only check the file\n" BROKER_FLAGS,
+     cli_election_file},
+    {"election run", "Runs a command under leader election control",
+     "usage: choria election run [<flags>] NAME COMMAND... (use -- before a command with flags)\n"
+     "\n"
+     "Campaigns in election NAME; on first leadership starts COMMAND (a shell-quoted string\n"
+     "or several words), waits 1 s and sends it SIGUSR1; on regaining leadership SIGUSR1,\n"
+     "on losing it SIGUSR2 (with --terminate: SIGINT, then SIGTERM 1 s later). Exits with\n"
+     "the command's exit code.\n"
+     "\n"
+     "Flags:\n"
+     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n"
+     "      --terminate      Stop the command when leadership is lost\n" BROKER_FLAGS,
+     cli_election_run},
     {"tool emit", "Publish lifecycle events (for demos and tests)",
      "usage: choria tool emit --type=TYPE [<flags>]\n"
      "\n"

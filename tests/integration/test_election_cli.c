@@ -2,6 +2,7 @@
  * cluster (peer names, `*` on the stream leader) and on one broker (`Replicas: 1`), and
  * eviction with and without confirmation. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -156,11 +157,66 @@ static void view_on_a_3_broker_cluster_names_the_peers_and_the_leader(void **sta
     cht_cluster_free(c);
 }
 
+/* `election file` keeps its file while leader and removes it at exit; `--check` says so;
+ * `election run` runs the command once leader and exits with its exit code. */
+static void file_and_run_campaign_from_the_command_line(void **state)
+{
+    (void)state;
+    cht_broker *b = NULL;
+    ch_error err;
+    CHT_CHECK(cht_broker_start(NULL, &b, &err), &err);
+    kvStore *kv = NULL;
+    jsCtx *js = NULL;
+    natsConnection *nc = NULL;
+    create_bucket(cht_broker_url(b), 1, &kv, &js, &nc);
+    char bin[512], path[] = "/tmp/ch-elect-file-XXXXXX";
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    const char *argv[] = {bin, "election", "file", path, "filetest", "--server",
+                          cht_broker_url(b), NULL};
+    cht_proc_opts o = {.argv = argv};
+    cht_proc *p = NULL;
+    CHT_CHECK(cht_proc_spawn(&o, &p, &err), &err);
+    for (int i = 0; i < 100 && access(path, R_OK) != 0; i++)
+        usleep(100000);
+    char *text = NULL;
+    size_t len = 0;
+    CHT_CHECK(ch_read_file(path, 4096, &text, &len, &err), &err);
+    assert_non_null(strstr(text, "{\"count\":"));
+    assert_non_null(strstr(text, "\"timestamp\":\""));
+    free(text);
+    int rc = 0;
+    const char *check[] = {"election", "file", path, "--check", NULL};
+    free(run_choria(cht_broker_url(b), check, NULL, &rc));
+    assert_int_equal(rc, 0);
+    int ws = 0;
+    CHT_CHECK(cht_proc_signal(p, SIGTERM, &err), &err);
+    CHT_CHECK(cht_proc_wait(p, 10000, &ws, &err), &err);
+    cht_proc_free(p);
+    assert_int_not_equal(access(path, F_OK), 0);
+    free(run_choria(cht_broker_url(b), check, NULL, &rc));
+    assert_int_equal(rc, 1);
+
+    const char *run[] = {"election", "run", "runtest", "'sh -c \"exit 7\"'", NULL};
+    char *out = run_choria(cht_broker_url(b), run, NULL, &rc);
+    assert_int_equal(rc, 7);
+    free(out);
+
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+    cht_broker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(view_on_one_broker_says_one_replica),
         cmocka_unit_test(view_on_a_3_broker_cluster_names_the_peers_and_the_leader),
+        cmocka_unit_test(file_and_run_campaign_from_the_command_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
