@@ -50,6 +50,10 @@ typedef struct {
     natsSubscription *sub;
     pthread_mutex_t lock; /* the fields below */
     bool provisioned, vanished, stopped;
+    /* Interleaving: a configure from another caller while the last configure's caller has
+     * not yet asked for the restart (two provisioners working on the node at once). */
+    char open_caller[128]; /* caller of the last configure not followed by its restart */
+    int interleaved;
     node_fault fault;
     bool fault_hit; /* the faulty reply was sent at least once */
     int configure_calls;
@@ -331,9 +335,20 @@ static void body_action(const ch_request_payload *req, char *agent, char *action
     free(body);
 }
 
+static void record_restart(fleet_node *n, const char *callerid)
+{
+    pthread_mutex_lock(&n->lock);
+    if (strcmp(n->open_caller, callerid) == 0)
+        n->open_caller[0] = '\0';
+    pthread_mutex_unlock(&n->lock);
+}
+
 static void record_configure(fleet_node *n, const char *callerid)
 {
     pthread_mutex_lock(&n->lock);
+    if (n->open_caller[0] != '\0' && strcmp(n->open_caller, callerid) != 0)
+        n->interleaved++;
+    snprintf(n->open_caller, sizeof(n->open_caller), "%s", callerid);
     n->configure_calls++;
     int i = 0;
     while (i < n->n_callers && strcmp(n->callers[i].callerid, callerid) != 0)
@@ -368,6 +383,8 @@ static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
         } else if (!n->vanished) {
             if (provisioning_call && strcmp(action, "configure") == 0)
                 record_configure(n, req.request.envelope.callerid);
+            else if (provisioning_call && strcmp(action, "restart") == 0)
+                record_restart(n, req.request.envelope.callerid);
             answer(n, nc, &req, agent, action);
         }
     }
@@ -569,6 +586,7 @@ static void finish_restarts(fleet *fl)
 typedef struct {
     int provisioned, vanished, configured_twice, multi_caller;
     int faulty[N_FAULTS], faulty_hit; /* nodes per fault; faulty nodes that sent their fault */
+    int interleaved; /* nodes configured by another caller between a configure and its restart */
     long configure_calls;
 } fleet_counts;
 
@@ -584,6 +602,7 @@ static fleet_counts count(fleet *fl)
         c.configured_twice += n->configure_calls > 1;
         c.multi_caller += n->n_callers > 1 || n->other_callers > 0;
         c.faulty[n->fault]++;
+        c.interleaved += n->interleaved > 0;
         c.faulty_hit += n->fault != FAULT_NONE && n->fault_hit && !n->provisioned;
         pthread_mutex_unlock(&n->lock);
     }
@@ -601,11 +620,11 @@ static void write_summary_json(fleet *fl, const fleet_counts *c)
             "{\"nodes\":%d,\"provisioned\":%d,\"vanished\":%d,\"configure_calls\":%ld,"
             "\"nodes_configured_more_than_once\":%d,\"nodes_with_several_callers\":%d,"
             "\"requests\":%llu,\"replies\":%llu,\"dropped\":%llu,\"delayed\":%llu,"
-            "\"errors\":%llu,\"faulty\":{",
+            "\"errors\":%llu,\"nodes_interleaved\":%d,\"faulty\":{",
             fl->o->count, c->provisioned, c->vanished, c->configure_calls, c->configured_twice,
             c->multi_caller, (unsigned long long)fl->requests, (unsigned long long)fl->replies,
             (unsigned long long)fl->dropped, (unsigned long long)fl->delayed_n,
-            (unsigned long long)fl->errors);
+            (unsigned long long)fl->errors, c->interleaved);
     for (int f = 1; f < N_FAULTS; f++)
         fprintf(fp, "%s\"%s\":%d", f > 1 ? "," : "", FAULT_NAMES[f], c->faulty[f]);
     fprintf(fp, "},\"per_node\":[");

@@ -255,17 +255,22 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     assert_non_null(s);
     long provisioned = (long)json_integer_value(json_object_get(s, "provisioned"));
     long several = (long)json_integer_value(json_object_get(s, "nodes_with_several_callers"));
+    long interleaved = (long)json_integer_value(json_object_get(s, "nodes_interleaved"));
     json_decref(s);
     fprintf(stderr,
             "fail-over: crash %lld ms (TTL %d s), graceful %lld ms, evict %lld ms; %ld "
-            "provisioned, %ld nodes saw a second caller\n",
-            (long long)crash, TTL_S, (long long)graceful, (long long)evict, provisioned, several);
+            "provisioned, %ld nodes saw a second caller, %ld between a configure and its "
+            "restart\n",
+            (long long)crash, TTL_S, (long long)graceful, (long long)evict, provisioned, several,
+            interleaved);
     assert_int_equal(provisioned, 2000);
-    /* A second caller is expected only for nodes caught by a hand-over: configured by the
-     * old leader but still restarting (2 s) or in flight when it stopped, which the new leader
-     * finds again at once (as upstream: the 60 s hold list lives in the old leader's memory).
-     * Anything like a shared workload would show in far more nodes. */
-    assert_true(several < 200);
+    /* Re-provisioning after a hand-over is expected (a node still restarting when the new
+     * leader discovers it: the 60 s hold list lives in the old leader's memory, as upstream).
+     * Two provisioners working on a node at once would show as a configure from one between
+     * the other's configure and restart; only the pipelines cut short by the leaders that
+     * died or were evicted (8 workers each) may look like that. */
+    assert_true(several >= interleaved);
+    assert_true(interleaved <= 3 * 8);
     assert_true(crash <= (TTL_S + 3) * 1000);
     assert_true(graceful <= 3000);
     assert_true(evict <= 3000);
