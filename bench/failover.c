@@ -32,18 +32,6 @@ static void die(const char *what)
     exit(1);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die("no free port");
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void start(bench *b, int i)
 {
     char client[300], conf[300];
@@ -53,7 +41,7 @@ static void start(bench *b, int i)
     fprintf(fp, "identity = p%d.bench.local\nplugin.choria.middleware_hosts = %s\n", i,
             cht_broker_url(b->broker));
     fclose(fp);
-    b->port[i] = free_port();
+    b->port[i] = cht_free_port();
     fp = fopen(conf, "w");
     fprintf(fp,
             "workers: 2\nsite: bench\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\nhelper: %s\n"
@@ -76,18 +64,8 @@ static void start(bench *b, int i)
 
 static double paused(bench *b, int i)
 {
-    if (b->prov[i] == NULL)
-        return -1;
-    int status = 0;
-    char *body = NULL;
-    double v = -1;
-    if (cht_http_get(b->port[i], "/metrics", 500, &status, &body, NULL) == CH_OK) {
-        const char *key = "choria_provisioner_paused{site=\"bench\"} ";
-        char *p = strstr(body, key);
-        v = p != NULL ? strtod(p + strlen(key), NULL) : -1;
-    }
-    free(body);
-    return v;
+    return b->prov[i] == NULL ? -1
+                              : cht_metric(b->port[i], "choria_provisioner_paused{site=\"bench\"}");
 }
 
 /* The single unpaused provisioner other than not (-1 for any), within timeout_ms. */
@@ -99,7 +77,7 @@ static int wait_leader(bench *b, int not, int64_t timeout_ms)
         for (int i = 0; i < N; i++)
             if (paused(b, i) == 0)
                 leaders++, who = i;
-        if (leaders == 1 && who != not)
+        if (leaders == 1 && who != not )
             return who;
         usleep(10000);
     }

@@ -89,18 +89,6 @@ static void cpu_secs(pid_t pid, double *self, double *children)
     }
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die("cannot find a free port", NULL);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static cht_broker *broker(void)
 {
     cht_broker_opts bo;
@@ -184,7 +172,7 @@ static void start_provisioner(provisioner *pv, cht_broker *b, const char *helper
     snprintf(pv->log, sizeof(pv->log), "%s/provisioner.log", dir);
     write_file(client, "identity = provisioner.bench.local\nplugin.choria.middleware_hosts = %s\n",
                cht_broker_url(b));
-    pv->port = free_port();
+    pv->port = cht_free_port();
     write_file(conf,
                "workers: %d\ninterval: 1m\nsite: bench\nmonitor_port: %d\n"
                "monitor_bind: 127.0.0.1\nhelper: %s\ntoken: %s\nlogfile: %s\n"

@@ -202,6 +202,13 @@ ch_status cht_nats_connect(const char *urls, int timeout_ms, natsConnection **ou
 ch_status cht_nats_publish(natsConnection *nc, const char *subject, const void *data, size_t len,
                            ch_error *err);
 
+/* A free TCP port on 127.0.0.1 (bound and released: a small race remains); -1 if none. */
+int cht_free_port(void);
+
+/* The value of one Prometheus series line at http://127.0.0.1:<port>/metrics, e.g.
+ * choria_provisioner_provisioned{site="x"}; -1 when absent or unreachable. */
+double cht_metric(int port, const char *series);
+
 /* The last max_bytes of a file, malloc'd and NUL-terminated; NULL if unreadable. */
 char *cht_file_tail(const char *path, size_t max_bytes);
 

@@ -152,3 +152,27 @@ ch_status cht_nats_publish(natsConnection *nc, const char *subject, const void *
         return nats_err(err, s, "publish");
     return CH_OK;
 }
+
+int cht_free_port(void)
+{
+    int port = -1;
+    return cht__free_ports(1, &port, NULL) == CH_OK ? port : -1;
+}
+
+double cht_metric(int port, const char *series)
+{
+    int status = 0;
+    char *body = NULL;
+    double v = -1;
+    size_t n = strlen(series);
+    if (cht_http_get(port, "/metrics", 2000, &status, &body, NULL) == CH_OK && status == 200) {
+        for (char *line = body; line != NULL && *line;) {
+            char *next = strchr(line, '\n');
+            if (strncmp(line, series, n) == 0 && line[n] == ' ')
+                v = strtod(line + n + 1, NULL);
+            line = next != NULL ? next + 1 : NULL;
+        }
+    }
+    free(body);
+    return v;
+}

@@ -28,18 +28,6 @@ typedef struct {
     int client_port, stats_port, monitor_port;
 } fixture;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void write_file(const char *path, const char *fmt, ...)
 {
     FILE *fp = fopen(path, "w");
@@ -68,8 +56,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/ch-broker-test-XXXXXX");
     if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
         return -1;
-    f->client_port = free_port();
-    f->stats_port = free_port();
+    f->client_port = cht_free_port();
+    f->stats_port = cht_free_port();
     snprintf(f->url, sizeof(f->url), "nats://127.0.0.1:%d", f->client_port);
     char conf[300];
     snprintf(conf, sizeof(conf), "%s/broker.conf", f->dir);
@@ -133,7 +121,7 @@ static void start_provisioner(fixture *f)
     snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
     write_file(client, "identity = prov.example.net\nplugin.choria.middleware_hosts = %s\n",
                f->url);
-    f->monitor_port = free_port();
+    f->monitor_port = cht_free_port();
     write_file(conf,
                "workers: 2\nsite: br\nhelper: %s\ntoken: t\nbroker_provisioning_password: provpw\n"
                "leader_election: true\nleader_election_api_prefix: $JS.API\n"
@@ -146,16 +134,7 @@ static void start_provisioner(fixture *f)
 
 static double metric(fixture *f, const char *series)
 {
-    int status = 0;
-    char *body = NULL;
-    double v = -1;
-    if (cht_http_get(f->monitor_port, "/metrics", 1000, &status, &body, NULL) == CH_OK) {
-        char *p = strstr(body, series);
-        if (p != NULL)
-            v = strtod(p + strlen(series) + 1, NULL);
-    }
-    free(body);
-    return v;
+    return cht_metric(f->monitor_port, series);
 }
 
 static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(void **state)
@@ -246,7 +225,7 @@ static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
     int client[3], stats[3], peer[3];
     cht_proc *brokers[3] = {0}, *provs[3] = {0}, *fleet = NULL;
     for (int i = 0; i < 3; i++)
-        client[i] = free_port(), stats[i] = free_port(), peer[i] = free_port();
+        client[i] = cht_free_port(), stats[i] = cht_free_port(), peer[i] = cht_free_port();
     for (int i = 0; i < 3; i++) {
         char conf[300];
         snprintf(conf, sizeof(conf), "%s/c%d.conf", f->dir, i);
@@ -305,7 +284,7 @@ static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
         snprintf(pconf, sizeof(pconf), "%s/p%d.yaml", f->dir, i);
         write_file(cconf, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
                    urls);
-        mport[i] = free_port();
+        mport[i] = cht_free_port();
         write_file(pconf,
                    "workers: 4\nsite: c\nhelper: %s\nbroker_provisioning_password: provpw\n"
                    "leader_election: true\nleader_election_api_prefix: $JS.API\n"

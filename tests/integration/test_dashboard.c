@@ -29,18 +29,6 @@ typedef struct {
     int monitor_port, prom_port;
 } fixture;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void write_file(const char *path, const char *fmt, ...)
 {
     FILE *fp = fopen(path, "w");
@@ -91,7 +79,7 @@ static void start_provisioner(fixture *f)
     snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
     write_file(client, "identity = dash.example.net\nplugin.choria.middleware_hosts = %s\n",
                cht_broker_url(f->broker));
-    f->monitor_port = free_port();
+    f->monitor_port = cht_free_port();
     write_file(conf,
                "workers: 4\nsite: " SITE "\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\n"
                "helper: %s\nlogfile: %s/provisioner.log\n",
@@ -120,7 +108,7 @@ static void start_prometheus(fixture *f)
                "scrape_configs:\n  - job_name: provisioner\n    static_configs:\n"
                "      - targets: ['127.0.0.1:%d']\n",
                f->monitor_port);
-    f->prom_port = free_port();
+    f->prom_port = cht_free_port();
     snprintf(listen, sizeof(listen), "--web.listen-address=127.0.0.1:%d", f->prom_port);
     char config_flag[320];
     snprintf(config_flag, sizeof(config_flag), "--config.file=%s", conf);

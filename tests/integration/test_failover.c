@@ -35,18 +35,6 @@ typedef struct {
     char dir[256], bin[512], urls[256];
 } fixture;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void write_file(const char *path, const char *fmt, ...)
 {
     FILE *fp = fopen(path, "w");
@@ -73,7 +61,7 @@ static int setup(void **state)
     if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
         return -1;
     for (int i = 0; i < N; i++)
-        f->client[i] = free_port(), f->stats[i] = free_port(), f->peer[i] = free_port();
+        f->client[i] = cht_free_port(), f->stats[i] = cht_free_port(), f->peer[i] = cht_free_port();
     snprintf(f->urls, sizeof(f->urls),
              "nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", f->client[0],
              f->client[1], f->client[2]);
@@ -110,8 +98,8 @@ static void start_brokers(fixture *f)
                    "plugin.choria.network.provisioning.client_password = provpw\n"
                    "plugin.choria.network.provisioning.node_password = nodepw\n"
                    "plugin.choria.network.stream.leader_election_ttl = %ds\n",
-                   i + 1, f->client[i], f->stats[i], f->peer[i], f->peer[0], f->peer[1],
-                   f->peer[2], f->dir, i, TTL_S);
+                   i + 1, f->client[i], f->stats[i], f->peer[i], f->peer[0], f->peer[1], f->peer[2],
+                   f->dir, i, TTL_S);
         const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
         spawn(argv, &f->broker[i]);
     }
@@ -138,7 +126,7 @@ static void start_provisioners(fixture *f)
         snprintf(pconf, sizeof(pconf), "%s/p%d.yaml", f->dir, i);
         write_file(cconf, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
                    f->urls);
-        f->mport[i] = free_port();
+        f->mport[i] = cht_free_port();
         write_file(pconf,
                    "workers: 8\nsite: f\nhelper: %s\nbroker_provisioning_password: provpw\n"
                    "leader_election: true\nleader_election_api_prefix: $JS.API\n"
@@ -151,18 +139,8 @@ static void start_provisioners(fixture *f)
 
 static double paused(fixture *f, int i)
 {
-    if (f->prov[i] == NULL)
-        return -1;
-    int status = 0;
-    char *body = NULL;
-    double v = -1;
-    if (cht_http_get(f->mport[i], "/metrics", 500, &status, &body, NULL) == CH_OK) {
-        const char *key = "choria_provisioner_paused{site=\"f\"} ";
-        char *p = strstr(body, key);
-        v = p != NULL ? strtod(p + strlen(key), NULL) : -1;
-    }
-    free(body);
-    return v;
+    return f->prov[i] == NULL ? -1
+                              : cht_metric(f->mport[i], "choria_provisioner_paused{site=\"f\"}");
 }
 
 /* The single running provisioner other than not, and how long it took to appear. */
@@ -174,7 +152,7 @@ static int wait_leader(fixture *f, int not, int64_t timeout_ms, int64_t *took)
         for (int i = 0; i < N; i++)
             if (paused(f, i) == 0)
                 leaders++, who = i;
-        if (leaders == 1 && who != not) {
+        if (leaders == 1 && who != not ) {
             *took = ch_now_mono_ms() - t0;
             return who;
         }
@@ -203,12 +181,22 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     assert_true(leader >= 0);
 
     char fleet_url[128], summary[300];
-    snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d",
-             f->client[2]);
+    snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d", f->client[2]);
     snprintf(summary, sizeof(summary), "%s/summary.json", f->dir);
-    const char *fargv[] = {f->bin, "tool", "fleet", "--server", fleet_url, "--count", NODES,
-                           "--connections", "2", "--quiet", "--exit-when-provisioned",
-                           "--summary-json", summary, NULL};
+    const char *fargv[] = {f->bin,
+                           "tool",
+                           "fleet",
+                           "--server",
+                           fleet_url,
+                           "--count",
+                           NODES,
+                           "--connections",
+                           "2",
+                           "--quiet",
+                           "--exit-when-provisioned",
+                           "--summary-json",
+                           summary,
+                           NULL};
     spawn(fargv, &f->fleet);
     usleep(500000);
 

@@ -52,18 +52,6 @@ static void write_file(const char *path, const char *fmt, ...)
     fclose(fp);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        fail_msg("cannot find a free port");
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void source_path(char *out, size_t size, const char *rel)
 {
     const char *src = getenv("CH_SOURCE_DIR");
@@ -145,7 +133,7 @@ static void start_provisioner(fixture *f, const char *helper, const char *featur
     snprintf(log, sizeof(log), "%s/provisioner.log", f->dir);
     write_file(client, "identity = %s\nplugin.choria.middleware_hosts = %s\n", PROVISIONER_ID,
                cht_broker_url(f->broker));
-    f->monitor_port = free_port();
+    f->monitor_port = cht_free_port();
     write_file(conf,
                "workers: %d\ninterval: 1m\nsite: testsite\nmonitor_port: %d\n"
                "monitor_bind: 127.0.0.1\nhelper: %s\ntoken: %s\njwt_verify_cert: %s\n"
@@ -172,30 +160,10 @@ static void start_provisioner(fixture *f, const char *helper, const char *featur
     fail_msg("provisioner did not start: %s", cht_proc_stderr(f->provisioner));
 }
 
-static char *metrics_text(fixture *f)
-{
-    int status = 0;
-    char *body = NULL;
-    ch_error err;
-    CHT_CHECK(cht_http_get(f->monitor_port, "/metrics", 5000, &status, &body, &err), &err);
-    assert_int_equal(status, 200);
-    return body;
-}
-
 /* The value of one series, e.g. choria_provisioner_provisioned{site="testsite"}; -1 if absent. */
 static double metric(fixture *f, const char *series)
 {
-    char *text = metrics_text(f);
-    double v = -1;
-    size_t n = strlen(series);
-    for (char *line = text; line != NULL && *line;) {
-        char *next = strchr(line, '\n');
-        if (strncmp(line, series, n) == 0 && line[n] == ' ')
-            v = strtod(line + n + 1, NULL);
-        line = next != NULL ? next + 1 : NULL;
-    }
-    free(text);
-    return v;
+    return cht_metric(f->monitor_port, series);
 }
 
 static void wait_metric(fixture *f, const char *series, double want, int timeout_ms)

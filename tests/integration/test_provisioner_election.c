@@ -34,18 +34,6 @@ typedef struct {
     char dir[256];
 } fixture;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void write_file(const char *path, const char *fmt, ...)
 {
     FILE *fp = fopen(path, "w");
@@ -102,7 +90,7 @@ static void start_provisioner(fixture *f, int i)
     snprintf(conf, sizeof(conf), "%s/provisioner%d.yaml", f->dir, i);
     write_file(client, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
                cht_broker_url(f->broker));
-    f->port[i] = free_port();
+    f->port[i] = cht_free_port();
     write_file(conf,
                "workers: 4\nsite: ha\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\nhelper: %s\n"
                "leader_election: true\nleader_election_api_prefix: $JS.API\n"
@@ -124,19 +112,8 @@ static void start_provisioner(fixture *f, int i)
 /* choria_provisioner_paused of provisioner i, -1 when it does not answer. */
 static double paused(fixture *f, int i)
 {
-    if (f->prov[i] == NULL)
-        return -1;
-    int status = 0;
-    char *body = NULL;
-    if (cht_http_get(f->port[i], "/metrics", 1000, &status, &body, NULL) != CH_OK) {
-        free(body);
-        return -1;
-    }
-    const char *key = "choria_provisioner_paused{site=\"ha\"} ";
-    char *p = strstr(body, key);
-    double v = p != NULL ? strtod(p + strlen(key), NULL) : -1;
-    free(body);
-    return v;
+    return f->prov[i] == NULL ? -1
+                              : cht_metric(f->port[i], "choria_provisioner_paused{site=\"ha\"}");
 }
 
 /* The single running (unpaused) provisioner, waiting up to timeout_ms; -1 if none or two. */
@@ -164,9 +141,10 @@ static json_t *run_fleet(fixture *f, const char *prefix)
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
     snprintf(summary, sizeof(summary), "%s/summary-%s.json", f->dir, prefix);
-    const char *argv[] = {bin,       "tool",  "fleet",   "--server",     cht_broker_url(f->broker),
-                          "--count", "200",   "--prefix", prefix,        "--quiet",
-                          "--exit-when-provisioned", "--summary-json", summary, NULL};
+    const char *argv[] = {
+        bin,     "tool",     "fleet", "--server", cht_broker_url(f->broker), "--count",
+        "200",   "--prefix", prefix,  "--quiet",  "--exit-when-provisioned", "--summary-json",
+        summary, NULL};
     cht_proc_free(f->fleet);
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
