@@ -34,13 +34,16 @@ typedef struct {
     cli_broker_opts broker;
     const char *bucket;
     const char *arg; /* regex for view, election name for evict */
-    bool force;
+    bool force, check, terminate;
 } election_opts;
 
-static int parse_args(int argc, char **argv, election_opts *o, bool arg_required)
+/* The flags every election command takes (each ignores those it has no use for); returns the
+ * index of the first argument, or -1 after printing the error. */
+static int parse_flags(int argc, char **argv, election_opts *o)
 {
     static const struct option longopts[] = {
         {"bucket", required_argument, NULL, 'b'}, {"force", no_argument, NULL, 'f'},
+        {"check", no_argument, NULL, 'k'},        {"terminate", no_argument, NULL, 't'},
         {"config", required_argument, NULL, CLI_OPT_CONFIG},
         {"server", required_argument, NULL, CLI_OPT_SERVER},
         {"debug", no_argument, NULL, CLI_OPT_DEBUG},   {NULL, 0, NULL, 0},
@@ -54,14 +57,26 @@ static int parse_args(int argc, char **argv, election_opts *o, bool arg_required
             o->bucket = optarg;
         else if (c == 'f')
             o->force = true;
+        else if (c == 'k')
+            o->check = true;
+        else if (c == 't')
+            o->terminate = true;
         else if (!cli_broker_option(c, optarg, &o->broker)) {
             fprintf(stderr, "choria: invalid flag, try --help\n");
-            return 1;
+            return -1;
         }
     }
-    if (optind < argc)
-        o->arg = argv[optind++];
-    if ((arg_required && o->arg == NULL) || optind < argc) {
+    return optind;
+}
+
+/* view and evict: at most one argument, required for evict. */
+static int parse_args(int argc, char **argv, election_opts *o, bool arg_required)
+{
+    int first = parse_flags(argc, argv, o);
+    if (first < 0)
+        return 1;
+    o->arg = first < argc ? argv[first] : NULL;
+    if ((arg_required && o->arg == NULL) || argc - first > 1) {
         fprintf(stderr, "choria: %s, try --help\n",
                 o->arg == NULL ? "an election name is required" : "too many arguments");
         return 1;
@@ -411,33 +426,16 @@ static void write_state_file(const char *path, long count)
 
 int cli_election_file(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"bucket", required_argument, NULL, 'b'}, {"check", no_argument, NULL, 'k'},
-        {"config", required_argument, NULL, CLI_OPT_CONFIG},
-        {"server", required_argument, NULL, CLI_OPT_SERVER},
-        {"debug", no_argument, NULL, CLI_OPT_DEBUG}, {NULL, 0, NULL, 0},
-    };
     election_opts o;
-    memset(&o, 0, sizeof(o));
-    o.bucket = CH_LEADER_DEFAULT_BUCKET;
-    bool check = false;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'b')
-            o.bucket = optarg;
-        else if (c == 'k')
-            check = true;
-        else if (!cli_broker_option(c, optarg, &o.broker)) {
-            fprintf(stderr, "choria: invalid flag, try --help\n");
-            return 1;
-        }
-    }
-    if (optind >= argc) {
+    int first = parse_flags(argc, argv, &o);
+    if (first < 0)
+        return 1;
+    if (first >= argc) {
         fprintf(stderr, "choria: a file is required, try --help\n");
         return 1;
     }
-    const char *path = argv[optind], *name = optind + 1 < argc ? argv[optind + 1] : "file";
+    bool check = o.check;
+    const char *path = argv[first], *name = first + 1 < argc ? argv[first + 1] : "file";
     if (check) {
         struct stat sb;
         return stat(path, &sb) == 0 && time(NULL) - sb.st_mtime <= 60 ? 0 : 1;
@@ -491,43 +489,26 @@ static bool command_ended(pid_t pid, int *rc)
 
 int cli_election_run(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"bucket", required_argument, NULL, 'b'}, {"terminate", no_argument, NULL, 't'},
-        {"config", required_argument, NULL, CLI_OPT_CONFIG},
-        {"server", required_argument, NULL, CLI_OPT_SERVER},
-        {"debug", no_argument, NULL, CLI_OPT_DEBUG}, {NULL, 0, NULL, 0},
-    };
     election_opts o;
-    memset(&o, 0, sizeof(o));
-    o.bucket = CH_LEADER_DEFAULT_BUCKET;
-    bool terminate = false;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'b')
-            o.bucket = optarg;
-        else if (c == 't')
-            terminate = true;
-        else if (!cli_broker_option(c, optarg, &o.broker)) {
-            fprintf(stderr, "choria: invalid flag, try --help\n");
-            return 1;
-        }
-    }
-    if (argc - optind < 2) {
+    int first = parse_flags(argc, argv, &o);
+    if (first < 0)
+        return 1;
+    bool terminate = o.terminate;
+    if (argc - first < 2) {
         fprintf(stderr, "choria: an election name and a command are required, try --help\n");
         return 1;
     }
-    const char *name = argv[optind];
+    const char *name = argv[first];
     /* The command may be one shell-quoted string or several words. */
     char **cmd = NULL;
     ch_error err;
-    if (argc - optind == 2) {
-        if (ch_helper_split(argv[optind + 1], &cmd, NULL, &err) != CH_OK) {
+    if (argc - first == 2) {
+        if (ch_helper_split(argv[first + 1], &cmd, NULL, &err) != CH_OK) {
             fprintf(stderr, "choria: cannot parse the command: %s\n", err.msg);
             return 1;
         }
     }
-    char **words = cmd != NULL ? cmd : argv + optind + 1;
+    char **words = cmd != NULL ? cmd : argv + first + 1;
     cli_install_stop_signals();
     campaign_events ev = {0};
     natsConnection *nc = NULL;
