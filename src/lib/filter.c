@@ -691,14 +691,17 @@ static bool truthy(const char *v)
     return false;
 }
 
+/* truthy() of the lower-cased value. The copy loop is bounded by the buffer, not by strlen(v):
+ * every accepted spelling fits, and gcc can then prove each store lands inside low[]. */
 static bool truthy_lower(const char *v)
 {
     char low[8];
-    size_t n = strlen(v);
-    if (n >= sizeof(low))
-        return false;
-    for (size_t i = 0; i <= n; i++)
+    size_t i = 0;
+    for (; i < sizeof(low) - 1 && v[i] != '\0'; i++)
         low[i] = (char)tolower((unsigned char)v[i]);
+    if (v[i] != '\0')
+        return false;
+    low[i] = '\0';
     return truthy(low);
 }
 

@@ -183,10 +183,7 @@ static bool name_char(char c)
 static void test_every_dashboard_metric_is_exposed(void **state)
 {
     fixture *f = *state;
-    const char *shared = getenv("CH_SHARED_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/interop/provisioner-dashboard.json",
-             shared != NULL ? shared : "/work/shared");
+    const char *path = CH_TEST_DATA "/provisioner-dashboard.json";
     json_error_t jerr;
     json_t *dash = json_load_file(path, 0, &jerr);
     if (dash == NULL)

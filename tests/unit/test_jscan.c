@@ -278,7 +278,8 @@ static void iteration_visits_members_and_elements_in_order(void **state)
     char keys[8] = "";
     size_t nk = 0;
     int arr = -1;
-    for (int k = ch_jscan_first(&doc, 0); k >= 0; k = ch_jscan_next_member(&doc, 0, k)) {
+    for (int k = ch_jscan_first(&doc, 0); k >= 0 && nk < sizeof(keys) - 1;
+         k = ch_jscan_next_member(&doc, 0, k)) {
         keys[nk++] = doc.text[doc.tokens[k].start];
         if (arr < 0)
             arr = k + 1;
@@ -286,7 +287,8 @@ static void iteration_visits_members_and_elements_in_order(void **state)
     assert_string_equal(keys, "abc");
     ch_jscan_type types[8];
     size_t ne = 0;
-    for (int e = ch_jscan_first(&doc, arr); e >= 0; e = ch_jscan_next_element(&doc, arr, e))
+    for (int e = ch_jscan_first(&doc, arr); e >= 0 && ne < sizeof(types) / sizeof(types[0]);
+         e = ch_jscan_next_element(&doc, arr, e))
         types[ne++] = ch_jscan_type_of(&doc, e);
     assert_int_equal(ne, 4);
     assert_int_equal(types[0], CH_JSCAN_NUMBER);

@@ -258,10 +258,9 @@ static void unknown_formats_and_protocols_are_rejected(void **state)
 
 static char *read_interop(const char *name)
 {
-    const char *shared = getenv("CH_SHARED_DIR");
     char path[1024];
     char *buf = NULL;
-    snprintf(path, sizeof(path), "%s/interop/lifecycle/%s", shared ? shared : "/work/shared", name);
+    snprintf(path, sizeof(path), "%s/lifecycle/%s", CH_TEST_DATA, name);
     ch_error err = {0};
     if (ch_read_file(path, 1 << 20, &buf, NULL, &err) != CH_OK)
         fail_msg("cannot read %s: %s", path, err.msg);
