@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 FUZZ_SECONDS ?= 10
 
-.PHONY: all build deps test test-fast test-asan test-fuzz fuzz-build demo bench install clean format
+.PHONY: all build deps test test-fast test-asan test-fuzz fuzz-build demo bench install deb test-packaging clean format
 
 all: build
 
@@ -20,7 +20,7 @@ deps:
 # unit tests, and a short run of every fuzz target.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
-	$(MAKE) test-asan test-fuzz
+	$(MAKE) test-asan test-fuzz test-packaging
 	@echo "make test: all suites passed"
 
 test-fast: build
@@ -31,6 +31,12 @@ test-asan:
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 	cd $(BUILD)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit -j 2
+
+# The install layout and the Debian packages: units, man pages, completions, dashboard, rules,
+# maintainer scripts (tests/packaging/check-packages), then a clang build as packagers make it.
+test-packaging: deb
+	./tests/packaging/check-packages $(BUILD)
+	./scripts/build-matrix --quick $(BUILD)/matrix
 
 fuzz-build:
 	@CC=clang cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DCH_WERROR=ON -DCH_FUZZ=ON >/dev/null
@@ -47,6 +53,18 @@ bench: build
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Debian packages (choria, choria-provisioner) into $(BUILD)/: a Release build with Debian's
+# hardening flags, as a package build makes it, packaged by CPack.
+DEB_FLAGS = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+deb:
+	@CFLAGS="$$($(DEB_FLAGS) CFLAGS) $$($(DEB_FLAGS) CPPFLAGS)" LDFLAGS="$$($(DEB_FLAGS) LDFLAGS)" \
+	  cmake -S . -B $(BUILD)/deb -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DCH_WERROR=ON -DCH_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD)/deb -j $(JOBS)
+	cd $(BUILD)/deb && cpack -G DEB >/dev/null
+	cp $(BUILD)/deb/*.deb $(BUILD)/
+	@ls -1 $(BUILD)/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
