@@ -202,6 +202,11 @@ ch_status cht_nats_connect(const char *urls, int timeout_ms, natsConnection **ou
 ch_status cht_nats_publish(natsConnection *nc, const char *subject, const void *data, size_t len,
                            ch_error *err);
 
+/* Creates the KV bucket the leader election uses (history 1, ttl_s seconds, one replica) on
+ * the broker at urls, as `choria broker run` does; CH_OK also when it exists already. */
+ch_status cht_election_bucket_create(const char *urls, const char *bucket, int ttl_s,
+                                     ch_error *err);
+
 /* A free TCP port on 127.0.0.1 (bound and released: a small race remains); -1 if none. */
 int cht_free_port(void);
 

@@ -140,6 +140,30 @@ ch_status cht_nats_connect(const char *urls, int timeout_ms, natsConnection **ou
     return CH_OK;
 }
 
+ch_status cht_election_bucket_create(const char *urls, const char *bucket, int ttl_s, ch_error *err)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    kvConfig kc;
+    ch_status st = cht_nats_connect(urls, 5000, &nc, err);
+    if (st != CH_OK)
+        return st;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket;
+    kc.History = 1;
+    kc.TTL = (int64_t)ttl_s * 1000000000; /* nanoseconds */
+    natsStatus s = natsConnection_JetStream(&js, nc, NULL);
+    if (s == NATS_OK)
+        s = js_CreateKeyValue(&kv, js, &kc);
+    if (s != NATS_OK)
+        st = nats_err(err, s, "create the election bucket");
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return st;
+}
+
 ch_status cht_nats_publish(natsConnection *nc, const char *subject, const void *data, size_t len,
                            ch_error *err)
 {

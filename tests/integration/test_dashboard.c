@@ -1,9 +1,9 @@
-/* The upstream Grafana dashboard against a running provisioner: a real Prometheus scrapes
- * choria-provisioner's /metrics while it provisions two fleet waves with injected failures,
- * and every query of upstream's dashboard (tests/data) must return data (the
- * provisioning, timing and error panels a value above zero); promtool must find no format
- * error in the same /metrics. prometheus and promtool come from scripts/install-deps: their
- * absence is a failure, not a skip. */
+/* The Grafana dashboards against a running provisioner: a real Prometheus scrapes
+ * choria-provisioner's /metrics (leader election on) while it provisions two fleet waves with
+ * injected failures, and every query of upstream's dashboard (tests/data) and of the project's
+ * own (contrib/grafana) must return data, the provisioning, timing and error panels a value
+ * above zero; promtool must find no format error in the same /metrics. prometheus and promtool
+ * come from scripts/install-deps: their absence is a failure, not a skip. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +21,8 @@
 #include "harness.h"
 
 #define SITE "dash"
-#define RANGE "1m" /* what Grafana's $__interval / $__rate_interval become */
+#define RANGE "1m"        /* what Grafana's $__interval / $__rate_interval become */
+#define WHOLE_RANGE "10m" /* $__range: the dashboard's time range */
 #define WAVE_NODES "25"
 #define LINT_TOTAL "counter metrics should have \"_total\" suffix"
 
@@ -57,7 +58,10 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "/tmp/ch-dash-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, NULL) != CH_OK) {
+    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, NULL) != CH_OK ||
+        cht_election_bucket_create(cht_broker_url(f->broker), "CHORIA_LEADER_ELECTION", 10, NULL) !=
+            CH_OK) {
+        cht_broker_free(f->broker);
         free(f);
         return -1;
     }
@@ -105,30 +109,34 @@ static void start_provisioner(fixture *f)
     f->monitor_port = cht_free_port();
     write_file(conf,
                "workers: 4\nsite: " SITE "\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\n"
-               "helper: %s\nlogfile: %s/provisioner.log\n",
+               "helper: %s\nlogfile: %s/provisioner.log\n"
+               "leader_election: true\nleader_election_api_prefix: $JS.API\n",
                f->monitor_port, helper, f->dir);
     const char *argv[] = {bin, "run", "--config", conf, "--choria-config", client, NULL};
     /* malformed nodes fail all tries of an RPC: keep the FiveSec back-off short */
     const char *env[] = {"CHORIA_PROVISIONER_BACKOFF_PERCENT=10", NULL};
     spawn(argv, env, &f->provisioner);
-    for (int i = 0; i < 100; i++) {
-        int status = 0;
-        if (cht_http_get(f->monitor_port, "/healthz", 1000, &status, NULL, NULL) == CH_OK &&
-            status == 200)
-            return;
+    /* leading (not paused), so the fleet's startup events are acted on */
+    char paused[128];
+    snprintf(paused, sizeof(paused), "choria_provisioner_paused{site=\"%s\"}", SITE);
+    for (int i = 0; i < 100 && cht_metric(f->monitor_port, paused) != 0; i++)
         usleep(100000);
-    }
-    fail_msg("provisioner did not start: %s", cht_proc_stderr(f->provisioner));
+    if (cht_metric(f->monitor_port, paused) != 0)
+        fail_msg("provisioner did not start leading: %s", cht_proc_stderr(f->provisioner));
 }
 
-/* The expression with Grafana's variables replaced (${instance}/$instance by the site,
- * $__interval/$__rate_interval by RANGE); fails on any other variable. */
+/* The expression with Grafana's variables replaced (upstream's ${instance} and our $site by
+ * the site, $__interval/$__rate_interval by RANGE, $__range by WHOLE_RANGE); fails on any
+ * other variable. */
 static void substitute(const char *expr, char *out, size_t size)
 {
     static const struct {
         const char *var, *value;
-    } vars[] = {{"${instance}", SITE},         {"$instance", SITE},    {"$__rate_interval", RANGE},
-                {"${__rate_interval}", RANGE}, {"$__interval", RANGE}, {"${__interval}", RANGE}};
+    } vars[] = {{"${instance}", SITE},       {"$instance", SITE},
+                {"${site}", SITE},           {"$site", SITE},
+                {"$__rate_interval", RANGE}, {"${__rate_interval}", RANGE},
+                {"$__interval", RANGE},      {"${__interval}", RANGE},
+                {"$__range", WHOLE_RANGE},   {"${__range}", WHOLE_RANGE}};
     size_t n = 0;
     for (const char *p = expr; *p;) {
         size_t i, skip = 1;
@@ -299,7 +307,8 @@ static void promtool_reports_a_broken_exposition(void **state)
 }
 
 /* promtool exits 3 for lint findings only, 1 for a parse error. The only findings allowed
- * are upstream's counter names without _total, one line per choria_provisioner_ counter. */
+ * are upstream's counter names without _total (go-choria's choria_election_campaigns and the
+ * provisioner's choria_provisioner_ counters), one line each. */
 static void promtool_finds_no_format_error(fixture *f)
 {
     int status = 0;
@@ -311,7 +320,9 @@ static void promtool_finds_no_format_error(fixture *f)
     free(body);
     int lint = 0;
     for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "choria_provisioner_", 19) != 0 || strstr(line, LINT_TOTAL) == NULL)
+        bool upstream_name = strncmp(line, "choria_provisioner_", 19) == 0 ||
+                             strncmp(line, "choria_election_", 16) == 0;
+        if (!upstream_name || strstr(line, LINT_TOTAL) == NULL)
             fail_msg("promtool (exit %d): %s", rc, line);
         lint++;
     }
@@ -359,9 +370,21 @@ static bool query_ok(fixture *f, const char *query, bool verbose)
     return ok;
 }
 
-static json_t *dashboard_queries(void)
+/* Grafana's label_values(METRIC, LABEL) variable query as PromQL with the same data:
+ * count by (LABEL) (METRIC). Anything else is returned as it is. */
+static void variable_to_promql(const char *q, char *out, size_t size)
 {
-    const char *path = CH_TEST_DATA "/provisioner-dashboard.json";
+    char metric[256], label[64];
+    if (sscanf(q, "label_values(%255[^,], %63[^)])", metric, label) == 2)
+        snprintf(out, size, "count by (%s) (%s)", label, metric);
+    else
+        snprintf(out, size, "%s", q);
+}
+
+/* The queries of a dashboard file, Grafana's variables substituted; at least min_queries and
+ * every MUST_MOVE metric among them. */
+static json_t *dashboard_queries(const char *path, size_t min_queries)
+{
     char *text = NULL;
     size_t len = 0;
     ch_error err;
@@ -376,27 +399,51 @@ static json_t *dashboard_queries(void)
     json_t *e;
     json_array_foreach(exprs, i, e)
     {
-        char q[4096];
-        substitute(json_string_value(e), q, sizeof(q));
+        char q[4096], promql[4096];
+        variable_to_promql(json_string_value(e), promql, sizeof(promql));
+        substitute(promql, q, sizeof(q));
         json_array_append_new(queries, json_string(q));
     }
     json_decref(exprs);
-    /* 13 panel targets and the instance variable's query */
-    assert_int_equal(json_array_size(queries), 14);
+    if (json_array_size(queries) < min_queries)
+        fail_msg("%s: %zu queries, expected at least %zu", path, json_array_size(queries),
+                 min_queries);
     for (size_t m = 0; m < N_MUST_MOVE; m++) {
         bool found = false;
         json_array_foreach(queries, i, e) found |=
             strstr(json_string_value(e), MUST_MOVE[m]) != NULL;
         if (!found)
-            fail_msg("no dashboard query uses %s", MUST_MOVE[m]);
+            fail_msg("no query of %s uses %s", path, MUST_MOVE[m]);
     }
     return queries;
+}
+
+/* Every query of the dashboard returns data, polled (bounded) because increase() and rate()
+ * need two samples in range after the change; false and each query's result printed if not. */
+static bool every_query_answers(fixture *f, const char *name, json_t *queries)
+{
+    size_t i;
+    json_t *q;
+    bool all = false;
+    for (int attempt = 0; attempt < 60 && !all; attempt++) {
+        if (attempt > 0)
+            usleep(500000);
+        all = true;
+        json_array_foreach(queries, i, q) all = all && query_ok(f, json_string_value(q), false);
+    }
+    fprintf(stderr, "%s (%zu queries, site=%s, ranges as given):\n", name, json_array_size(queries),
+            SITE);
+    bool failed = false;
+    json_array_foreach(queries, i, q) failed |= !query_ok(f, json_string_value(q), true);
+    return !failed;
 }
 
 static void every_dashboard_query_returns_data(void **state)
 {
     fixture *f = *state;
-    json_t *queries = dashboard_queries();
+    /* upstream's: 13 panel targets and the instance variable's query */
+    json_t *upstream = dashboard_queries(CH_TEST_DATA "/provisioner-dashboard.json", 14);
+    json_t *ours = dashboard_queries(CH_SOURCE_TREE "/contrib/grafana/choria-provisioner.json", 20);
     start_provisioner(f);
     start_prometheus(f);
     long malformed = run_fleet(f, "a", "7");
@@ -412,22 +459,12 @@ static void every_dashboard_query_returns_data(void **state)
     assert_true(cht_metric(f->monitor_port, series) >= (double)malformed);
     promtool_finds_no_format_error(f);
 
-    /* increase() and rate() need two samples in range after the change: poll, bounded */
-    size_t i;
-    json_t *q;
-    bool all = false;
-    for (int attempt = 0; attempt < 60 && !all; attempt++) {
-        if (attempt > 0)
-            usleep(500000);
-        all = true;
-        json_array_foreach(queries, i, q) all = all && query_ok(f, json_string_value(q), false);
-    }
-    fprintf(stderr, "%ld malformed nodes; dashboard queries (site=%s, ranges as given):\n",
-            malformed, SITE);
-    bool failed = false;
-    json_array_foreach(queries, i, q) failed |= !query_ok(f, json_string_value(q), true);
-    json_decref(queries);
-    if (failed)
+    fprintf(stderr, "%ld malformed nodes\n", malformed);
+    bool ok = every_query_answers(f, "upstream's dashboard", upstream);
+    ok = every_query_answers(f, "contrib/grafana/choria-provisioner.json", ours) && ok;
+    json_decref(upstream);
+    json_decref(ours);
+    if (!ok)
         fail_msg("a dashboard query has no data; provisioner: %s", cht_proc_stderr(f->provisioner));
 }
 
