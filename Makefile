@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 FUZZ_SECONDS ?= 10
 
-.PHONY: all build deps test test-fast test-asan test-fuzz fuzz-build demo bench install deb test-packaging clean format
+.PHONY: all build deps test test-fast test-asan test-fuzz fuzz-build demo bench install deb test-packaging clean format format-check
 
 all: build
 
@@ -18,7 +18,7 @@ deps:
 
 # Every test: the normal build (unit, schema, integration), the ASan+UBSan build of the
 # unit tests, and a short run of every fuzz target.
-test: build
+test: format-check build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) test-asan test-fuzz test-packaging
 	@echo "make test: all suites passed"
@@ -68,6 +68,13 @@ deb:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails, naming the files, when a tracked C file is not formatted as .clang-format says.
+format-check:
+	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do \
+	  clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: run 'make format'; these differ:"; echo "$$bad"; exit 1; fi; \
+	echo "format-check: $$(git ls-files '*.c' '*.h' | wc -l) files formatted"
 
 clean:
 	rm -rf $(BUILD)

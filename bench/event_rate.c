@@ -47,8 +47,8 @@ static void build_events(event_set *set, int n)
         ch_error err;
         if (ch_lifecycle_event_new(CH_LIFECYCLE_STARTUP, identity, "provision_mode_server",
                                    "0.30.2", &ev, &err) != CH_OK ||
-            ch_lifecycle_encode(ev, CH_LIFECYCLE_FORMAT_CLOUDEVENT, &set->bodies[i],
-                                &set->lens[i], &err) != CH_OK)
+            ch_lifecycle_encode(ev, CH_LIFECYCLE_FORMAT_CLOUDEVENT, &set->bodies[i], &set->lens[i],
+                                &err) != CH_OK)
             die("encode", &err);
         set->subjects[i] = strdup("choria.lifecycle.event.startup.provision_mode_server");
         ch_lifecycle_event_free(ev);
@@ -192,11 +192,11 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         long lost = 0;
         bare[r] = round_bare(cht_broker_url(broker), pub, &set);
-        tool[r] = round_tool(cht_broker_url(broker), pub, &set, choria, cht_broker_dir(broker),
-                             &lost);
+        tool[r] =
+            round_tool(cht_broker_url(broker), pub, &set, choria, cht_broker_dir(broker), &lost);
         total_lost += lost;
-        printf("round %d: bare %.0f events/s, choria tool event %.0f events/s%s\n", r + 1,
-               bare[r], tool[r], lost > 0 ? " (LOSS)" : "");
+        printf("round %d: bare %.0f events/s, choria tool event %.0f events/s%s\n", r + 1, bare[r],
+               tool[r], lost > 0 ? " (LOSS)" : "");
         fflush(stdout);
     }
     qsort(bare, (size_t)rounds, sizeof(double), cmp_double);
@@ -204,8 +204,8 @@ int main(int argc, char **argv)
     double mb = bare[rounds / 2], mt = tool[rounds / 2];
     printf("\n| events per round | rounds | bare nats.c subscriber (median) | choria tool event "
            "(median) | ratio | lost |\n|---|---|---|---|---|---|\n");
-    printf("| %d | %d | %.0f/s | %.0f/s | %.2f | %ld |\n", n, rounds, mb, mt,
-           mb > 0 ? mt / mb : 0, total_lost);
+    printf("| %d | %d | %.0f/s | %.0f/s | %.2f | %ld |\n", n, rounds, mb, mt, mb > 0 ? mt / mb : 0,
+           total_lost);
 
     natsConnection_Close(pub);
     natsConnection_Destroy(pub);

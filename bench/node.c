@@ -46,14 +46,15 @@ static long idle_server_rss(const char *choria, cht_broker *b, const char *dir)
     char conf[512];
     snprintf(conf, sizeof(conf), "%s/server.conf", dir);
     FILE *fp = fopen(conf, "w");
-    fprintf(fp, "identity = idle.bench.local\nplugin.choria.server.provision = true\n"
-                "plugin.choria.middleware_hosts = 127.0.0.1:%d\n",
+    fprintf(fp,
+            "identity = idle.bench.local\nplugin.choria.server.provision = true\n"
+            "plugin.choria.middleware_hosts = 127.0.0.1:%d\n",
             cht_broker_port(b));
     fclose(fp);
     char jwt[512];
     snprintf(jwt, sizeof(jwt), "%s/none.jwt", dir);
-    const char *argv[] = {choria, "server", "run", "--config", conf, "--provisioning-jwt", jwt,
-                          NULL};
+    const char *argv[] = {choria, "server", "run", "--config", conf, "--provisioning-jwt",
+                          jwt,    NULL};
     cht_proc *p = spawn(argv);
     sleep(2);
     long kib = rss_kib(cht_proc_pid(p));
@@ -63,8 +64,8 @@ static long idle_server_rss(const char *choria, cht_broker *b, const char *dir)
 
 static cht_proc *start_fleet(const char *choria, cht_broker *b, const char *count)
 {
-    const char *argv[] = {choria, "tool", "fleet", "--server", cht_broker_url(b), "--count",
-                          count, "--quiet", NULL};
+    const char *argv[] = {choria,    "tool", "fleet",   "--server", cht_broker_url(b),
+                          "--count", count,  "--quiet", NULL};
     cht_proc *p = spawn(argv);
     char *line = NULL;
     if (cht_proc_read_until(p, "nodes in provisioning mode", 120000, &line) != CHT_READ_LINE)
@@ -162,8 +163,7 @@ int main(int argc, char **argv)
     natsConnection *nc = NULL;
     ch_rpc_client *c = NULL;
     if (cht_nats_connect(cht_broker_url(b), 5000, &nc, &err) != CH_OK ||
-        ch_rpc_client_new(nc, "provisioning", "bench.local", "choria=bench", 60, &c, &err) !=
-            CH_OK)
+        ch_rpc_client_new(nc, "provisioning", "bench.local", "choria=bench", 60, &c, &err) != CH_OK)
         die("client", &err);
     double rates[3], floors[3];
     int64_t last = 0;

@@ -12,20 +12,20 @@ typedef void (*ch_conn_event_cb)(const char *event, const char *url, void *closu
 typedef struct {
     const char *const *servers; /* nats://host:port URLs */
     int server_count;
-    const char *name;     /* connection name shown by the broker, usually the identity */
-    const char *user;     /* optional */
-    const char *password; /* optional; never logged */
-    const char *token;    /* optional NATS token (provisioning JWT) */
-    int64_t connect_timeout_ms;  /* one TCP connect attempt, default 2000 */
-    int64_t reconnect_max_ms;    /* back-off ceiling, default 20000 as go-choria TwentySec */
-    bool retry_initial_connect;  /* keep trying in the background if the first try fails */
-    int reconnect_buffer_bytes;  /* default 10 KiB as go-choria */
-    const char *inbox_prefix;    /* optional custom inbox prefix */
-    bool global_delivery;        /* share nats.c's delivery thread pool instead of one thread
-                                    per subscription (thousands of subscriptions) */
-    bool send_asap;              /* publish at once instead of nats.c's up-to-1 ms batching:
-                                    request/reply latency matters more than batching here */
-    ch_conn_event_cb on_event;   /* "connected", "disconnected", "reconnected", "closed" */
+    const char *name;           /* connection name shown by the broker, usually the identity */
+    const char *user;           /* optional */
+    const char *password;       /* optional; never logged */
+    const char *token;          /* optional NATS token (provisioning JWT) */
+    int64_t connect_timeout_ms; /* one TCP connect attempt, default 2000 */
+    int64_t reconnect_max_ms;   /* back-off ceiling, default 20000 as go-choria TwentySec */
+    bool retry_initial_connect; /* keep trying in the background if the first try fails */
+    int reconnect_buffer_bytes; /* default 10 KiB as go-choria */
+    const char *inbox_prefix;   /* optional custom inbox prefix */
+    bool global_delivery;       /* share nats.c's delivery thread pool instead of one thread
+                                   per subscription (thousands of subscriptions) */
+    bool send_asap;             /* publish at once instead of nats.c's up-to-1 ms batching:
+                                   request/reply latency matters more than batching here */
+    ch_conn_event_cb on_event;  /* "connected", "disconnected", "reconnected", "closed" */
     void *closure;
 } ch_conn_opts;
 

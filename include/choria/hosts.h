@@ -15,10 +15,11 @@
 typedef struct ch_hosts ch_hosts;
 
 typedef struct {
-    size_t capacity;     /* queue bound; 0 = CH_HOSTS_DEFAULT_CAPACITY */
-    int64_t interval_ms; /* discovery interval; a host waiting > 2 intervals is dropped; 0 = never */
-    int64_t hold_ms;     /* a provisioned host is held this long; 0 = CH_HOSTS_DEFAULT_HOLD_MS,
-                          * negative = not held */
+    size_t capacity; /* queue bound; 0 = CH_HOSTS_DEFAULT_CAPACITY */
+    int64_t
+        interval_ms; /* discovery interval; a host waiting > 2 intervals is dropped; 0 = never */
+    int64_t hold_ms; /* a provisioned host is held this long; 0 = CH_HOSTS_DEFAULT_HOLD_MS,
+                      * negative = not held */
     /* Monotonic clock in ms, for tests; NULL = ch_now_mono_ms. */
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
@@ -34,10 +35,10 @@ typedef enum {
 
 /* Monotonic counters and current sizes, for metrics. */
 typedef struct {
-    size_t queued;  /* entries waiting in the queue (work_queue_entries) */
-    size_t known;   /* identities queued, busy or held (waiting_nodes) */
-    size_t busy;    /* identities taken by a worker and not yet done */
-    size_t held;    /* provisioned identities held back */
+    size_t queued; /* entries waiting in the queue (work_queue_entries) */
+    size_t known;  /* identities queued, busy or held (waiting_nodes) */
+    size_t busy;   /* identities taken by a worker and not yet done */
+    size_t held;   /* provisioned identities held back */
     uint64_t added;
     uint64_t duplicates;
     uint64_t invalid;

@@ -14,8 +14,7 @@
 /* Parses buf[0..len) (not necessarily NUL-terminated). Rejects input larger than
  * max_size, nested deeper than max_depth, or with trailing garbage. Duplicate keys
  * are rejected. Returns a new reference or NULL with err set. */
-json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_depth,
-                      ch_error *err);
+json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_depth, ch_error *err);
 
 /* Go-compatible compact encoding. Returns a malloc'd string (caller frees) and its
  * length in *len if len is not NULL; NULL on no memory or an unencodable value. */

@@ -31,8 +31,8 @@ typedef struct {
     const char *api_prefix; /* JetStream API prefix, NULL or "" = $JS.API */
     ch_leader_fn won, lost; /* called on the election thread */
     void *closure;
-    ch_metrics *metrics;  /* optional: choria_election_* */
-    int64_t campaign_ms;  /* candidate retry period; 0 = CH_LEADER_DEFAULT_CAMPAIGN_MS */
+    ch_metrics *metrics; /* optional: choria_election_* */
+    int64_t campaign_ms; /* candidate retry period; 0 = CH_LEADER_DEFAULT_CAMPAIGN_MS */
 } ch_leader_opts;
 
 typedef struct ch_leader ch_leader;

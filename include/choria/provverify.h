@@ -46,8 +46,8 @@ ch_status ch_provverify_jwt_signature(const ch_provverify_key *key, const char *
 /* Signs claims as a compact JWT: alg RS256/RS384/RS512 with key = an RSA private key PEM
  * text, or EdDSA with key = a 64-character hex ed25519 seed. Header {"alg":..,"typ":"JWT"}.
  * *jwt is malloc'd. */
-ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims,
-                                 char **jwt, ch_error *err);
+ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims, char **jwt,
+                                 ch_error *err);
 
 /* ---- CSR policy ---- */
 

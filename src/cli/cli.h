@@ -8,9 +8,9 @@
 #include "choria/common.h"
 
 typedef struct {
-    const char *path;    /* "tool event" */
-    const char *summary; /* one line for the command list */
-    const char *help;    /* full help: usage line, description, flags */
+    const char *path;                  /* "tool event" */
+    const char *summary;               /* one line for the command list */
+    const char *help;                  /* full help: usage line, description, flags */
     int (*run)(int argc, char **argv); /* argv[0] is the last word of path */
 } cli_command;
 

@@ -42,11 +42,14 @@ typedef struct {
 static int parse_flags(int argc, char **argv, election_opts *o)
 {
     static const struct option longopts[] = {
-        {"bucket", required_argument, NULL, 'b'}, {"force", no_argument, NULL, 'f'},
-        {"check", no_argument, NULL, 'k'},        {"terminate", no_argument, NULL, 't'},
+        {"bucket", required_argument, NULL, 'b'},
+        {"force", no_argument, NULL, 'f'},
+        {"check", no_argument, NULL, 'k'},
+        {"terminate", no_argument, NULL, 't'},
         {"config", required_argument, NULL, CLI_OPT_CONFIG},
         {"server", required_argument, NULL, CLI_OPT_SERVER},
-        {"debug", no_argument, NULL, CLI_OPT_DEBUG},   {NULL, 0, NULL, 0},
+        {"debug", no_argument, NULL, CLI_OPT_DEBUG},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->bucket = CH_LEADER_DEFAULT_BUCKET;
@@ -204,8 +207,8 @@ static void print_warnings(const char *bucket, const jsStreamInfo *si)
         printf("WARNING: %s is not a valid election bucket, maximum age %s is too low\n\n", bucket,
                age);
     else if (c->MaxAge > 3600000000000LL)
-        printf("WARNING: %s is not a valid election bucket, maximum age %s is too high\n\n",
-               bucket, age);
+        printf("WARNING: %s is not a valid election bucket, maximum age %s is too high\n\n", bucket,
+               age);
     else if (c->MaxAge > 60000000000LL)
         printf("WARNING: %s has a very high maximum age of %s, recovery time will be slow\n\n",
                bucket, age);
@@ -355,7 +358,6 @@ int cli_election_evict(int argc, char **argv)
 }
 
 /* ---- file and run: campaign from the command line ---- */
-
 
 typedef struct {
     atomic_int won, lost; /* events not yet handled by the main loop */

@@ -28,14 +28,22 @@ typedef struct {
 static int parse_args(int argc, char **argv, jwt_opts *o)
 {
     static const struct option longopts[] = {
-        {"token", required_argument, NULL, 't'},      {"urls", required_argument, NULL, 'u'},
-        {"srv", required_argument, NULL, 's'},        {"default", no_argument, NULL, 'D'},
-        {"insecure", no_argument, NULL, 'i'},         {"no-insecure", no_argument, NULL, 'I'},
-        {"registration", required_argument, NULL, 'r'}, {"facts", required_argument, NULL, 'f'},
-        {"username", required_argument, NULL, 'U'},   {"password", required_argument, NULL, 'P'},
-        {"extensions", required_argument, NULL, 'e'}, {"org", required_argument, NULL, 'o'},
-        {"protocol-v2", no_argument, NULL, '2'},      {"upgrade", no_argument, NULL, 'g'},
-        {"update", no_argument, NULL, 'g'},           {"validity", required_argument, NULL, 'v'},
+        {"token", required_argument, NULL, 't'},
+        {"urls", required_argument, NULL, 'u'},
+        {"srv", required_argument, NULL, 's'},
+        {"default", no_argument, NULL, 'D'},
+        {"insecure", no_argument, NULL, 'i'},
+        {"no-insecure", no_argument, NULL, 'I'},
+        {"registration", required_argument, NULL, 'r'},
+        {"facts", required_argument, NULL, 'f'},
+        {"username", required_argument, NULL, 'U'},
+        {"password", required_argument, NULL, 'P'},
+        {"extensions", required_argument, NULL, 'e'},
+        {"org", required_argument, NULL, 'o'},
+        {"protocol-v2", no_argument, NULL, '2'},
+        {"upgrade", no_argument, NULL, 'g'},
+        {"update", no_argument, NULL, 'g'},
+        {"validity", required_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -46,7 +54,9 @@ static int parse_args(int argc, char **argv, jwt_opts *o)
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 't': o->token = optarg; break;
+        case 't':
+            o->token = optarg;
+            break;
         case 'u':
             if (o->url_count == MAX_URLS) {
                 fprintf(stderr, "choria: at most %d --urls\n", MAX_URLS);
@@ -54,20 +64,48 @@ static int parse_args(int argc, char **argv, jwt_opts *o)
             }
             o->urls[o->url_count++] = optarg;
             break;
-        case 's': o->srv = optarg; break;
-        case 'D': o->provision_default = true; break;
-        case 'i': o->insecure = true; break;
-        case 'I': o->insecure = false; break;
-        case 'r': o->registration = optarg; break;
-        case 'f': o->facts = optarg; break;
-        case 'U': o->username = optarg; break;
-        case 'P': o->password = optarg; break;
-        case 'e': o->extensions = optarg; break;
-        case 'o': o->org = optarg; break;
-        case '2': o->v2 = true; break;
-        case 'g': o->upgrade = true; break;
-        case 'v': o->validity = optarg; break;
-        default: fprintf(stderr, "choria: invalid flag, try --help\n"); return 1;
+        case 's':
+            o->srv = optarg;
+            break;
+        case 'D':
+            o->provision_default = true;
+            break;
+        case 'i':
+            o->insecure = true;
+            break;
+        case 'I':
+            o->insecure = false;
+            break;
+        case 'r':
+            o->registration = optarg;
+            break;
+        case 'f':
+            o->facts = optarg;
+            break;
+        case 'U':
+            o->username = optarg;
+            break;
+        case 'P':
+            o->password = optarg;
+            break;
+        case 'e':
+            o->extensions = optarg;
+            break;
+        case 'o':
+            o->org = optarg;
+            break;
+        case '2':
+            o->v2 = true;
+            break;
+        case 'g':
+            o->upgrade = true;
+            break;
+        case 'v':
+            o->validity = optarg;
+            break;
+        default:
+            fprintf(stderr, "choria: invalid flag, try --help\n");
+            return 1;
         }
     }
     if (argc - optind != 2) {

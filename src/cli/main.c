@@ -4,11 +4,12 @@
 
 #include "cli.h"
 
-#define BROKER_FLAGS                                                                             \
-    "      --config=FILE    Choria client configuration file (default: ~/.choriarc, then\n"     \
-    "                       /etc/choria/client.conf)\n"                                          \
-    "      --server=URL     Broker to connect to, overrides the configuration (nats://host:port)\n" \
-    "      --debug          Enable debug logging\n"                                              \
+#define BROKER_FLAGS                                                                               \
+    "      --config=FILE    Choria client configuration file (default: ~/.choriarc, then\n"        \
+    "                       /etc/choria/client.conf)\n"                                            \
+    "      --server=URL     Broker to connect to, overrides the configuration "                    \
+    "(nats://host:port)\n"                                                                         \
+    "      --debug          Enable debug logging\n"                                                \
     "  -h, --help           Show this help\n"
 
 static char **full_argv; /* for commands that re-execute themselves */
@@ -42,8 +43,7 @@ static const cli_command commands[] = {
      "Flags:\n"
      "      --component=NAME Limit events to a named component\n"
      "      --type=TYPE      Limits the events to a particular type (alive, governor,\n"
-     "                       provisioned, shutdown, startup, upgraded)\n" BROKER_FLAGS
-     "\n"
+     "                       provisioned, shutdown, startup, upgraded)\n" BROKER_FLAGS "\n"
      "With --debug the raw message body is printed instead of the formatted line.\n",
      cli_tool_event},
     {"tool fleet", "Simulates a fleet of provisioning-mode nodes",
@@ -83,7 +83,8 @@ static const cli_command commands[] = {
      "      --quiet                No progress lines\n" BROKER_FLAGS,
      cli_tool_fleet},
     {"jwt provisioning", "Create a signed provisioning JWT for nodes",
-     "usage: choria jwt provisioning FILE SIGNING-KEY --token=TOKEN (--urls=URL... | --srv=DOMAIN)\n"
+     "usage: choria jwt provisioning FILE SIGNING-KEY --token=TOKEN (--urls=URL... | "
+     "--srv=DOMAIN)\n"
      "           [<flags>]\n"
      "\n"
      "Writes a provisioning JWT to FILE, signed with SIGNING-KEY: an RSA private key in PEM\n"

@@ -36,14 +36,21 @@ static bool parse_long(const char *s, long min, long *out)
 static int parse_args(int argc, char **argv, emit_opts *o)
 {
     static const struct option longopts[] = {
-        {"type", required_argument, NULL, 't'},        {"component", required_argument, NULL, 'c'},
-        {"identity", required_argument, NULL, 'i'},    {"version", required_argument, NULL, 'v'},
-        {"new-version", required_argument, NULL, 'n'}, {"governor", required_argument, NULL, 'g'},
+        {"type", required_argument, NULL, 't'},
+        {"component", required_argument, NULL, 'c'},
+        {"identity", required_argument, NULL, 'i'},
+        {"version", required_argument, NULL, 'v'},
+        {"new-version", required_argument, NULL, 'n'},
+        {"governor", required_argument, NULL, 'g'},
         {"governor-event", required_argument, NULL, 'e'},
-        {"sequence", required_argument, NULL, 'q'},    {"format", required_argument, NULL, 'f'},
-        {"count", required_argument, NULL, 'N'},       {"interval", required_argument, NULL, 'I'},
-        {"raw", required_argument, NULL, 'r'},         {"config", required_argument, NULL, 'C'},
-        {"server", required_argument, NULL, 's'},      {"debug", no_argument, NULL, 'd'},
+        {"sequence", required_argument, NULL, 'q'},
+        {"format", required_argument, NULL, 'f'},
+        {"count", required_argument, NULL, 'N'},
+        {"interval", required_argument, NULL, 'I'},
+        {"raw", required_argument, NULL, 'r'},
+        {"config", required_argument, NULL, 'C'},
+        {"server", required_argument, NULL, 's'},
+        {"debug", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));

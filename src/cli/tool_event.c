@@ -91,8 +91,9 @@ static int parse_args(int argc, char **argv, event_opts *o)
         case 't':
             o->type = ch_lifecycle_type_from_name(optarg);
             if (o->type == CH_LIFECYCLE_UNKNOWN) {
-                fprintf(stderr, "choria: enum value must be one of alive,governor,provisioned,"
-                                "shutdown,startup,upgraded, got '%s'\n",
+                fprintf(stderr,
+                        "choria: enum value must be one of alive,governor,provisioned,"
+                        "shutdown,startup,upgraded, got '%s'\n",
                         optarg);
                 return 1;
             }

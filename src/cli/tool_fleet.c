@@ -29,16 +29,39 @@ static bool parse_int(const char *s, long min, long max, long *out)
 }
 
 enum {
-    OPT_COUNT = 256, OPT_PREFIX, OPT_DOMAIN, OPT_TOKEN, OPT_JWT, OPT_FACTS, OPT_STATE,
-    OPT_CONNS, OPT_DROP, OPT_DELAY, OPT_DELAY_MS, OPT_ERROR, OPT_VANISH, OPT_DURATION,
-    OPT_EXIT, OPT_SUMMARY, OPT_LEGACY, OPT_QUIET, OPT_CONFIG, OPT_SERVER, OPT_DEBUG,
-    OPT_MALFORMED, OPT_BAD_CSR, OPT_WRONG_CSR, OPT_JWT_FAULT, OPT_JWT_FAULT_FILE, OPT_SEED,
+    OPT_COUNT = 256,
+    OPT_PREFIX,
+    OPT_DOMAIN,
+    OPT_TOKEN,
+    OPT_JWT,
+    OPT_FACTS,
+    OPT_STATE,
+    OPT_CONNS,
+    OPT_DROP,
+    OPT_DELAY,
+    OPT_DELAY_MS,
+    OPT_ERROR,
+    OPT_VANISH,
+    OPT_DURATION,
+    OPT_EXIT,
+    OPT_SUMMARY,
+    OPT_LEGACY,
+    OPT_QUIET,
+    OPT_CONFIG,
+    OPT_SERVER,
+    OPT_DEBUG,
+    OPT_MALFORMED,
+    OPT_BAD_CSR,
+    OPT_WRONG_CSR,
+    OPT_JWT_FAULT,
+    OPT_JWT_FAULT_FILE,
+    OPT_SEED,
 };
 
 static int bad(const char *flag, const char *value)
 {
-    fprintf(stderr, "choria: invalid value '%s' for --%s, try 'choria tool fleet --help'\n",
-            value, flag);
+    fprintf(stderr, "choria: invalid value '%s' for --%s, try 'choria tool fleet --help'\n", value,
+            flag);
     return 1;
 }
 
@@ -89,20 +112,41 @@ static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *
                 return bad("count", optarg);
             o->count = (int)v;
             break;
-        case OPT_PREFIX: o->prefix = optarg; break;
-        case OPT_DOMAIN: o->domain = optarg; break;
-        case OPT_TOKEN: o->token = optarg; break;
-        case OPT_JWT: o->jwt_file = optarg; break;
-        case OPT_FACTS: o->facts_file = optarg; break;
-        case OPT_STATE: o->state_dir = optarg; break;
+        case OPT_PREFIX:
+            o->prefix = optarg;
+            break;
+        case OPT_DOMAIN:
+            o->domain = optarg;
+            break;
+        case OPT_TOKEN:
+            o->token = optarg;
+            break;
+        case OPT_JWT:
+            o->jwt_file = optarg;
+            break;
+        case OPT_FACTS:
+            o->facts_file = optarg;
+            break;
+        case OPT_STATE:
+            o->state_dir = optarg;
+            break;
         case OPT_CONNS:
             if (!parse_int(optarg, 1, 1000, &v))
                 return bad("connections", optarg);
             o->connections = (int)v;
             break;
-        case OPT_DROP: if (!parse_pct(optarg, &o->drop_pct)) return bad("drop", optarg); break;
-        case OPT_DELAY: if (!parse_pct(optarg, &o->delay_pct)) return bad("delay", optarg); break;
-        case OPT_ERROR: if (!parse_pct(optarg, &o->error_pct)) return bad("error", optarg); break;
+        case OPT_DROP:
+            if (!parse_pct(optarg, &o->drop_pct))
+                return bad("drop", optarg);
+            break;
+        case OPT_DELAY:
+            if (!parse_pct(optarg, &o->delay_pct))
+                return bad("delay", optarg);
+            break;
+        case OPT_ERROR:
+            if (!parse_pct(optarg, &o->error_pct))
+                return bad("error", optarg);
+            break;
         case OPT_VANISH:
             if (!parse_pct(optarg, &o->vanish_pct))
                 return bad("vanish", optarg);
@@ -133,19 +177,35 @@ static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *
             if (!parse_pct(optarg, &o->jwt_fault_pct))
                 return bad("jwt-fault", optarg);
             break;
-        case OPT_JWT_FAULT_FILE: o->jwt_fault_file = optarg; break;
+        case OPT_JWT_FAULT_FILE:
+            o->jwt_fault_file = optarg;
+            break;
         case OPT_SEED:
             if (!parse_int(optarg, 1, 0x7fffffffL, &v))
                 return bad("seed", optarg);
             o->seed = (uint64_t)v;
             break;
-        case OPT_EXIT: o->exit_when_provisioned = true; break;
-        case OPT_SUMMARY: o->summary_json = optarg; break;
-        case OPT_LEGACY: o->legacy_format = true; break;
-        case OPT_QUIET: o->quiet = true; break;
-        case OPT_CONFIG: b->config_file = optarg; break;
-        case OPT_SERVER: b->server = optarg; break;
-        case OPT_DEBUG: b->debug = true; break;
+        case OPT_EXIT:
+            o->exit_when_provisioned = true;
+            break;
+        case OPT_SUMMARY:
+            o->summary_json = optarg;
+            break;
+        case OPT_LEGACY:
+            o->legacy_format = true;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
+        case OPT_CONFIG:
+            b->config_file = optarg;
+            break;
+        case OPT_SERVER:
+            b->server = optarg;
+            break;
+        case OPT_DEBUG:
+            b->debug = true;
+            break;
         default:
             fprintf(stderr, "choria: try 'choria tool fleet --help'\n");
             return 1;

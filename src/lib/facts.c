@@ -447,8 +447,8 @@ ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, 
                             CH_FACTS_MAX_FILE_SIZE);
     /* JSON is YAML too; parse a JSON-looking text as JSON first so it never meets libfyaml. */
     size_t lead = 0;
-    while (lead < len && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' ||
-                          text[lead] == '\r'))
+    while (lead < len &&
+           (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\n' || text[lead] == '\r'))
         lead++;
     json_t *doc = NULL;
     if (yaml && lead < len && text[lead] == '{')

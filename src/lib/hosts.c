@@ -12,12 +12,12 @@
 enum { ST_QUEUED, ST_BUSY, ST_HELD, ST_DEAD };
 
 typedef struct ent {
-    struct ent *next;              /* hash chain */
-    struct ent *hprev, *hnext;     /* held list, oldest first */
+    struct ent *next;          /* hash chain */
+    struct ent *hprev, *hnext; /* held list, oldest first */
     uint64_t gen;
-    int64_t since;                 /* enqueue time, or hold expiry when held */
+    int64_t since; /* enqueue time, or hold expiry when held */
     int state;
-    bool in_queue;                 /* a ring slot points here: only the dequeuer/pause frees */
+    bool in_queue; /* a ring slot points here: only the dequeuer/pause frees */
     char id[];
 } ent;
 

@@ -287,8 +287,7 @@ static int nesting_depth(const char *buf, size_t len, int limit)
     return max;
 }
 
-json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_depth,
-                      ch_error *err)
+json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_depth, ch_error *err)
 {
     if (buf == NULL) {
         ch_error_set(err, CH_ERR_INVALID, "no JSON data");

@@ -52,8 +52,8 @@ static void setup_metrics(ch_leader *l)
                           "The number of campaigns a specific candidate voted in",
                           CH_METRIC_COUNTER, L3, 3, NULL, 0, &campaigns, NULL);
     ch_metrics_family_add(l->o.metrics, "choria_election_leader",
-                          "Indicates if a specific instance is the current leader",
-                          CH_METRIC_GAUGE, L2, 2, NULL, 0, &leader, NULL);
+                          "Indicates if a specific instance is the current leader", CH_METRIC_GAUGE,
+                          L2, 2, NULL, 0, &leader, NULL);
     ch_metrics_family_add(l->o.metrics, "choria_election_interval_seconds",
                           "The number of seconds between campaigns", CH_METRIC_GAUGE, L2, 2, NULL,
                           0, &interval, NULL);
@@ -117,8 +117,7 @@ static void campaign_as_candidate(ch_leader *l)
     atomic_store(&l->leader, true);
     ch_metric_set(l->m_leader, 1);
     ch_metric_set(l->m_interval, (double)l->refresh_ms / 1000.0);
-    ch_debug("Campaign for %s won at revision %llu, confirming", l->key,
-             (unsigned long long)rev);
+    ch_debug("Campaign for %s won at revision %llu, confirming", l->key, (unsigned long long)rev);
 }
 
 /* A leader's heartbeat; the first one confirms the win. */
@@ -245,8 +244,9 @@ ch_status ch_leader_start(const ch_leader_opts *o, ch_leader **out, ch_error *er
     *out = NULL;
     if (o->nc == NULL || o->key == NULL || o->key[0] == '\0' || o->identity == NULL ||
         o->identity[0] == '\0')
-        return ch_error_set(err, CH_ERR_INVALID, "an election needs a connection, a name and "
-                                                 "an identity");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "an election needs a connection, a name and "
+                            "an identity");
     ch_leader *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");

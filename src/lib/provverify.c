@@ -161,9 +161,9 @@ static json_t *decode_segment_json(const char *seg, size_t len)
     return j;
 }
 
-static ch_status verify_signature(const ch_provverify_key *key, const char *alg, const char *signed_part,
-                                  size_t signed_len, const char *sig_b64, size_t sig_b64_len,
-                                  ch_error *err)
+static ch_status verify_signature(const ch_provverify_key *key, const char *alg,
+                                  const char *signed_part, size_t signed_len, const char *sig_b64,
+                                  size_t sig_b64_len, ch_error *err)
 {
     const EVP_MD *md;
     bool eddsa;
@@ -179,9 +179,9 @@ static ch_status verify_signature(const ch_provverify_key *key, const char *alg,
         return ch_error_set(err, CH_ERR_INVALID,
                             "token is malformed: could not base64 decode signature");
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
-              EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)signed_part,
-                               signed_len) == 1;
+    bool ok =
+        ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
+        EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)signed_part, signed_len) == 1;
     EVP_MD_CTX_free(ctx);
     free(sig);
     if (!ok)
@@ -199,9 +199,8 @@ static ch_status check_claims(const ch_provjwt *c, int64_t now, ch_error *err)
     if (c->not_before != 0 && now < c->not_before)
         return ch_error_set(err, CH_ERR_INVALID,
                             "token has invalid claims: token is not valid yet");
-    if (c->tcs != NULL &&
-        (c->issuer == NULL || strncmp(c->issuer, "C-", 2) != 0 || c->issuer_expires_at == 0 ||
-         now >= c->issuer_expires_at))
+    if (c->tcs != NULL && (c->issuer == NULL || strncmp(c->issuer, "C-", 2) != 0 ||
+                           c->issuer_expires_at == 0 || now >= c->issuer_expires_at))
         return ch_error_set(err, CH_ERR_INVALID,
                             "token has a trust chain signature but no valid chain issuer");
     return CH_OK;
@@ -221,8 +220,9 @@ ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_
     const char *dot1 = memchr(jwt, '.', len);
     const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: token contains an invalid "
-                                                 "number of segments");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is malformed: token contains an invalid "
+                            "number of segments");
     json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
     const char *alg = json_string_value(json_object_get(header, "alg"));
     ch_status st = CH_OK;
@@ -264,8 +264,9 @@ ch_status ch_provverify_jwt_signature(const ch_provverify_key *key, const char *
     const char *dot1 = memchr(jwt, '.', len);
     const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
     if (dot2 == NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: token contains an invalid "
-                                                 "number of segments");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is malformed: token contains an invalid "
+                            "number of segments");
     json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
     const char *alg = json_string_value(json_object_get(header, "alg"));
     ch_status st = alg == NULL ? ch_error_set(err, CH_ERR_INVALID,
@@ -300,8 +301,8 @@ static EVP_PKEY *signing_key(const char *alg, const char *key, bool eddsa, ch_er
     return pkey;
 }
 
-ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims,
-                                 char **jwt, ch_error *err)
+ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims, char **jwt,
+                                 ch_error *err)
 {
     *jwt = NULL;
     const EVP_MD *md;
@@ -360,8 +361,8 @@ void ch_provverify_deny_free(ch_provverify_deny *d)
 /* RE2 syntax POSIX ERE would silently read differently. */
 static bool re2_only(const char *re)
 {
-    static const char *const ESCAPES[] = {"\\d", "\\D", "\\w", "\\W", "\\s", "\\S", "\\b",
-                                          "\\B", "\\A", "\\z", "(?"};
+    static const char *const ESCAPES[] = {"\\d", "\\D", "\\w", "\\W", "\\s", "\\S",
+                                          "\\b", "\\B", "\\A", "\\z", "(?"};
     for (size_t i = 0; i < sizeof(ESCAPES) / sizeof(ESCAPES[0]); i++)
         if (strstr(re, ESCAPES[i]) != NULL)
             return true;
@@ -430,8 +431,8 @@ static bool csr_common_name(X509_REQ *req, char *out, size_t size)
 static ch_status check_sans(X509_REQ *req, const ch_provverify_deny *deny, ch_error *err)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-    GENERAL_NAMES *names = exts != NULL ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL)
-                                        : NULL;
+    GENERAL_NAMES *names =
+        exts != NULL ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
     ch_status st = CH_OK;
     for (int i = 0; st == CH_OK && i < sk_GENERAL_NAME_num(names); i++) {
         GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
@@ -472,8 +473,7 @@ ch_status ch_provverify_csr(const char *pem, size_t len, const char *identity,
     if (pub == NULL || X509_REQ_verify(req, pub) != 1)
         st = ch_error_set(err, CH_ERR_INVALID, "CSR signature does not verify");
     else if (!csr_common_name(req, cn, sizeof(cn)))
-        st = ch_error_set(err, CH_ERR_INVALID, "common name  does not match identity %s",
-                          identity);
+        st = ch_error_set(err, CH_ERR_INVALID, "common name  does not match identity %s", identity);
     else if (strcmp(cn, identity) != 0)
         st = ch_error_set(err, CH_ERR_INVALID, "common name %s does not match identity %s", cn,
                           identity);

@@ -237,12 +237,12 @@ ch_status ch_parse_rfc3339(const char *s, int64_t *unix_seconds)
     struct tm tm = {0};
     int year, mon, day, hour, min, sec;
     const char *p = s;
-    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) ||
-        *p++ != '-' || !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't'))
+    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) || *p++ != '-' ||
+        !parse_digits(&p, 2, &day) || (*p != 'T' && *p != 't'))
         return CH_ERR_INVALID;
     p++;
-    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) ||
-        *p++ != ':' || !parse_digits(&p, 2, &sec))
+    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
+        !parse_digits(&p, 2, &sec))
         return CH_ERR_INVALID;
     if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
         return CH_ERR_INVALID;
@@ -435,4 +435,3 @@ char *ch_base64url_encode(const void *data, size_t len)
     s[strcspn(s, "=")] = '\0';
     return s;
 }
-

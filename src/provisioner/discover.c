@@ -126,8 +126,9 @@ ch_status ch_discoverer_start(const ch_discoverer_opts *o, ch_discoverer **out, 
 {
     *out = NULL;
     if (o->nc == NULL || o->rpc == NULL || o->found == NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "discoverer needs a connection, a client and "
-                                                 "a callback");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "discoverer needs a connection, a client and "
+                            "a callback");
     ch_discoverer *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");

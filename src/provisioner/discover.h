@@ -16,8 +16,8 @@ typedef enum { CH_FOUND_BY_DISCOVERY, CH_FOUND_BY_EVENT } ch_found_by;
 typedef void (*ch_found_fn)(const char *identity, ch_found_by how, void *closure);
 
 typedef struct {
-    natsConnection *nc;   /* borrowed, shared with the rest of the process */
-    ch_rpc_client *rpc;   /* borrowed: the process's RPC client in the provisioning collective */
+    natsConnection *nc;    /* borrowed, shared with the rest of the process */
+    ch_rpc_client *rpc;    /* borrowed: the process's RPC client in the provisioning collective */
     const char *component; /* lifecycle component to watch, default provision_mode_server */
     int64_t interval_ms;   /* between discoveries (the config's `interval`) */
     int64_t timeout_ms;    /* discovery timeout, default 2000 (sliding window 300 ms) */
@@ -29,11 +29,11 @@ typedef struct {
 
 /* Counters for the metrics. */
 typedef struct {
-    atomic_ullong cycles;          /* discover_cycles */
-    atomic_ullong discovered;      /* nodes found by discovery */
+    atomic_ullong cycles;           /* discover_cycles */
+    atomic_ullong discovered;       /* nodes found by discovery */
     atomic_ullong event_discovered; /* nodes found through startup events */
-    atomic_ullong errors;          /* discovery_errors */
-    atomic_ullong invalid_events;  /* events that did not parse or named an invalid identity */
+    atomic_ullong errors;           /* discovery_errors */
+    atomic_ullong invalid_events;   /* events that did not parse or named an invalid identity */
 } ch_discoverer_stats;
 
 typedef struct ch_discoverer ch_discoverer;

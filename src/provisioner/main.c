@@ -60,12 +60,24 @@ static int parse_args(int argc, char **argv, args *a)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", LONG, NULL)) != -1) {
         switch (c) {
-        case 'c': a->config = optarg; break;
-        case 'C': a->choria_config = optarg; break;
-        case 'p': a->pid_file = optarg; break;
-        case 'd': a->debug = true; break;
-        case 'V': printf("%s\n", CH_VERSION); return 1;
-        case 'h': fputs(USAGE, stdout); return 1;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'C':
+            a->choria_config = optarg;
+            break;
+        case 'p':
+            a->pid_file = optarg;
+            break;
+        case 'd':
+            a->debug = true;
+            break;
+        case 'V':
+            printf("%s\n", CH_VERSION);
+            return 1;
+        case 'h':
+            fputs(USAGE, stdout);
+            return 1;
         default:
             fprintf(stderr, "choria-provisioner: unknown or incomplete flag '%s', try --help\n",
                     argv[optind - 1]);
@@ -99,13 +111,13 @@ static ch_status setup_logging(const ch_provconfig *cfg, bool debug, ch_error *e
         level = CH_LOG_OFF;
     ch_log_set_level(level);
     const char *path = strcasecmp(file, "stderr") == 0 || strcasecmp(file, "discard") == 0 ? NULL
-                       : strcasecmp(file, "stdout") == 0                                  ? "/dev/stdout"
-                                                                                           : file;
+                       : strcasecmp(file, "stdout") == 0 ? "/dev/stdout"
+                                                         : file;
     ch_status st = ch_log_set_file(path, err);
     /* JSON only into a file that is not a terminal, where a machine reads it. */
     bool json = strcasecmp(cfg->logformat, "json") == 0 &&
-                !(path == NULL ? isatty(STDERR_FILENO) : strcmp(path, "/dev/stdout") == 0 &&
-                                                             isatty(STDOUT_FILENO));
+                !(path == NULL ? isatty(STDERR_FILENO)
+                               : strcmp(path, "/dev/stdout") == 0 && isatty(STDOUT_FILENO));
     ch_log_set_json(json);
     return st;
 }
@@ -129,7 +141,8 @@ static ch_status load_choria_config(const char *path, choria_config *cc, ch_erro
     else if ((st = ch_config_load_file(cc->cfg, use, err)) == CH_OK)
         st = ch_config_resolve(cc->cfg, &cc->resolved, err);
     if (st == CH_OK && cc->resolved->middleware_count == 0)
-        st = ch_error_set(err, CH_ERR_INVALID, "%s: plugin.choria.middleware_hosts is not set", use);
+        st =
+            ch_error_set(err, CH_ERR_INVALID, "%s: plugin.choria.middleware_hosts is not set", use);
     free(found);
     return st;
 }

@@ -25,9 +25,9 @@
 
 typedef struct {
     const char *identity;
-    json_t *claims;                         /* verified provisioning JWT claims */
+    json_t *claims;                              /* verified provisioning JWT claims */
     char ecdh_public[2 * CH_PKI_X25519_LEN + 1]; /* the node's X25519 key, "" = none */
-    char *inventory;                        /* inventory reply data as sorted JSON text */
+    char *inventory;                             /* inventory reply data as sorted JSON text */
     char *csr, *csr_public_key, *csr_ssldir;
     bool have_csr;
     ch_helper_reply *reply;
@@ -155,8 +155,7 @@ static ch_status step_jwt(const ch_pipeline *p, node_state *n, ch_error *err)
     }
     ch_provjwt *claims = NULL;
     ch_error e;
-    st = ch_provverify_jwt(p->verify_key, jwt, strlen(jwt), ch_now_unix(), &claims, &n->claims,
-                           &e);
+    st = ch_provverify_jwt(p->verify_key, jwt, strlen(jwt), ch_now_unix(), &claims, &n->claims, &e);
     ch_provjwt_free(claims);
     if (st != CH_OK)
         ch_error_set(err, st, "invalid provisioning JWT: %s", e.msg);
@@ -275,9 +274,8 @@ static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
         return st;
     }
     ch_helper_csr csr = {.csr = n->csr, .public_key = n->csr_public_key, .ssldir = n->csr_ssldir};
-    ch_helper_ed25519 ed = {.public_key = n->ed_public_key,
-                            .directory = n->ed_directory,
-                            .signature = n->ed_signature};
+    ch_helper_ed25519 ed = {
+        .public_key = n->ed_public_key, .directory = n->ed_directory, .signature = n->ed_signature};
     ch_helper_input in = {.identity = n->identity,
                           .csr = n->have_csr ? &csr : NULL,
                           .ed25519 = n->ed_public_key != NULL ? &ed : NULL,
@@ -327,8 +325,9 @@ static ch_status step_shutdown(const ch_pipeline *p, node_state *n, ch_error *er
 static ch_status encrypt_key(node_state *n, ch_error *err)
 {
     if (n->ecdh_public[0] == '\0')
-        return ch_error_set(err, CH_ERR_INVALID, "private key received from helper but server "
-                                                 "did not start Diffie-Hellman exchange");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "private key received from helper but server "
+                            "did not start Diffie-Hellman exchange");
     const char *pem = n->reply->key;
     BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
     char *name = NULL, *header = NULL;
@@ -380,13 +379,13 @@ static ch_status step_configure(const ch_pipeline *p, node_state *n, ch_error *e
     json_t *data =
         conf_text == NULL
             ? NULL
-            : json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s}", "config", conf_text,
-                        "token", p->cfg->token, "ca", h->ca, "certificate", h->certificate,
-                        "ssldir", ssldir, "key", n->encrypted_key != NULL ? n->encrypted_key : "",
-                        "ecdh_public", n->encrypted_key != NULL ? n->my_ecdh_public : "",
-                        "action_policies", kv_object(h->action_policies, h->action_policies_count),
-                        "opa_policies", kv_object(h->opa_policies, h->opa_policies_count),
-                        "server_jwt", n->server_jwt != NULL ? n->server_jwt : "");
+            : json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s}", "config", conf_text, "token",
+                        p->cfg->token, "ca", h->ca, "certificate", h->certificate, "ssldir", ssldir,
+                        "key", n->encrypted_key != NULL ? n->encrypted_key : "", "ecdh_public",
+                        n->encrypted_key != NULL ? n->my_ecdh_public : "", "action_policies",
+                        kv_object(h->action_policies, h->action_policies_count), "opa_policies",
+                        kv_object(h->opa_policies, h->opa_policies_count), "server_jwt",
+                        n->server_jwt != NULL ? n->server_jwt : "");
     free(conf_text);
     if (data == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "cannot encode the configure request");

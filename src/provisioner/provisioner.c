@@ -25,8 +25,8 @@
 
 struct ch_provisioner {
     ch_provisioner_opts o;
-    atomic_bool paused;   /* what the pipeline, the wrapper and discovery check */
-    atomic_bool stopping; /* kills helpers in flight */
+    atomic_bool paused;       /* what the pipeline, the wrapper and discovery check */
+    atomic_bool stopping;     /* kills helpers in flight */
     atomic_ullong stale_seen; /* hosts dropped for waiting too long, already counted */
     natsConnection *nc;
     ch_rpc_client *rpc;
@@ -173,9 +173,8 @@ static ch_status setup_metrics(ch_provisioner *p, ch_error *err)
     ch_status st = ch_provisioner_metrics_register(p->registry, p->o.cfg->site, &p->metrics, err);
     if (st != CH_OK || p->o.cfg->monitor_port == 0)
         return st;
-    ch_http_opts ho = {.bind = p->o.cfg->monitor_bind,
-                       .port = p->o.cfg->monitor_port,
-                       .metrics = p->registry};
+    ch_http_opts ho = {
+        .bind = p->o.cfg->monitor_bind, .port = p->o.cfg->monitor_port, .metrics = p->registry};
     ch_error e;
     if (ch_http_server_start(&ho, &p->http, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_IO, "monitor_port: cannot serve /metrics: %s", e.msg);
@@ -194,8 +193,8 @@ static ch_status connect_broker(ch_provisioner *p, ch_error *err)
                        .send_asap = true};
     ch_error e;
     if (ch_conn_connect(&co, &p->nc, &e) != CH_OK)
-        return ch_error_set(err, CH_ERR_CONNECTION, "could not create initial events connection: %s",
-                            e.msg);
+        return ch_error_set(err, CH_ERR_CONNECTION,
+                            "could not create initial events connection: %s", e.msg);
     char callerid[CH_MAX_IDENTITY_LEN + 16];
     ch_status st = ch_protocol_callerid(p->o.identity, callerid, sizeof(callerid), err);
     ch_rpc_client_opts ro = {.nc = p->nc,

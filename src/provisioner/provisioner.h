@@ -13,11 +13,11 @@ typedef struct {
     const char *config_file;  /* for the start-up log line */
     const char *const *servers;
     int server_count;
-    const char *identity;           /* the provisioner's Choria identity */
-    int64_t discovery_timeout_ms;   /* Choria discovery_timeout; 0 = 2000 */
-    int backoff_percent;            /* scales the RPC retry back-off; 0 = 100 (tests) */
-    int64_t hold_ms;                /* provisioned hosts held; 0 = 60 s (tests shorten it) */
-    bool start_paused;              /* e.g. until a leader election is won */
+    const char *identity;         /* the provisioner's Choria identity */
+    int64_t discovery_timeout_ms; /* Choria discovery_timeout; 0 = 2000 */
+    int backoff_percent;          /* scales the RPC retry back-off; 0 = 100 (tests) */
+    int64_t hold_ms;              /* provisioned hosts held; 0 = 60 s (tests shorten it) */
+    bool start_paused;            /* e.g. until a leader election is won */
 } ch_provisioner_opts;
 
 typedef struct ch_provisioner ch_provisioner;

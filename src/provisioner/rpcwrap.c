@@ -6,7 +6,7 @@
 
 #include "choria/util.h"
 
-static const int64_t five_sec_ms[] = {500, 750, 1000, 1500, 2000, 2500,
+static const int64_t five_sec_ms[] = {500,  750,  1000, 1500, 2000, 2500,
                                       3000, 3500, 4000, 4500, 5000};
 
 int64_t ch_rpcwrap_backoff_ms(int n, int percent)
@@ -76,8 +76,7 @@ ch_status ch_rpcwrap_call(const ch_rpcwrap *w, const char *identity, const char 
     ch_status st = CH_ERR_INVALID;
     for (int n = 1; n <= tries; n++) {
         if (paused(w))
-            return ch_error_set(err, CH_ERR_UNSUPPORTED, "%s failed: provisioner is paused",
-                                label);
+            return ch_error_set(err, CH_ERR_UNSUPPORTED, "%s failed: provisioner is paused", label);
         bool final = false;
         ch_rpc_result_clear(result);
         st = attempt(w, label, identity, agent, action, data, timeout_ms, result, &final, &last);
@@ -86,8 +85,7 @@ ch_status ch_rpcwrap_call(const ch_rpcwrap *w, const char *identity, const char 
         if (final || n == tries)
             break;
         if (!backoff_sleep(w, ch_rpcwrap_backoff_ms(n, w->backoff_percent)))
-            return ch_error_set(err, CH_ERR_UNSUPPORTED, "%s failed: provisioner is paused",
-                                label);
+            return ch_error_set(err, CH_ERR_UNSUPPORTED, "%s failed: provisioner is paused", label);
     }
     if (w->failed != NULL)
         w->failed(w->closure, label);

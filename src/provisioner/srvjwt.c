@@ -42,8 +42,8 @@ static ch_status load_chain(const char *path, json_t **out, ch_error *err)
     char *dot1 = strchr(text, '.'), *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
     unsigned char *raw = NULL;
     size_t raw_len = 0;
-    if (dot2 != NULL && ch_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw, &raw_len) ==
-                            CH_OK)
+    if (dot2 != NULL &&
+        ch_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw, &raw_len) == CH_OK)
         *out = ch_json_parse((const char *)raw, raw_len, MAX_TOKEN_FILE, 16, NULL);
     free(raw);
     free(text);
@@ -131,8 +131,8 @@ static const char *config_value(const ch_helper_reply *r, const char *key)
  * list (split on ',' without trimming, as upstream), then server_claims. */
 static json_t *collectives(const ch_helper_reply *r)
 {
-    json_t *claimed = r->server_claims != NULL ? json_object_get(r->server_claims, "collectives")
-                                               : NULL;
+    json_t *claimed =
+        r->server_claims != NULL ? json_object_get(r->server_claims, "collectives") : NULL;
     if (json_is_array(claimed))
         return json_deep_copy(claimed);
     const char *provider = config_value(r, "plugin.security.provider");
@@ -219,7 +219,8 @@ ch_status ch_srvjwt_issue(const ch_srvjwt_signer *s, const char *identity, const
     json_object_set_new(c, "collectives", collectives(reply));
     if (json_is_object(perms))
         json_object_set_new(c, "permissions", json_deep_copy(perms));
-    json_object_set_new(c, "ou", json_string(json_is_string(ou) ? json_string_value(ou) : "choria"));
+    json_object_set_new(c, "ou",
+                        json_string(json_is_string(ou) ? json_string_value(ou) : "choria"));
     if (json_is_array(pubs) && json_array_size(pubs) > 0)
         json_object_set_new(c, "pub_subjects", json_deep_copy(pubs));
     json_object_set_new(c, "purpose", json_string("choria_server"));

@@ -34,7 +34,7 @@
 
 extern char **environ;
 
-#define ADMIN_FLEET "choria-broker"              /* internal users, random password */
+#define ADMIN_FLEET "choria-broker" /* internal users, random password */
 #define ADMIN_PROVISIONING "choria-broker-provisioning"
 #define EVENTS_STREAM "CHORIA_EVENTS"
 #define ELECTION_STREAM "KV_" CH_LEADER_DEFAULT_BUCKET
@@ -67,12 +67,13 @@ ch_status ch_broker_settings_load(const ch_config *cfg, ch_broker_settings *s, c
         return ch_error_set(err, CH_ERR_INVALID,
                             "client_port and stats_port must be 1..65535, peer_port 0..65535");
     if (s->election_ttl_ns < 1000000000LL || s->election_ttl_ns > 3600000000000LL)
-        return ch_error_set(err, CH_ERR_INVALID, "plugin.choria.network.stream.leader_election_"
-                                                 "ttl must be between 1s and 1h");
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "plugin.choria.network.stream.leader_election_"
+                            "ttl must be between 1s and 1h");
     s->client_port = (int)client;
     s->stats_port = (int)stats;
     s->peer_port = (int)peer;
-    s->election_replicas = replicas > 0 ? (int)replicas
+    s->election_replicas = replicas > 0         ? (int)replicas
                            : s->peers.count > 0 ? (int)s->peers.count
                                                 : 1;
     s->server_name = strdup(ch_config_get_string(cfg, "identity", "choria-broker"));
@@ -102,9 +103,9 @@ ch_status ch_broker_settings_load(const ch_config *cfg, ch_broker_settings *s, c
 
 void ch_broker_settings_free(ch_broker_settings *s)
 {
-    char *strs[] = {s->server_name, s->listen_address, s->cluster_name, s->store,
-                    s->provisioner_password, s->node_user, s->node_password, s->choria_user,
-                    s->choria_password};
+    char *strs[] = {s->server_name,   s->listen_address,       s->cluster_name,
+                    s->store,         s->provisioner_password, s->node_user,
+                    s->node_password, s->choria_user,          s->choria_password};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(strs[i]);
     ch_config_list_free(&s->peers);
@@ -215,8 +216,9 @@ static ch_status ensure_streams(const ch_broker_settings *s, const char *passwor
     jsCtx *pjs = NULL, *fjs = NULL;
     ch_status st = CH_OK;
     if (prov == NULL || fleet == NULL)
-        st = ch_error_set(err, CH_ERR_CONNECTION, "cannot connect to the broker to set up "
-                                                  "JetStream");
+        st = ch_error_set(err, CH_ERR_CONNECTION,
+                          "cannot connect to the broker to set up "
+                          "JetStream");
     if (st == CH_OK && (natsConnection_JetStream(&pjs, prov, NULL) != NATS_OK ||
                         natsConnection_JetStream(&fjs, fleet, NULL) != NATS_OK))
         st = ch_error_set(err, CH_ERR_CONNECTION, "no JetStream");
@@ -252,8 +254,9 @@ static ch_status ensure_streams(const ch_broker_settings *s, const char *passwor
             nats_Sleep(200);
     }
     if (st == CH_OK && !(done_kv && done_events))
-        st = ch_error_set(err, CH_ERR_TIMEOUT, "could not create %s%s%s", done_kv ? "" : "the election bucket",
-                          !done_kv && !done_events ? " and " : "", done_events ? "" : EVENTS_STREAM);
+        st = ch_error_set(
+            err, CH_ERR_TIMEOUT, "could not create %s%s%s", done_kv ? "" : "the election bucket",
+            !done_kv && !done_events ? " and " : "", done_events ? "" : EVENTS_STREAM);
     jsCtx_Destroy(pjs);
     jsCtx_Destroy(fjs);
     if (prov != NULL)
@@ -271,8 +274,10 @@ static ch_status write_config(const ch_broker_settings *s, const char *password,
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, 256, "%s/choria-broker-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
-        return ch_error_set(err, CH_ERR_IO, "cannot create a directory for the nats-server "
-                                            "configuration: %s", strerror(errno));
+        return ch_error_set(err, CH_ERR_IO,
+                            "cannot create a directory for the nats-server "
+                            "configuration: %s",
+                            strerror(errno));
     snprintf(path, size, "%s/nats-server.conf", dir);
     char *conf = ch_broker_nats_config(s, password);
     FILE *fp = fopen(path, "w");

@@ -12,10 +12,10 @@ typedef struct {
     char *listen_address;
     int client_port;
     int stats_port;
-    int peer_port;           /* 0 = not clustered */
-    ch_config_list peers;    /* nats://host:port routes */
+    int peer_port;        /* 0 = not clustered */
+    ch_config_list peers; /* nats://host:port routes */
     char *cluster_name;
-    char *store;             /* JetStream store directory, NULL = JetStream off */
+    char *store; /* JetStream store directory, NULL = JetStream off */
     char *provisioner_password;
     char *node_user, *node_password; /* what provisioning-mode nodes use (chusr/chpwd) */
     char *choria_user, *choria_password;

@@ -255,8 +255,9 @@ static bool inject_fault(fleet_node *n, const ch_request_payload *req, const cha
     if (n->fault == FAULT_MALFORMED && (prov || strcmp(agent, "rpcutil") == 0)) {
         ch_buf_append_str(&b, "{\"action\":");
     } else if (prov && n->fault == FAULT_BAD_CSR && strcmp(action, "gencsr") == 0) {
-        ch_buf_append_str(&b, "{\"action\":\"gencsr\",\"statuscode\":0,\"statusmsg\":\"OK\","
-                              "\"data\":{\"csr\":\"not a csr\",\"public_key\":\"\",\"ssldir\":\"/tmp\"}}");
+        ch_buf_append_str(
+            &b, "{\"action\":\"gencsr\",\"statuscode\":0,\"statusmsg\":\"OK\","
+                "\"data\":{\"csr\":\"not a csr\",\"public_key\":\"\",\"ssldir\":\"/tmp\"}}");
     } else if (prov && n->fault == FAULT_WRONG_CSR && strcmp(action, "gencsr") == 0) {
         char other[200];
         snprintf(other, sizeof(other), "other.%s", n->identity);
@@ -370,9 +371,8 @@ static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     fleet *fl = n->fl;
     ch_request_payload req = {0};
     fl->requests++;
-    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg),
-                                           (size_t)natsMsg_GetDataLength(msg), NULL, &req,
-                                           NULL) == CH_OK) {
+    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                                           NULL, &req, NULL) == CH_OK) {
         char agent[64], action[64];
         body_action(&req, agent, action, sizeof(action));
         bool provisioning_call = strcmp(agent, "choria_provision") == 0;
@@ -397,9 +397,8 @@ static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     fleet_conn *c = closure;
     ch_request_payload req = {0};
     c->fl->requests++;
-    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg),
-                                           (size_t)natsMsg_GetDataLength(msg), NULL, &req,
-                                           NULL) == CH_OK) {
+    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                                           NULL, &req, NULL) == CH_OK) {
         char agent[64], action[64];
         body_action(&req, agent, action, sizeof(action));
         for (int i = 0; i < c->n_nodes; i++) {
@@ -422,10 +421,11 @@ static ch_status write_jwt(fleet *fl, ch_error *err)
     }
     /* An unsigned provisioning JWT: nodes read theirs unverified. */
     char payload[1024];
-    snprintf(payload, sizeof(payload),
-             "{\"cht\":\"%s\",\"chs\":false,\"chu\":\"%s\",\"chpd\":true,\"purpose\":"
-             "\"choria_provisioning\",\"sub\":\"choria_provisioning\",\"iss\":\"choria tool fleet\"}",
-             fl->o->token != NULL ? fl->o->token : "fleet", fl->o->servers[0]);
+    snprintf(
+        payload, sizeof(payload),
+        "{\"cht\":\"%s\",\"chs\":false,\"chu\":\"%s\",\"chpd\":true,\"purpose\":"
+        "\"choria_provisioning\",\"sub\":\"choria_provisioning\",\"iss\":\"choria tool fleet\"}",
+        fl->o->token != NULL ? fl->o->token : "fleet", fl->o->servers[0]);
     char *h = ch_base64_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 27);
     char *p = ch_base64_encode(payload, strlen(payload));
     snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s/provisioning.jwt", fl->state_dir);
@@ -461,8 +461,7 @@ static node_fault pick_fault(fleet *fl)
 {
     const ch_fleet_opts *o = fl->o;
     double r = (double)(next_random(fl) % 1000000) / 10000.0, edge = 0;
-    const double pcts[] = {0, o->malformed_pct, o->bad_csr_pct, o->wrong_csr_pct,
-                           o->jwt_fault_pct};
+    const double pcts[] = {0, o->malformed_pct, o->bad_csr_pct, o->wrong_csr_pct, o->jwt_fault_pct};
     for (int f = 1; f < N_FAULTS; f++) {
         edge += pcts[f];
         if (pcts[f] > 0 && r < edge)
@@ -525,11 +524,10 @@ static ch_status connect_all(fleet *fl, ch_error *err)
         ch_status st = ch_conn_connect(&o, &c->nc, err);
         for (int a = 0; st == CH_OK && a < 3; a++) {
             char subject[CH_MAX_SUBJECT_LEN];
-            st = ch_protocol_broadcast_subject(COLLECTIVE, agents[a], subject, sizeof(subject),
-                                               err);
-            if (st == CH_OK &&
-                natsConnection_Subscribe(&c->broadcast[a], c->nc, subject, on_broadcast, c) !=
-                    NATS_OK)
+            st =
+                ch_protocol_broadcast_subject(COLLECTIVE, agents[a], subject, sizeof(subject), err);
+            if (st == CH_OK && natsConnection_Subscribe(&c->broadcast[a], c->nc, subject,
+                                                        on_broadcast, c) != NATS_OK)
                 st = ch_error_set(err, CH_ERR_CONNECTION, "cannot subscribe to %s", subject);
         }
         if (st != CH_OK)
@@ -543,8 +541,8 @@ static ch_status subscribe_nodes(fleet *fl, ch_error *err)
     for (int i = 0; i < fl->o->count; i++) {
         fleet_node *n = &fl->nodes[i];
         char subject[CH_MAX_SUBJECT_LEN];
-        ch_status st = ch_protocol_node_subject(COLLECTIVE, n->identity, subject,
-                                                sizeof(subject), err);
+        ch_status st =
+            ch_protocol_node_subject(COLLECTIVE, n->identity, subject, sizeof(subject), err);
         if (st != CH_OK)
             return st;
         natsConnection *nc = fl->conns[n->conn].nc;
@@ -631,8 +629,9 @@ static void write_summary_json(fleet *fl, const fleet_counts *c)
     for (int i = 0; i < fl->o->count; i++) {
         fleet_node *n = &fl->nodes[i];
         pthread_mutex_lock(&n->lock);
-        fprintf(fp, "%s{\"identity\":\"%s\",\"provisioned\":%s,\"vanished\":%s,"
-                    "\"fault\":\"%s\",\"configure_calls\":%d,\"callers\":{",
+        fprintf(fp,
+                "%s{\"identity\":\"%s\",\"provisioned\":%s,\"vanished\":%s,"
+                "\"fault\":\"%s\",\"configure_calls\":%d,\"callers\":{",
                 i ? "," : "", n->identity, n->provisioned ? "true" : "false",
                 n->vanished ? "true" : "false", FAULT_NAMES[n->fault], n->configure_calls);
         for (int k = 0; k < n->n_callers; k++) {
@@ -652,8 +651,8 @@ static void write_summary_json(fleet *fl, const fleet_counts *c)
 
 static void print_summary(fleet *fl, const fleet_counts *c)
 {
-    printf("fleet summary: %d nodes, %d provisioned, %d vanished\n", fl->o->count,
-           c->provisioned, c->vanished);
+    printf("fleet summary: %d nodes, %d provisioned, %d vanished\n", fl->o->count, c->provisioned,
+           c->vanished);
     printf("  configure calls: %ld; nodes configured more than once: %d; nodes configured by "
            "more than one caller: %d\n",
            c->configure_calls, c->configured_twice, c->multi_caller);
@@ -769,8 +768,8 @@ static ch_status prepare(fleet *fl, ch_error *err)
         st = ch_error_set(err, CH_ERR_NOMEM, "out of memory for %d nodes", o->count);
     for (int i = 0; st == CH_OK && i < fl->n_conns; i++) {
         fl->conns[i].fl = fl;
-        fl->conns[i].nodes = calloc((size_t)o->count / (size_t)fl->n_conns + 1,
-                                    sizeof(fleet_node *));
+        fl->conns[i].nodes =
+            calloc((size_t)o->count / (size_t)fl->n_conns + 1, sizeof(fleet_node *));
         if (fl->conns[i].nodes == NULL)
             st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
@@ -821,8 +820,8 @@ int ch_fleet_run(const ch_fleet_opts *o)
     for (int i = 0; i < o->count; i++)
         publish_event(&fl.nodes[i], CH_LIFECYCLE_STARTUP, NULL);
     { /* always printed: scripts wait for this line */
-        printf("fleet: %d nodes in provisioning mode on %d connection(s), state in %s\n",
-               o->count, fl.n_conns, fl.state_dir);
+        printf("fleet: %d nodes in provisioning mode on %d connection(s), state in %s\n", o->count,
+               fl.n_conns, fl.state_dir);
         fflush(stdout);
     }
     run_loop(&fl);

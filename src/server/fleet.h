@@ -7,18 +7,18 @@
 #include <stdint.h>
 
 typedef struct {
-    int count;                 /* nodes */
+    int count; /* nodes */
     const char *const *servers;
     int server_count;
     const char *user, *password;
-    const char *prefix;        /* identities are <prefix><i>.<domain> */
+    const char *prefix; /* identities are <prefix><i>.<domain> */
     const char *domain;
-    const char *token;         /* provisioning token (JWT cht); NULL = any token accepted */
-    const char *jwt_file;      /* served by choria_provision#jwt; NULL = a generated one */
-    const char *facts_file;    /* facts of every node; NULL = {"fleet":true} */
-    const char *state_dir;     /* NULL = a temporary directory, removed at exit */
-    int connections;           /* NATS connections; 0 = one per 2000 nodes */
-    bool legacy_format;        /* Choria-format lifecycle events instead of CloudEvents */
+    const char *token;      /* provisioning token (JWT cht); NULL = any token accepted */
+    const char *jwt_file;   /* served by choria_provision#jwt; NULL = a generated one */
+    const char *facts_file; /* facts of every node; NULL = {"fleet":true} */
+    const char *state_dir;  /* NULL = a temporary directory, removed at exit */
+    int connections;        /* NATS connections; 0 = one per 2000 nodes */
+    bool legacy_format;     /* Choria-format lifecycle events instead of CloudEvents */
     double drop_pct, delay_pct, error_pct, vanish_pct; /* fault injection, 0..100 */
     int delay_ms;
     /* Faulty nodes, chosen per node at start from seed (0 = from the clock): each keeps its
@@ -28,9 +28,9 @@ typedef struct {
     double malformed_pct, bad_csr_pct, wrong_csr_pct, jwt_fault_pct;
     const char *jwt_fault_file;
     uint64_t seed;
-    int64_t duration_ms;       /* stop after this long; 0 = until a signal */
+    int64_t duration_ms; /* stop after this long; 0 = until a signal */
     bool exit_when_provisioned;
-    const char *summary_json;  /* write the summary here as JSON */
+    const char *summary_json; /* write the summary here as JSON */
     bool quiet;
 } ch_fleet_opts;
 

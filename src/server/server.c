@@ -55,8 +55,8 @@ static ch_status publish_event(void *closure, ch_lifecycle_type type, const char
     size_t len = 0;
     ch_error err;
     ch_error_clear(&err);
-    ch_status st = ch_lifecycle_event_new(type, s->set.identity, component(s), CH_VERSION, &ev,
-                                          &err);
+    ch_status st =
+        ch_lifecycle_event_new(type, s->set.identity, component(s), CH_VERSION, &ev, &err);
     if (st == CH_OK && type == CH_LIFECYCLE_UPGRADED)
         st = ch_lifecycle_event_set_new_version(ev, new_version);
     if (st == CH_OK)
@@ -145,15 +145,15 @@ static ch_status subscribe_all(server *s, ch_error *err)
     for (size_t c = 0; c < s->set.n_collectives; c++) {
         const char *coll = s->set.collectives[c];
         for (size_t a = 0; a < n; a++) {
-            ch_status st = ch_protocol_broadcast_subject(coll, names[a], subject,
-                                                         sizeof(subject), err);
+            ch_status st =
+                ch_protocol_broadcast_subject(coll, names[a], subject, sizeof(subject), err);
             if (st == CH_OK)
                 st = subscribe(s, subject, err);
             if (st != CH_OK)
                 return st;
         }
-        ch_status st = ch_protocol_node_subject(coll, s->set.identity, subject, sizeof(subject),
-                                                err);
+        ch_status st =
+            ch_protocol_node_subject(coll, s->set.identity, subject, sizeof(subject), err);
         if (st == CH_OK)
             st = subscribe(s, subject, err);
         if (st != CH_OK)

@@ -12,22 +12,22 @@
 /* What the server decided from its config file and provisioning JWT. */
 typedef struct {
     char *config_file;
-    char *jwt_file;        /* the provisioning JWT path (may not exist) */
-    char *jwt_raw;         /* its contents: the NATS token while provisioning; NULL if none */
+    char *jwt_file; /* the provisioning JWT path (may not exist) */
+    char *jwt_raw;  /* its contents: the NATS token while provisioning; NULL if none */
     bool provision_mode;
     char *identity;
-    char **servers;        /* nats://host:port */
+    char **servers; /* nats://host:port */
     int server_count;
     char **collectives;
     size_t n_collectives;
     char *main_collective;
-    char *user;            /* NATS user/password (JWT chusr/chpwd or plugin.nats.*) */
+    char *user; /* NATS user/password (JWT chusr/chpwd or plugin.nats.*) */
     char *password;
     char *provision_token; /* JWT cht; NULL when there is no JWT */
     char *facts_file;
     bool allow_update;
-    char *update_command;  /* plugin.choria.server.provision.update_command */
-    char *ssldir;          /* plugin.choria.ssldir */
+    char *update_command; /* plugin.choria.server.provision.update_command */
+    char *ssldir;         /* plugin.choria.ssldir */
     bool legacy_lifecycle_format;
     char *log_level;
     char *log_file;

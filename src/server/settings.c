@@ -134,8 +134,8 @@ static ch_status normal_settings(ch_server_settings *s, const ch_config *cfg,
     s->password = dup_or_null(ch_config_get(cfg, "plugin.nats.pass"));
     s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));
     s->ssldir = dup_or_null(ch_config_get(cfg, "plugin.choria.ssldir"));
-    ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false,
-                       &s->allow_update, NULL);
+    ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false, &s->allow_update,
+                       NULL);
     return st;
 }
 

@@ -156,8 +156,8 @@ static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(
     snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", f->dir);
     write_file(conf, "identity = n1.example.net\nplugin.choria.server.provision = true\n");
-    const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt", jwt,
-                          NULL};
+    const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt",
+                          jwt,    NULL};
     cht_proc_opts o = {.argv = argv};
     ch_error err;
     CHT_CHECK(cht_proc_spawn(&o, &f->server, &err), &err);
@@ -297,9 +297,18 @@ static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
     char fleet_url[128], summary[300];
     snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d", client[2]);
     snprintf(summary, sizeof(summary), "%s/summary.json", f->dir);
-    const char *fargv[] = {f->bin,      "tool",      "fleet", "--server", fleet_url, "--count",
-                           "300",       "--quiet",   "--exit-when-provisioned", "--summary-json",
-                           summary,     NULL};
+    const char *fargv[] = {f->bin,
+                           "tool",
+                           "fleet",
+                           "--server",
+                           fleet_url,
+                           "--count",
+                           "300",
+                           "--quiet",
+                           "--exit-when-provisioned",
+                           "--summary-json",
+                           summary,
+                           NULL};
     cht_proc_opts fo = {.argv = fargv};
     CHT_CHECK(cht_proc_spawn(&fo, &fleet, &err), &err);
     usleep(1500000);
@@ -323,8 +332,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             a_node_is_provisioned_through_the_broker_by_the_elected_provisioner, setup, teardown),
-        cmocka_unit_test_setup_teardown(nodes_are_confined_and_a_wrong_password_is_refused,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(nodes_are_confined_and_a_wrong_password_is_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(three_brokers_form_a_cluster_and_survive_losing_one, setup,
                                         teardown),
     };

@@ -35,8 +35,8 @@ static int setup(void **state)
     pthread_mutex_init(&f->lock, NULL);
     if (cht_broker_start(NULL, &f->broker, &err) != CH_OK ||
         cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, &err) != CH_OK ||
-        ch_rpc_client_new(f->nc, "provisioning", "provisioner.example.net",
-                          "choria=provisioner", 60, &f->rpc, &err) != CH_OK)
+        ch_rpc_client_new(f->nc, "provisioning", "provisioner.example.net", "choria=provisioner",
+                          60, &f->rpc, &err) != CH_OK)
         return -1;
     *state = f;
     return 0;
@@ -94,15 +94,15 @@ static void start_fleet(fixture *f, int slot, const char *prefix, const char *co
     char bin[512];
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    const char *argv[] = {bin, "tool", "fleet", "--server", cht_broker_url(f->broker),
-                          "--count", count, "--prefix", prefix, "--duration", "60", "--quiet",
-                          NULL};
+    const char *argv[] = {bin,       "tool",    "fleet",    "--server", cht_broker_url(f->broker),
+                          "--count", count,     "--prefix", prefix,     "--duration",
+                          "60",      "--quiet", NULL};
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleets[slot], &err), &err);
     char *line = NULL;
-    assert_int_equal(cht_proc_read_until(f->fleets[slot], "nodes in provisioning mode", 20000,
-                                         &line),
-                     CHT_READ_LINE);
+    assert_int_equal(
+        cht_proc_read_until(f->fleets[slot], "nodes in provisioning mode", 20000, &line),
+        CHT_READ_LINE);
     free(line);
 }
 

@@ -174,8 +174,8 @@ static void file_and_run_campaign_from_the_command_line(void **state)
     int fd = mkstemp(path);
     close(fd);
     unlink(path);
-    const char *argv[] = {bin, "election", "file", path, "filetest", "--server",
-                          cht_broker_url(b), NULL};
+    const char *argv[] = {bin,        "election",        "file", path, "filetest",
+                          "--server", cht_broker_url(b), NULL};
     cht_proc_opts o = {.argv = argv};
     cht_proc *p = NULL;
     CHT_CHECK(cht_proc_spawn(&o, &p, &err), &err);

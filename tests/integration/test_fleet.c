@@ -43,8 +43,8 @@ static int setup(void **state)
         natsConnection_SubscribeSync(&f->events, f->nc, CH_LIFECYCLE_SUBJECT_ALL) != NATS_OK ||
         natsSubscription_SetPendingLimits(f->events, 1000000, 512 * 1024 * 1024) != NATS_OK ||
         natsConnection_FlushTimeout(f->nc, 5000) != NATS_OK ||
-        ch_rpc_client_new(f->nc, "provisioning", "provisioner.example.net", CALLERID, 60,
-                          &f->rpc, &err) != CH_OK)
+        ch_rpc_client_new(f->nc, "provisioning", "provisioner.example.net", CALLERID, 60, &f->rpc,
+                          &err) != CH_OK)
         return -1;
     snprintf(f->summary, sizeof(f->summary), "%s/summary.json", f->dir);
     *state = f;
@@ -71,8 +71,9 @@ static void start_fleet(fixture *f, const char *count, const char *const *extra)
     char bin[512];
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    const char *argv[24] = {bin, "tool", "fleet", "--server", cht_broker_url(f->broker),
-                            "--count", count, "--summary-json", f->summary};
+    const char *argv[24] = {
+        bin,       "tool", "fleet",          "--server", cht_broker_url(f->broker),
+        "--count", count,  "--summary-json", f->summary};
     int n = 9;
     for (; extra != NULL && *extra != NULL && n < 23; extra++)
         argv[n++] = *extra;
@@ -80,8 +81,7 @@ static void start_fleet(fixture *f, const char *count, const char *const *extra)
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
     char *line = NULL;
-    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) !=
-        CHT_READ_LINE)
+    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) != CHT_READ_LINE)
         fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
     free(line);
 }
@@ -115,8 +115,8 @@ static bool provision_node(fixture *f, const char *id)
 {
     ch_rpc_result r = {0};
     ch_error err;
-    bool ok = call(f, id, "choria_provision", "jwt", json_pack("{s:s}", "token", "t0k"), 10000,
-                   &r, &err) == CH_OK &&
+    bool ok = call(f, id, "choria_provision", "jwt", json_pack("{s:s}", "token", "t0k"), 10000, &r,
+                   &err) == CH_OK &&
               r.statuscode == 0;
     ch_rpc_result_clear(&r);
     ok = ok && call(f, id, "rpcutil", "inventory", NULL, 10000, &r, &err) == CH_OK &&
@@ -125,14 +125,14 @@ static bool provision_node(fixture *f, const char *id)
     char conf[256];
     snprintf(conf, sizeof(conf),
              "{\"identity\":\"%s\",\"plugin.choria.server.provision\":\"false\"}", id);
-    ok = ok && call(f, id, "choria_provision", "configure",
-                    json_pack("{s:s,s:s}", "config", conf, "token", "t0k"), 10000, &r,
-                    &err) == CH_OK &&
+    ok = ok &&
+         call(f, id, "choria_provision", "configure",
+              json_pack("{s:s,s:s}", "config", conf, "token", "t0k"), 10000, &r, &err) == CH_OK &&
          r.statuscode == 0;
     ch_rpc_result_clear(&r);
-    ok = ok && call(f, id, "choria_provision", "restart",
-                    json_pack("{s:s,s:i}", "token", "t0k", "splay", 1), 10000, &r,
-                    &err) == CH_OK &&
+    ok = ok &&
+         call(f, id, "choria_provision", "restart",
+              json_pack("{s:s,s:i}", "token", "t0k", "splay", 1), 10000, &r, &err) == CH_OK &&
          r.statuscode == 0;
     ch_rpc_result_clear(&r);
     return ok;
@@ -182,8 +182,8 @@ static void count_events(fixture *f, int *startup_prov, int *provisioned, int *s
     natsMsg *m = NULL;
     while (natsSubscription_NextMsg(&m, f->events, 1000) == NATS_OK) {
         ch_lifecycle_event *ev = NULL;
-        if (ch_lifecycle_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &ev,
-                               NULL) == CH_OK) {
+        if (ch_lifecycle_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &ev, NULL) ==
+            CH_OK) {
             bool prov = strcmp(ev->component, "provision_mode_server") == 0;
             *startup_prov += ev->type == CH_LIFECYCLE_STARTUP && prov;
             *startup_server += ev->type == CH_LIFECYCLE_STARTUP && !prov;
@@ -198,8 +198,7 @@ static void count_events(fixture *f, int *startup_prov, int *provisioned, int *s
 static void every_node_is_discovered_and_provisioned_exactly_once(void **state)
 {
     fixture *f = *state;
-    const char *extra[] = {"--token", "t0k", "--exit-when-provisioned", "--connections", "2",
-                           NULL};
+    const char *extra[] = {"--token", "t0k", "--exit-when-provisioned", "--connections", "2", NULL};
     start_fleet(f, "300", extra);
     char **ids = NULL;
     size_t n = discover(f, &ids);

@@ -146,8 +146,7 @@ static void a_dead_leaders_key_is_taken_over_within_ttl_plus_3s(void **state)
 {
     fixture *f = *state;
     uint64_t rev = 0;
-    assert_int_equal(kvStore_CreateString(&rev, f->kv, "provisioner", "dead.example.net"),
-                     NATS_OK);
+    assert_int_equal(kvStore_CreateString(&rev, f->kv, "provisioner", "dead.example.net"), NATS_OK);
     int64_t t0 = ch_now_mono_ms();
     counts c = {0};
     ch_leader *l = candidate(f, 0, "alive.example.net", &c, NULL);
@@ -156,8 +155,7 @@ static void a_dead_leaders_key_is_taken_over_within_ttl_plus_3s(void **state)
     while (!ch_leader_is_leader(l) && ch_now_mono_ms() - t0 < (TTL_S + 5) * 1000)
         usleep(20000);
     int64_t took = ch_now_mono_ms() - t0;
-    fprintf(stderr, "take-over after a dead leader: %lld ms (TTL %d s)\n", (long long)took,
-            TTL_S);
+    fprintf(stderr, "take-over after a dead leader: %lld ms (TTL %d s)\n", (long long)took, TTL_S);
     assert_true(ch_leader_is_leader(l));
     assert_true(took <= (TTL_S + 3) * 1000);
     kvEntry *e = NULL;
@@ -195,8 +193,8 @@ static void an_evicted_leader_loses_at_once(void **state)
 static void a_missing_bucket_is_an_error_at_start(void **state)
 {
     fixture *f = *state;
-    ch_leader_opts o = {.nc = f->nc[0], .bucket = "NO_SUCH_BUCKET", .key = "provisioner",
-                        .identity = "a"};
+    ch_leader_opts o = {
+        .nc = f->nc[0], .bucket = "NO_SUCH_BUCKET", .key = "provisioner", .identity = "a"};
     ch_leader *l = NULL;
     ch_error err;
     assert_int_not_equal(ch_leader_start(&o, &l, &err), CH_OK);
@@ -209,8 +207,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(one_of_two_candidates_leads_and_hands_over_on_stop, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(a_dead_leaders_key_is_taken_over_within_ttl_plus_3s,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_dead_leaders_key_is_taken_over_within_ttl_plus_3s, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(an_evicted_leader_loses_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_missing_bucket_is_an_error_at_start, setup, teardown),
     };

@@ -82,10 +82,10 @@ static void write_jwt(fixture *f, const char *path, int64_t exp)
 {
     char chu[64];
     snprintf(chu, sizeof(chu), "127.0.0.1:%d", cht_broker_port(f->broker));
-    json_t *claims = json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:s,s:I,s:I}", "cht", TOKEN, "chs", 0,
-                               "chu", chu, "chpd", 1, "purpose", "choria_provisioning", "sub",
-                               "choria_provisioning", "iss", "test", "iat",
-                               (json_int_t)ch_now_unix(), "exp", (json_int_t)exp);
+    json_t *claims =
+        json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:s,s:I,s:I}", "cht", TOKEN, "chs", 0, "chu", chu,
+                  "chpd", 1, "purpose", "choria_provisioning", "sub", "choria_provisioning", "iss",
+                  "test", "iat", (json_int_t)ch_now_unix(), "exp", (json_int_t)exp);
     char *jwt = NULL;
     ch_error err;
     CHT_CHECK(ch_provverify_jwt_sign("RS256", f->signer_key, claims, &jwt, &err), &err);
@@ -143,8 +143,8 @@ static void start_provisioner(fixture *f, const char *helper, const char *featur
     CHT_CHECK(cht_bin_path("choria-provisioner", bin, sizeof(bin), &err), &err);
     char pid[300];
     snprintf(pid, sizeof(pid), "%s/provisioner.pid", f->dir);
-    const char *argv[] = {bin,    "run",  "--config", conf, "--choria-config",
-                          client, "--pid", pid,       NULL};
+    const char *argv[] = {bin,    "run",   "--config", conf, "--choria-config",
+                          client, "--pid", pid,        NULL};
     const char *env[] = {"CHORIA_PROVISIONER_BACKOFF_PERCENT=10", NULL};
     cht_proc_opts o = {.argv = argv, .env = env};
     CHT_CHECK(cht_proc_spawn(&o, &f->provisioner, &err), &err);
@@ -223,9 +223,21 @@ static void start_fleet(fixture *f, int count, const char *jwt, const char *cons
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
     snprintf(n, sizeof(n), "%d", count);
     snprintf(summary, sizeof(summary), "%s/summary.json", f->dir);
-    const char *argv[32] = {bin,     "tool",          "fleet", "--server", cht_broker_url(f->broker),
-                            "--count", n,             "--token", TOKEN, "--provisioning-jwt",
-                            jwt,     "--summary-json", summary, "--connections", "2"};
+    const char *argv[32] = {bin,
+                            "tool",
+                            "fleet",
+                            "--server",
+                            cht_broker_url(f->broker),
+                            "--count",
+                            n,
+                            "--token",
+                            TOKEN,
+                            "--provisioning-jwt",
+                            jwt,
+                            "--summary-json",
+                            summary,
+                            "--connections",
+                            "2"};
     int i = 15;
     for (; extra != NULL && *extra != NULL && i < 31; extra++)
         argv[i++] = *extra;
@@ -233,8 +245,7 @@ static void start_fleet(fixture *f, int count, const char *jwt, const char *cons
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
     char *line = NULL;
-    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) !=
-        CHT_READ_LINE)
+    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) != CHT_READ_LINE)
         fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
     free(line);
 }
@@ -506,8 +517,8 @@ static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
     mkdir(sdir, 0700);
     snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
     write_file(conf, "identity = ed.example.net\nplugin.choria.server.provision = true\n");
-    const char *argv[] = {bin, "server", "run", "--config", conf, "--provisioning-jwt", jwt_path,
-                          NULL};
+    const char *argv[] = {bin,      "server", "run", "--config", conf, "--provisioning-jwt",
+                          jwt_path, NULL};
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->servers[0], &err), &err);
     wait_metric(f, M("provisioned"), 1, 30000);
@@ -569,9 +580,20 @@ static void node_faults_are_counted_and_the_rest_is_provisioned(void **state)
     write_jwt(f, jwt, ch_now_unix() + 3600);
     write_jwt(f, expired, ch_now_unix() - 10);
     start_provisioner(f, helper, "  jwt: true\n  pki: true\n", 8);
-    const char *extra[] = {"--exit-when-provisioned", "--seed", "11", "--malformed", "12",
-                           "--bad-csr", "12", "--wrong-csr", "12", "--jwt-fault", "12",
-                           "--jwt-fault-file", expired, NULL};
+    const char *extra[] = {"--exit-when-provisioned",
+                           "--seed",
+                           "11",
+                           "--malformed",
+                           "12",
+                           "--bad-csr",
+                           "12",
+                           "--wrong-csr",
+                           "12",
+                           "--jwt-fault",
+                           "12",
+                           "--jwt-fault-file",
+                           expired,
+                           NULL};
     start_fleet(f, 24, jwt, extra);
     json_t *s = fleet_summary(f, 120000);
     long m = faulty(s, "malformed"), b = faulty(s, "bad_csr"), w = faulty(s, "wrong_csr"),
@@ -699,10 +721,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(dropped_requests_are_retried_and_vanished_nodes_given_up,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(json_log_is_reopened_on_sighup_and_sigterm_stops_quickly, setup,
+        cmocka_unit_test_setup_teardown(bad_configuration_exits_with_one_line_naming_the_key, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(json_log_is_reopened_on_sighup_and_sigterm_stops_quickly,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,13 +54,12 @@ static void start_fleet(fixture *f, const char *count)
     char bin[512];
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    const char *argv[] = {bin,   "tool",  "fleet", "--server", cht_broker_url(f->broker),
-                          "--count", count, "--quiet", NULL};
+    const char *argv[] = {bin,       "tool", "fleet",   "--server", cht_broker_url(f->broker),
+                          "--count", count,  "--quiet", NULL};
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
     char *line = NULL;
-    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) !=
-        CHT_READ_LINE)
+    if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) != CHT_READ_LINE)
         fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
     free(line);
 }
@@ -171,8 +170,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(nothing_happens_while_paused_and_resume_discovers_at_once,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(pausing_empties_the_queue_and_starts_no_more_helpers,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pausing_empties_the_queue_and_starts_no_more_helpers, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,8 +71,9 @@ static void start_fleet(fixture *f, const char *fault, const char *pct)
     char bin[512];
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    const char *argv[] = {bin, "tool", "fleet", "--server", cht_broker_url(f->broker), "--count",
-                          "2", "--duration", "60", "--quiet", fault, pct, NULL};
+    const char *argv[] = {bin,       "tool", "fleet",      "--server", cht_broker_url(f->broker),
+                          "--count", "2",    "--duration", "60",       "--quiet",
+                          fault,     pct,    NULL};
     if (fault == NULL)
         argv[10] = NULL;
     cht_proc_opts o = {.argv = argv};
@@ -100,9 +101,9 @@ static void success_is_one_attempt_and_no_error(void **state)
     ch_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
-    CHT_CHECK(ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 5, 4000, &r,
-                              &err),
-              &err);
+    CHT_CHECK(
+        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 5, 4000, &r, &err),
+        &err);
     assert_non_null(json_object_get(r.data, "agents"));
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 1);
@@ -117,9 +118,9 @@ static void errors_are_retried_then_counted_once(void **state)
     ch_rpc_result r;
     ch_error err;
     int64_t t0 = ch_now_mono_ms();
-    assert_int_equal(ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 3,
-                                     4000, &r, &err),
-                     CH_ERR_INVALID);
+    assert_int_equal(
+        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 3, 4000, &r, &err),
+        CH_ERR_INVALID);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 3);
     assert_int_equal(f->failed, 1);
@@ -158,9 +159,9 @@ static void lock_held_by_another_provisioner_is_given_up_at_once(void **state)
     ch_rpc_result_clear(&r);
     f->observed = 0;
     ch_rpcwrap w = wrapper(f, f->rpc);
-    assert_int_equal(ch_rpcwrap_call(&w, "n2.fleet.local", "choria_provision", "jwt", NULL, 3,
-                                     5000, &r, &err),
-                     CH_ERR_INVALID);
+    assert_int_equal(
+        ch_rpcwrap_call(&w, "n2.fleet.local", "choria_provision", "jwt", NULL, 3, 5000, &r, &err),
+        CH_ERR_INVALID);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 1);
     assert_non_null(strstr(err.msg, CH_PROVISION_LOCK_BUSY));
@@ -173,9 +174,8 @@ static void paused_wrapper_fails_without_counting(void **state)
     ch_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
-    assert_int_not_equal(ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "ping", NULL, 3, 4000,
-                                         &r, &err),
-                         CH_OK);
+    assert_int_not_equal(
+        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "ping", NULL, 3, 4000, &r, &err), CH_OK);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 0);
     assert_int_equal(f->failed, 0);

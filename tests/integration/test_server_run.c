@@ -107,7 +107,7 @@ static void start_server(fixture *f)
     char bin[512];
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    const char *argv[] = {bin, "server", "run", "--config", f->config, "--provisioning-jwt",
+    const char *argv[] = {bin,    "server",  "run", "--config", f->config, "--provisioning-jwt",
                           f->jwt, "--debug", NULL};
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->server, &err), &err);
@@ -122,8 +122,7 @@ static ch_lifecycle_event *next_event(fixture *f, int timeout_ms, ch_lifecycle_f
                  cht_proc_stderr(f->server));
     ch_lifecycle_event *ev = NULL;
     ch_error err;
-    CHT_CHECK(ch_lifecycle_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &ev,
-                                 &err),
+    CHT_CHECK(ch_lifecycle_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &ev, &err),
               &err);
     if (format != NULL)
         *format = ev->format;
@@ -147,14 +146,14 @@ static ch_rpc_client *client(fixture *f, const char *collective)
 {
     ch_rpc_client *c = NULL;
     ch_error err;
-    CHT_CHECK(ch_rpc_client_new(f->nc, collective, "provisioner.example.net", CALLERID, 60, &c,
-                                &err),
-              &err);
+    CHT_CHECK(
+        ch_rpc_client_new(f->nc, collective, "provisioner.example.net", CALLERID, 60, &c, &err),
+        &err);
     return c;
 }
 
-static void call_ok(fixture *f, ch_rpc_client *c, const char *agent, const char *action, json_t *data,
-                    ch_rpc_result *r)
+static void call_ok(fixture *f, ch_rpc_client *c, const char *agent, const char *action,
+                    json_t *data, ch_rpc_result *r)
 {
     ch_error err;
     CHT_CHECK(ch_rpc_call(c, f->identity, agent, action, data, 30000, r, &err), &err);
@@ -192,9 +191,9 @@ static char *encrypt_key_for_node(const char *node_ecdh_hex, char **key_out, cha
     int der_len = i2d_PrivateKey(pkey, &der);
     assert_true(der_len > 0);
     char *plain = NULL;
-    CHT_CHECK(ch_pki_pem_encrypt("RSA PRIVATE KEY", der, (size_t)der_len, secret, 32, key_out,
-                                 &err),
-              &err);
+    CHT_CHECK(
+        ch_pki_pem_encrypt("RSA PRIVATE KEY", der, (size_t)der_len, secret, 32, key_out, &err),
+        &err);
     CHT_CHECK(ch_pki_pem_encode("RSA PRIVATE KEY", der, (size_t)der_len, &plain, &err), &err);
     OPENSSL_free(der);
     EVP_PKEY_free(pkey);
@@ -255,8 +254,8 @@ static void provision(fixture *f, ch_lifecycle_format format)
     /* gencsr */
     call_ok(f, c, "choria_provision", "gencsr",
             json_pack("{s:s,s:s}", "token", TOKEN, "cn", f->identity), &r);
-    assert_non_null(strstr(json_string_value(json_object_get(r.data, "csr")),
-                           "BEGIN CERTIFICATE REQUEST"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(r.data, "csr")), "BEGIN CERTIFICATE REQUEST"));
     ch_rpc_result_clear(&r);
     snprintf(path, sizeof(path), "%s/ssl/csr.pem", f->dir);
     expect_mode(path, 0644);
@@ -275,8 +274,8 @@ static void provision(fixture *f, ch_lifecycle_format format)
                  ? ",\"plugin.choria.legacy_lifecycle_format\":\"true\""
                  : "");
     call_ok(f, c, "choria_provision", "configure",
-            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{},s:{}}", "config", conf, "token",
-                      TOKEN, "certificate", "-----BEGIN CERTIFICATE-----\ncert\n", "ca",
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{},s:{}}", "config", conf, "token", TOKEN,
+                      "certificate", "-----BEGIN CERTIFICATE-----\ncert\n", "ca",
                       "-----BEGIN CERTIFICATE-----\nca\n", "ssldir", ssldir, "key", key,
                       "ecdh_public", pub_hex_prov, "server_jwt", "", "action_policies",
                       "opa_policies"),
@@ -342,8 +341,7 @@ static void jwt_only_node_is_provisioned_and_restarts_in_normal_mode(void **stat
     assert_int_equal(ch_fqdn(f->identity, sizeof(f->identity)), CH_OK);
     write_jwt(f);
     start_server(f); /* no config file: the JWT alone puts it in provisioning mode */
-    expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server",
-                 CH_LIFECYCLE_FORMAT_CLOUDEVENT);
+    expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server", CH_LIFECYCLE_FORMAT_CLOUDEVENT);
     provision(f, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
     expect_normal_mode(f, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
     stop_server(f, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
@@ -353,9 +351,8 @@ static void legacy_format_node_publishes_choria_format_events(void **state)
 {
     fixture *f = *state;
     write_jwt(f);
-    write_file(f->config,
-               "identity = " IDENTITY "\nplugin.choria.server.provision = true\n"
-               "plugin.choria.legacy_lifecycle_format = true\n");
+    write_file(f->config, "identity = " IDENTITY "\nplugin.choria.server.provision = true\n"
+                          "plugin.choria.legacy_lifecycle_format = true\n");
     start_server(f);
     expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server", CH_LIFECYCLE_FORMAT_CHORIA);
     provision(f, CH_LIFECYCLE_FORMAT_CHORIA);
@@ -371,8 +368,8 @@ static void no_config_and_no_jwt_is_a_clear_error(void **state)
     ch_error err;
     CHT_CHECK(cht_proc_wait(f->server, 10000, &ws, &err), &err);
     assert_int_equal(WEXITSTATUS(ws), 1);
-    assert_non_null(strstr(cht_proc_stderr(f->server),
-                           "was not found and provisioning is disabled"));
+    assert_non_null(
+        strstr(cht_proc_stderr(f->server), "was not found and provisioning is disabled"));
 }
 
 int main(void)

@@ -250,8 +250,8 @@ static void component_filter_shows_only_that_component(void **state)
     fixture *f = *state;
     const char *args[] = {"--component", "provision_mode_server", NULL};
     start_viewer(f, args, NULL);
-    publish(f, choria_events[0][0], choria_events[0][1]); /* ginkgo */
-    publish(f, choria_events[2][0], choria_events[2][1]); /* provision_mode_server */
+    publish(f, choria_events[0][0], choria_events[0][1]);        /* ginkgo */
+    publish(f, choria_events[2][0], choria_events[2][1]);        /* provision_mode_server */
     char *ce = cloudevent("startup", "n1", choria_events[3][1]); /* server */
     publish(f, choria_events[3][0], ce);
     free(ce);
@@ -319,8 +319,9 @@ static void config_file_supplies_the_brokers(void **state)
     fixture *f = *state;
     char path[512];
     snprintf(path, sizeof(path), "%s/client.conf", f->tmpdir);
-    write_file(path, "# a client config\nidentity = viewer.example.net\n"
-                     "plugin.choria.middleware_hosts = 127.0.0.1:%d\n",
+    write_file(path,
+               "# a client config\nidentity = viewer.example.net\n"
+               "plugin.choria.middleware_hosts = 127.0.0.1:%d\n",
                cht_broker_port(f->broker));
     const char *args[] = {"--config", path, NULL};
     start_viewer(f, args, NULL);

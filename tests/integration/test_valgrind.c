@@ -94,7 +94,8 @@ static void provisioner_provisions_a_fleet_without_leaks(void **state)
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
     CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
-    snprintf(src, sizeof(src), "%s", getenv("CH_SOURCE_DIR") != NULL ? getenv("CH_SOURCE_DIR") : ".");
+    snprintf(src, sizeof(src), "%s",
+             getenv("CH_SOURCE_DIR") != NULL ? getenv("CH_SOURCE_DIR") : ".");
     const char *d = f->dir;
     const char *url = cht_broker_url(f->broker);
     sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null && openssl rsa -in %s/k.pem -pubout -out "
@@ -117,9 +118,14 @@ static void provisioner_provisions_a_fleet_without_leaks(void **state)
     char jwt[300], summary[300];
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", d);
     snprintf(summary, sizeof(summary), "%s/s.json", d);
-    const char *fargv[] = {bin,       "tool",    "fleet", "--server", url,  "--count",
-                           "8",       "--token", "t",     "--provisioning-jwt", jwt,
-                           "--exit-when-provisioned", "--quiet", "--summary-json", summary, NULL};
+    const char *fargv[] = {bin,       "tool",
+                           "fleet",   "--server",
+                           url,       "--count",
+                           "8",       "--token",
+                           "t",       "--provisioning-jwt",
+                           jwt,       "--exit-when-provisioned",
+                           "--quiet", "--summary-json",
+                           summary,   NULL};
     cht_proc_opts o = {.argv = fargv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
     int ws = 0;
@@ -163,8 +169,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(provisioner_provisions_a_fleet_without_leaks, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(server_in_provisioning_mode_has_no_leaks, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(server_in_provisioning_mode_has_no_leaks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

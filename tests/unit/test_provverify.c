@@ -336,7 +336,8 @@ static void csr_for_the_identity_passes_and_others_fail(void **state)
     ch_error err;
     assert_int_equal(ch_provverify_csr(pem, strlen(pem), "n1.example.net", d, &err), CH_OK);
     assert_int_not_equal(ch_provverify_csr(pem, strlen(pem), "n2.example.net", d, &err), CH_OK);
-    assert_string_equal(err.msg, "common name n1.example.net does not match identity n2.example.net");
+    assert_string_equal(err.msg,
+                        "common name n1.example.net does not match identity n2.example.net");
     /* tampered signature: flip a byte near the end of the base64 */
     char *bad = strdup(pem);
     char *end = strstr(bad, "-----END");

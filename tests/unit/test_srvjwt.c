@@ -209,8 +209,8 @@ static void ksuid_is_27_base62_chars_and_sorts_by_time(void **state)
 static void sorted_json_orders_keys_at_every_level(void **state)
 {
     (void)state;
-    json_t *v = json_pack("{s:i,s:{s:i,s:i},s:[{s:i,s:i}]}", "z", 1, "a", "y", 1, "b", 2, "m",
-                          "q", 1, "c", 2);
+    json_t *v = json_pack("{s:i,s:{s:i,s:i},s:[{s:i,s:i}]}", "z", 1, "a", "y", 1, "b", 2, "m", "q",
+                          1, "c", 2);
     char *text = ch_pipeline_sorted_json(v);
     assert_string_equal(text, "{\"a\":{\"b\":2,\"y\":1},\"m\":[{\"c\":2,\"q\":1}],\"z\":1}");
     free(text);
@@ -223,8 +223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(default_claims_follow_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(configuration_and_server_claims_shape_the_token, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(chain_issuer_data_is_added_and_exp_capped, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(chain_issuer_data_is_added_and_exp_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(signing_key_and_chain_token_errors_name_the_key, setup,
                                         teardown),
         cmocka_unit_test(ksuid_is_27_base62_chars_and_sorts_by_time),
