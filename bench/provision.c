@@ -3,7 +3,7 @@
  *   1. nodes provisioned per second by `choria-provisioner run` with the demo helper, for a
  *      simulated fleet of N1 and N2 nodes (fresh broker each);
  *   2. the floors: request/reply round trips per second through the broker with bare nats.c,
- *      and demo-helper runs per second through ch_helper_run; a node costs 4 round trips and
+ *      and demo-helper runs per second through prov_helper_run; a node costs 4 round trips and
  *      one helper run, so the floor in nodes/s is min(reqrep / 4, spawns);
  *   3. resident memory of the provisioner with N3 nodes queued behind one slow worker;
  *   4. broadcast discovery (ch_rpc_discover, filter agent choria_provision, the 300 ms
@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "choria/helper.h"
+#include "helper.h"
 #include "choria/json.h"
 #include "choria/rpc.h"
 #include "choria/util.h"
@@ -373,17 +373,17 @@ typedef struct {
 static void *spawn_loop(void *arg)
 {
     spawner *s = arg;
-    ch_helper_input in = {.identity = "n1.fleet.local", .inventory = s->inventory};
-    ch_helper_opts o = {0};
+    prov_helper_input in = {.identity = "n1.fleet.local", .inventory = s->inventory};
+    ch_process_run_opts o = {0};
     while (ch_now_mono_ms() < s->until) {
-        ch_helper_reply *reply = NULL;
-        ch_helper_result res;
-        if (ch_helper_run(s->helper, &in, &o, &reply, &res, NULL) == CH_OK && !reply->defer)
+        prov_helper_reply *reply = NULL;
+        ch_process_result res;
+        if (prov_helper_run(s->helper, &in, &o, &reply, &res, NULL) == CH_OK && !reply->defer)
             s->done++;
         else
             s->failed++;
-        ch_helper_reply_free(reply);
-        ch_helper_result_clear(&res);
+        prov_helper_reply_free(reply);
+        ch_process_result_clear(&res);
     }
     return NULL;
 }
@@ -561,7 +561,8 @@ int main(int argc, char **argv)
     printf("\n| figure | value | floor in the same run | ratio | goal |\n|---|---|---|---|---|\n");
     printf("| request/reply through the broker, bare nats.c, %d requesters | %.0f/s | | | |\n",
            workers, reqrep);
-    printf("| demo-helper runs through ch_helper_run, %d threads | %.0f/s | | | |\n", cpus, spawns);
+    printf("| demo-helper runs through prov_helper_run, %d threads | %.0f/s | | | |\n", cpus,
+           spawns);
     printf("| provisioned, %d nodes, %d workers | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | "
            "≥ 0.5 |\n",
            n1, workers, r1.rate, r1.secs, floor, floor > 0 ? r1.rate / floor : 0);

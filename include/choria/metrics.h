@@ -57,51 +57,15 @@ void ch_metric_observe(ch_metric *s, double v); /* summary */
 double ch_metric_value(const ch_metric *s);   /* counter/gauge value; summary sum */
 uint64_t ch_metric_count(const ch_metric *s); /* summary observations; 0 otherwise */
 
+/* The family registered as name when it has the same type and label names (a second user of
+ * one registry, e.g. a second site), else a new family without objectives. CH_ERR_INVALID
+ * when name is registered with another shape. */
+ch_status ch_metrics_family_get(ch_metrics *m, const char *name, const char *help,
+                                ch_metric_type type, const char *const *labels, size_t nlabels,
+                                ch_metric_family **out, ch_error *err);
+
 /* Appends the whole registry: families sorted by name, series by label values, each family
  * with # HELP and # TYPE lines. Returns CH_ERR_NOMEM if out failed. */
 ch_status ch_metrics_render(ch_metrics *m, ch_buf *out, ch_error *err);
-
-/* ---------------------------------------------------------------------------------------
- * The choria_provisioner_* metrics of the upstream provisioner (spec section 10), with their
- * exact names, help texts and labels. All site-labelled series are created at 0 when
- * registered so every dashboard query has data from the start; rpc_time and rpc_errors get
- * a series for each RPC the pipeline makes (CH_PROVISIONER_RPCS). */
-
-#define CH_PROVISIONER_RPCS                                                                        \
-    {                                                                                              \
-        "choria_provision#jwt", "choria_provision#gen25519", "rpcutil#inventory",                  \
-            "choria_provision#gencsr", "choria_provision#release_update",                          \
-            "choria_provision#configure", "choria_provision#restart", "choria_provision#shutdown"  \
-    }
-
-typedef struct {
-    ch_metric *discovered;               /* counter */
-    ch_metric *event_discovered;         /* counter */
-    ch_metric *discover_cycles;          /* counter */
-    ch_metric *discovery_errors;         /* counter */
-    ch_metric *provision_errors;         /* counter */
-    ch_metric *provisioned;              /* counter */
-    ch_metric *busy_workers;             /* gauge */
-    ch_metric *work_queue_entries;       /* gauge */
-    ch_metric *waiting_nodes;            /* gauge */
-    ch_metric *paused;                   /* gauge */
-    ch_metric *helper_time;              /* summary, seconds */
-    ch_metric *helper_errors;            /* counter */
-    ch_metric *helper_shutdown_requests; /* counter */
-    ch_metric *invalid_identities;       /* counter, this project's own */
-    ch_metric_family *rpc_time;          /* summary, seconds, labels site + rpc */
-    ch_metric_family *rpc_errors;        /* counter, labels site + rpc */
-    char site[CH_METRICS_LABEL_VALUE_MAX + 1];
-} ch_provisioner_metrics;
-
-/* Registers every choria_provisioner_* family in m and fills pm with the series for site
- * (may be empty, as upstream's default). pm points into m: m must outlive it. */
-ch_status ch_provisioner_metrics_register(ch_metrics *m, const char *site,
-                                          ch_provisioner_metrics *pm, ch_error *err);
-
-/* One rpc_time observation / one rpc_errors count for rpc ("agent#action"). Lock-free for
- * an rpc seen before; a new rpc label takes the registry lock once. NULL pm is a no-op. */
-void ch_provisioner_metrics_rpc_time(ch_provisioner_metrics *pm, const char *rpc, double seconds);
-void ch_provisioner_metrics_rpc_error(ch_provisioner_metrics *pm, const char *rpc);
 
 #endif

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../server/broker.h"
+#include "../broker/broker.h"
 #include "choria/log.h"
 #include "cli.h"
 
@@ -32,16 +32,16 @@ int cli_broker_run(int argc, char **argv)
     }
     ch_log_set_level(debug ? CH_LOG_DEBUG : CH_LOG_INFO);
     ch_config *cfg = ch_config_new();
-    ch_broker_settings s;
+    brk_settings s;
     memset(&s, 0, sizeof(s));
     ch_error err;
     int rc = 1;
     if (cfg == NULL || ch_config_load_file(cfg, path, &err) != CH_OK ||
-        ch_broker_settings_load(cfg, &s, &err) != CH_OK)
+        brk_settings_load(cfg, &s, &err) != CH_OK)
         fprintf(stderr, "choria: %s: %s\n", path, cfg == NULL ? "out of memory" : err.msg);
     else
-        rc = ch_broker_run(&s);
-    ch_broker_settings_free(&s);
+        rc = brk_run(&s);
+    brk_settings_free(&s);
     ch_config_free(cfg);
     return rc;
 }

@@ -4,14 +4,12 @@
 #include <getopt.h>
 #include <regex.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,13 +17,11 @@
 
 #include "choria/config.h"
 #include "choria/conn.h"
-#include "choria/helper.h"
+#include "choria/process.h"
 #include "choria/leader.h"
 #include "choria/log.h"
 #include "choria/util.h"
 #include "cli.h"
-
-extern char **environ;
 
 #define MAX_ROWS 1024
 #define MAX_PEERS 16
@@ -461,32 +457,21 @@ int cli_election_file(int argc, char **argv)
     return rc;
 }
 
-static pid_t start_command(char **argv)
+/* Starts the command with the caller's stdio; NULL (and a message) when it cannot. */
+static ch_process *start_command(char **argv)
 {
-    pid_t pid = 0;
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawnp(&pid, argv[0], NULL, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        fprintf(stderr, "choria: cannot start %s: %s\n", argv[0], strerror(rc));
-        return -1;
-    }
-    return pid;
+    ch_process_opts o = {.argv = argv};
+    ch_process *p = NULL;
+    ch_error err;
+    if (ch_process_spawn(&o, &p, &err) != CH_OK)
+        fprintf(stderr, "choria: %s\n", err.msg);
+    return p;
 }
 
-/* Reaps the command if it ended; its exit code into *rc. */
-static bool command_ended(pid_t pid, int *rc)
+/* Whether the command ended (its exit code into *rc, 128 + signal when killed). */
+static bool command_ended(ch_process *p, int *rc)
 {
-    int status = 0;
-    if (pid <= 0 || waitpid(pid, &status, WNOHANG) != pid)
-        return false;
-    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return true;
+    return p != NULL && ch_process_wait(p, 0, rc, NULL) == CH_OK;
 }
 
 int cli_election_run(int argc, char **argv)
@@ -505,7 +490,7 @@ int cli_election_run(int argc, char **argv)
     char **cmd = NULL;
     ch_error err;
     if (argc - first == 2) {
-        if (ch_helper_split(argv[first + 1], &cmd, NULL, &err) != CH_OK) {
+        if (ch_process_split(argv[first + 1], &cmd, NULL, &err) != CH_OK) {
             fprintf(stderr, "choria: cannot parse the command: %s\n", err.msg);
             return 1;
         }
@@ -515,36 +500,35 @@ int cli_election_run(int argc, char **argv)
     campaign_events ev = {0};
     natsConnection *nc = NULL;
     ch_leader *l = campaign(&o, name, &ev, &nc);
-    pid_t pid = 0;
+    ch_process *child = NULL;
     int rc = l != NULL ? 0 : 1;
-    while (l != NULL && !cli_should_stop() && !command_ended(pid, &rc)) {
+    while (l != NULL && !cli_should_stop() && !command_ended(child, &rc)) {
         if (atomic_exchange(&ev.won, 0) > 0) {
-            if (pid == 0 && (pid = start_command(words)) < 0) {
+            if (child == NULL && (child = start_command(words)) == NULL) {
                 rc = 1;
                 break;
             }
             nats_Sleep(1000);
-            kill(pid, SIGUSR1);
+            ch_process_signal(child, SIGUSR1);
         }
-        if (atomic_exchange(&ev.lost, 0) > 0 && pid > 0) {
+        if (atomic_exchange(&ev.lost, 0) > 0 && child != NULL) {
             if (terminate) {
-                kill(pid, SIGINT);
+                ch_process_signal(child, SIGINT);
                 nats_Sleep(1000);
-                kill(pid, SIGTERM);
+                ch_process_signal(child, SIGTERM);
             } else {
-                kill(pid, SIGUSR2);
+                ch_process_signal(child, SIGUSR2);
             }
         }
         nats_Sleep(100);
     }
-    if (pid > 0 && cli_should_stop()) {
-        kill(pid, SIGTERM);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (child != NULL && cli_should_stop()) {
+        ch_process_signal(child, SIGTERM);
+        ch_process_wait(child, -1, &rc, NULL);
     }
+    ch_process_free(child);
     ch_leader_stop(l);
     ch_conn_close(nc);
-    ch_helper_argv_free(cmd);
+    ch_process_argv_free(cmd);
     return rc;
 }

@@ -9,7 +9,7 @@
 
 #include "choria/config.h"
 #include "choria/pki.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 #include "cli.h"
 
@@ -179,7 +179,7 @@ static ch_status sign_file(const jwt_opts *o, const json_t *claims, ch_error *er
     const char *alg = strstr(key, "-----BEGIN") != NULL ? "RS256" : "EdDSA";
     if (strcmp(alg, "EdDSA") == 0)
         key[strcspn(key, " \r\n\t")] = '\0';
-    st = ch_provverify_jwt_sign(alg, key, claims, &jwt, err);
+    st = ch_jwt_sign(alg, key, claims, &jwt, err);
     ch_pki_free_secret(key, len);
     if (st != CH_OK)
         return st;

@@ -44,5 +44,5 @@ int cli_server_run(int argc, char **argv, char **full_argv)
         return 1;
     }
     /* The full argv is re-executed on restart, so --provisioning-jwt survives it. */
-    return ch_server_run(config, jwt, debug, full_argv);
+    return srv_run(config, jwt, debug, full_argv);
 }

@@ -65,7 +65,7 @@ static int bad(const char *flag, const char *value)
     return 1;
 }
 
-static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *b)
+static int parse_args(int argc, char **argv, srv_fleet_opts *o, cli_broker_opts *b)
 {
     static const struct option longopts[] = {
         {"count", required_argument, NULL, OPT_COUNT},
@@ -224,7 +224,7 @@ static int parse_args(int argc, char **argv, ch_fleet_opts *o, cli_broker_opts *
 
 int cli_tool_fleet(int argc, char **argv)
 {
-    ch_fleet_opts o;
+    srv_fleet_opts o;
     cli_broker_opts b;
     if (parse_args(argc, argv, &o, &b) != 0)
         return 1;
@@ -237,7 +237,7 @@ int cli_tool_fleet(int argc, char **argv)
     o.server_count = client.server_count;
     o.user = client.user;
     o.password = client.password;
-    int rc = ch_fleet_run(&o);
+    int rc = srv_fleet_run(&o);
     cli_client_free(&client);
     return rc;
 }

@@ -11,30 +11,30 @@
 #include "choria/log.h"
 #include "choria/util.h"
 
-struct ch_discoverer {
-    ch_discoverer_opts o;
+struct prov_discoverer {
+    prov_discoverer_opts o;
     char component[128];
     natsSubscription *events;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop, triggered;
-    ch_discoverer_stats stats;
+    prov_discoverer_stats stats;
 };
 
-static bool paused(const ch_discoverer *d)
+static bool paused(const prov_discoverer *d)
 {
     return d->o.paused != NULL && atomic_load(d->o.paused);
 }
 
 static void on_identity(const char *identity, void *closure)
 {
-    ch_discoverer *d = closure;
+    prov_discoverer *d = closure;
     d->stats.discovered++;
-    d->o.found(identity, CH_FOUND_BY_DISCOVERY, d->o.closure);
+    d->o.found(identity, PROV_FOUND_BY_DISCOVERY, d->o.closure);
 }
 
-static void discover_once(ch_discoverer *d)
+static void discover_once(prov_discoverer *d)
 {
     static const char *const agents[] = {"choria_provision"};
     ch_filter filter = {.agents = agents, .n_agents = 1};
@@ -77,7 +77,7 @@ static void deadline_in(struct timespec *ts, int64_t ms)
 /* Discovers now, then every interval or when triggered, until stopped. */
 static void *discover_loop(void *arg)
 {
-    ch_discoverer *d = arg;
+    prov_discoverer *d = arg;
     pthread_mutex_lock(&d->lock);
     while (!d->stop) {
         d->triggered = false;
@@ -99,14 +99,14 @@ static void *discover_loop(void *arg)
 
 static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    ch_discoverer *d = closure;
+    prov_discoverer *d = closure;
     ch_lifecycle_event *ev = NULL;
     if (!paused(d) && ch_lifecycle_parse(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                          &ev, NULL) == CH_OK) {
         bool ours = ev->type == CH_LIFECYCLE_STARTUP && strcmp(ev->component, d->component) == 0;
         if (ours && ch_identity_valid(ev->identity)) {
             d->stats.event_discovered++;
-            d->o.found(ev->identity, CH_FOUND_BY_EVENT, d->o.closure);
+            d->o.found(ev->identity, PROV_FOUND_BY_EVENT, d->o.closure);
         } else {
             d->stats.invalid_events++;
             if (ours && d->o.metrics != NULL) {
@@ -122,14 +122,14 @@ static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     natsMsg_Destroy(msg);
 }
 
-ch_status ch_discoverer_start(const ch_discoverer_opts *o, ch_discoverer **out, ch_error *err)
+ch_status prov_discoverer_start(const prov_discoverer_opts *o, prov_discoverer **out, ch_error *err)
 {
     *out = NULL;
     if (o->nc == NULL || o->rpc == NULL || o->found == NULL)
         return ch_error_set(err, CH_ERR_INVALID,
                             "discoverer needs a connection, a client and "
                             "a callback");
-    ch_discoverer *d = calloc(1, sizeof(*d));
+    prov_discoverer *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     d->o = *o;
@@ -153,7 +153,7 @@ ch_status ch_discoverer_start(const ch_discoverer_opts *o, ch_discoverer **out, 
     return CH_OK;
 }
 
-void ch_discoverer_trigger(ch_discoverer *d)
+void prov_discoverer_trigger(prov_discoverer *d)
 {
     pthread_mutex_lock(&d->lock);
     d->triggered = true;
@@ -161,12 +161,12 @@ void ch_discoverer_trigger(ch_discoverer *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-const ch_discoverer_stats *ch_discoverer_stats_get(const ch_discoverer *d)
+const prov_discoverer_stats *prov_discoverer_stats_get(const prov_discoverer *d)
 {
     return &d->stats;
 }
 
-void ch_discoverer_stop(ch_discoverer *d)
+void prov_discoverer_stop(prov_discoverer *d)
 {
     if (d == NULL)
         return;

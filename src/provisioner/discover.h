@@ -7,13 +7,13 @@
 
 #include <nats/nats.h>
 
-#include "choria/metrics.h"
+#include "metrics.h"
 #include "choria/rpc.h"
 
-typedef enum { CH_FOUND_BY_DISCOVERY, CH_FOUND_BY_EVENT } ch_found_by;
+typedef enum { PROV_FOUND_BY_DISCOVERY, PROV_FOUND_BY_EVENT } prov_found_by;
 
 /* Called for every identity found (not deduplicated: the host queue does that). */
-typedef void (*ch_found_fn)(const char *identity, ch_found_by how, void *closure);
+typedef void (*prov_found_fn)(const char *identity, prov_found_by how, void *closure);
 
 typedef struct {
     natsConnection *nc;    /* borrowed, shared with the rest of the process */
@@ -22,10 +22,10 @@ typedef struct {
     int64_t interval_ms;   /* between discoveries (the config's `interval`) */
     int64_t timeout_ms;    /* discovery timeout, default 2000 (sliding window 300 ms) */
     const atomic_bool *paused; /* while true nothing is discovered and events are ignored */
-    ch_found_fn found;
+    prov_found_fn found;
     void *closure;
-    ch_provisioner_metrics *metrics; /* optional: discover_cycles and discovery_errors */
-} ch_discoverer_opts;
+    prov_metrics *metrics; /* optional: discover_cycles and discovery_errors */
+} prov_discoverer_opts;
 
 /* Counters for the metrics. */
 typedef struct {
@@ -34,20 +34,21 @@ typedef struct {
     atomic_ullong event_discovered; /* nodes found through startup events */
     atomic_ullong errors;           /* discovery_errors */
     atomic_ullong invalid_events;   /* events that did not parse or named an invalid identity */
-} ch_discoverer_stats;
+} prov_discoverer_stats;
 
-typedef struct ch_discoverer ch_discoverer;
+typedef struct prov_discoverer prov_discoverer;
 
 /* Subscribes to choria.lifecycle.event.startup.<component> and starts the discovery thread,
  * which discovers at once and then every interval. */
-ch_status ch_discoverer_start(const ch_discoverer_opts *opts, ch_discoverer **out, ch_error *err);
+ch_status prov_discoverer_start(const prov_discoverer_opts *opts, prov_discoverer **out,
+                                ch_error *err);
 
 /* Asks for a discovery now (e.g. right after winning an election). */
-void ch_discoverer_trigger(ch_discoverer *d);
+void prov_discoverer_trigger(prov_discoverer *d);
 
-const ch_discoverer_stats *ch_discoverer_stats_get(const ch_discoverer *d);
+const prov_discoverer_stats *prov_discoverer_stats_get(const prov_discoverer *d);
 
 /* Stops the thread (within the running discovery's timeout) and unsubscribes. NULL is fine. */
-void ch_discoverer_stop(ch_discoverer *d);
+void prov_discoverer_stop(prov_discoverer *d);
 
 #endif

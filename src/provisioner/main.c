@@ -14,7 +14,7 @@
 
 #include "choria/config.h"
 #include "choria/log.h"
-#include "choria/provconfig.h"
+#include "config.h"
 #include "provisioner.h"
 
 static const char USAGE[] =
@@ -100,7 +100,7 @@ static int parse_args(int argc, char **argv, args *a)
 }
 
 /* Log destination and level from the provisioner config (upstream passes them to Choria). */
-static ch_status setup_logging(const ch_provconfig *cfg, bool debug, ch_error *err)
+static ch_status setup_logging(const prov_config *cfg, bool debug, ch_error *err)
 {
     ch_log_level level = CH_LOG_INFO;
     ch_log_level_parse(cfg->loglevel, &level);
@@ -193,11 +193,11 @@ static int run(const args *a, const sigset_t *signals)
 {
     ch_error err;
     ch_error_clear(&err);
-    ch_provconfig *cfg = NULL;
+    prov_config *cfg = NULL;
     choria_config cc = {0};
-    ch_provisioner *p = NULL;
+    prov_daemon *p = NULL;
     int rc = 1;
-    if (ch_provconfig_load(a->config, &cfg, &err) != CH_OK) {
+    if (prov_config_load(a->config, &cfg, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Provisioning could not be configured: %s\n", err.msg);
         goto done;
     }
@@ -211,14 +211,14 @@ static int run(const args *a, const sigset_t *signals)
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
         goto done;
     }
-    ch_provisioner_opts po = {.cfg = cfg,
-                              .config_file = a->config,
-                              .servers = cc.resolved->middleware_urls,
-                              .server_count = (int)cc.resolved->middleware_count,
-                              .identity = cc.resolved->identity,
-                              .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
-                              .backoff_percent = backoff_percent_from_env()};
-    if (ch_provisioner_start(&po, &p, &err) != CH_OK) {
+    prov_daemon_opts po = {.cfg = cfg,
+                           .config_file = a->config,
+                           .servers = cc.resolved->middleware_urls,
+                           .server_count = (int)cc.resolved->middleware_count,
+                           .identity = cc.resolved->identity,
+                           .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
+                           .backoff_percent = backoff_percent_from_env()};
+    if (prov_daemon_start(&po, &p, &err) != CH_OK) {
         ch_error("Provisioning could not start: %s", err.msg);
         if (ch_log_get_level() == CH_LOG_OFF || strcasecmp(cfg->logfile, "stderr") != 0)
             fprintf(stderr, "choria-provisioner: Provisioning could not start: %s\n", err.msg);
@@ -229,12 +229,12 @@ static int run(const args *a, const sigset_t *signals)
     wait_for_stop(signals);
     rc = 0;
 done:
-    ch_provisioner_stop(p);
+    prov_daemon_stop(p);
     if (a->pid_file != NULL && rc == 0)
         unlink(a->pid_file);
     ch_config_resolved_free(cc.resolved);
     ch_config_free(cc.cfg);
-    ch_provconfig_free(cfg);
+    prov_config_free(cfg);
     return rc;
 }
 

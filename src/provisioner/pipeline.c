@@ -30,7 +30,7 @@ typedef struct {
     char *inventory;                             /* inventory reply data as sorted JSON text */
     char *csr, *csr_public_key, *csr_ssldir;
     bool have_csr;
-    ch_helper_reply *reply;
+    prov_helper_reply *reply;
     char *encrypted_key; /* the helper's key, encrypted for the node */
     char *ed_public_key, *ed_directory, *ed_signature; /* gen25519 reply, verified */
     char *server_jwt;                                  /* issued for ed_public_key */
@@ -44,7 +44,7 @@ static void node_state_clear(node_state *n)
     free(n->csr);
     free(n->csr_public_key);
     free(n->csr_ssldir);
-    ch_helper_reply_free(n->reply);
+    prov_helper_reply_free(n->reply);
     free(n->encrypted_key);
     free(n->ed_public_key);
     free(n->ed_directory);
@@ -110,7 +110,7 @@ static json_t *sorted_copy(const json_t *v, int depth)
     return out;
 }
 
-char *ch_pipeline_sorted_json(const json_t *v)
+char *prov_pipeline_sorted_json(const json_t *v)
 {
     json_t *copy = sorted_copy(v, 0);
     char *text = copy != NULL ? ch_json_encode(copy, NULL) : NULL;
@@ -120,18 +120,18 @@ char *ch_pipeline_sorted_json(const json_t *v)
 
 /* ---- steps ---- */
 
-static json_t *token_data(const ch_pipeline *p)
+static json_t *token_data(const prov_pipeline *p)
 {
     return json_pack("{s:s}", "token", p->cfg->token);
 }
 
 /* Step 2: fetch the provisioning JWT and verify it (spec 6.3, 9.2). */
-static ch_status step_jwt(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_jwt(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     json_t *data = token_data(p);
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "jwt", data, TRIES_JWT,
-                                   p->provision_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "jwt", data,
+                                     TRIES_JWT, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
         goto done;
@@ -155,7 +155,8 @@ static ch_status step_jwt(const ch_pipeline *p, node_state *n, ch_error *err)
     }
     ch_provjwt *claims = NULL;
     ch_error e;
-    st = ch_provverify_jwt(p->verify_key, jwt, strlen(jwt), ch_now_unix(), &claims, &n->claims, &e);
+    st = ch_jwt_verify_provisioning(p->verify_key, jwt, strlen(jwt), ch_now_unix(), &claims,
+                                    &n->claims, &e);
     ch_provjwt_free(claims);
     if (st != CH_OK)
         ch_error_set(err, st, "invalid provisioning JWT: %s", e.msg);
@@ -166,14 +167,14 @@ done:
 
 /* Step 3: the node makes an ed25519 key and proves it holds it by signing a nonce (spec 6.4,
  * 9.3). */
-static ch_status step_gen25519(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_gen25519(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     char nonce[33];
     ch_request_id(nonce);
     json_t *data = json_pack("{s:s,s:s}", "nonce", nonce, "token", p->cfg->token);
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gen25519", data,
-                                   TRIES_GEN25519, p->provision_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gen25519", data,
+                                     TRIES_GEN25519, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
         goto done;
@@ -202,33 +203,33 @@ done:
 }
 
 /* Step 4: the inventory, kept as JSON text for the helper (spec 6.5). */
-static ch_status step_inventory(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_inventory(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "rpcutil", "inventory", NULL,
-                                   TRIES_INVENTORY, p->rpcutil_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "rpcutil", "inventory", NULL,
+                                     TRIES_INVENTORY, p->rpcutil_timeout_ms, &r, err);
     if (st == CH_OK && !json_is_object(r.data))
         st = ch_error_set(err, CH_ERR_INVALID, "rpcutil#inventory: no inventory received");
-    if (st == CH_OK && (n->inventory = ch_pipeline_sorted_json(r.data)) == NULL)
+    if (st == CH_OK && (n->inventory = prov_pipeline_sorted_json(r.data)) == NULL)
         st = ch_error_set(err, CH_ERR_NOMEM, "cannot encode the inventory");
     ch_rpc_result_clear(&r);
     return st;
 }
 
 /* Step 5: a CSR for the identity, checked against the deny list (spec 6.6, 9.5). */
-static ch_status step_gencsr(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_gencsr(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     json_t *data = json_pack("{s:s,s:s}", "token", p->cfg->token, "cn", n->identity);
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gencsr", data,
-                                   TRIES_GENCSR, p->provision_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "gencsr", data,
+                                     TRIES_GENCSR, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
         goto done;
     const char *csr = data_string(&r, "csr"), *pub = data_string(&r, "public_key"),
                *ssldir = data_string(&r, "ssldir");
     ch_error e;
-    if ((st = ch_provverify_csr(csr, csr != NULL ? strlen(csr) : 0, n->identity, p->deny, &e)) !=
+    if ((st = prov_csr_check(csr, csr != NULL ? strlen(csr) : 0, n->identity, p->deny, &e)) !=
         CH_OK) {
         ch_error_set(err, st, "invalid CSR: %s", e.msg);
         goto done;
@@ -245,7 +246,7 @@ done:
 }
 
 /* The helper's stderr as one log line: new lines folded, bounded. */
-static void log_helper_stderr(const node_state *n, const ch_helper_result *res)
+static void log_helper_stderr(const node_state *n, const ch_process_result *res)
 {
     if (res->errout == NULL || res->errout_len == 0)
         return;
@@ -263,7 +264,7 @@ static void log_helper_stderr(const node_state *n, const ch_helper_result *res)
 }
 
 /* Step 6: the helper (spec 8). */
-static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_helper(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     int64_t t0 = ch_now_mono_ms();
     ch_status st;
@@ -273,21 +274,21 @@ static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
         ch_metric_observe(p->metrics->helper_time, 0);
         return st;
     }
-    ch_helper_csr csr = {.csr = n->csr, .public_key = n->csr_public_key, .ssldir = n->csr_ssldir};
-    ch_helper_ed25519 ed = {
+    prov_helper_csr csr = {.csr = n->csr, .public_key = n->csr_public_key, .ssldir = n->csr_ssldir};
+    prov_helper_ed25519 ed = {
         .public_key = n->ed_public_key, .directory = n->ed_directory, .signature = n->ed_signature};
-    ch_helper_input in = {.identity = n->identity,
-                          .csr = n->have_csr ? &csr : NULL,
-                          .ed25519 = n->ed_public_key != NULL ? &ed : NULL,
-                          .inventory = n->inventory,
-                          .jwt = n->claims};
-    ch_helper_opts opts = {.cancel = p->stopping};
-    ch_helper_result res;
+    prov_helper_input in = {.identity = n->identity,
+                            .csr = n->have_csr ? &csr : NULL,
+                            .ed25519 = n->ed_public_key != NULL ? &ed : NULL,
+                            .inventory = n->inventory,
+                            .jwt = n->claims};
+    ch_process_run_opts opts = {.cancel = p->stopping};
+    ch_process_result res;
     ch_error e;
-    st = ch_helper_run(p->cfg->helper, &in, &opts, &n->reply, &res, &e);
+    st = prov_helper_run(p->cfg->helper, &in, &opts, &n->reply, &res, &e);
     ch_metric_observe(p->metrics->helper_time, (double)(ch_now_mono_ms() - t0) / 1000.0);
     log_helper_stderr(n, &res);
-    ch_helper_result_clear(&res);
+    ch_process_result_clear(&res);
     if (st != CH_OK) {
         ch_metric_inc(p->metrics->helper_errors);
         ch_error_set(err, st, "could not invoke configure helper: %s", e.msg);
@@ -297,15 +298,15 @@ static ch_status step_helper(const ch_pipeline *p, node_state *n, ch_error *err)
 
 /* Step 8: the helper asked for the node to be shut down (spec 6.7). A refusal by the node is
  * only a warning, as upstream; no reply at all is a failure. */
-static ch_status step_shutdown(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_shutdown(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     ch_info("Shutting down host %s based on helper output%s%s", n->identity,
             n->reply->msg[0] != '\0' ? ": " : "", n->reply->msg);
     json_t *data = token_data(p);
     ch_rpc_result r;
     ch_error e;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "shutdown", data,
-                                   TRIES_SHUTDOWN, p->provision_timeout_ms, &r, &e);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "shutdown", data,
+                                     TRIES_SHUTDOWN, p->provision_timeout_ms, &r, &e);
     json_decref(data);
     if (st == CH_OK) {
         ch_metric_inc(p->metrics->helper_shutdown_requests);
@@ -357,7 +358,7 @@ done:
     return st;
 }
 
-static json_t *kv_object(const ch_helper_kv *kv, size_t count)
+static json_t *kv_object(const prov_helper_kv *kv, size_t count)
 {
     json_t *o = json_object();
     for (size_t i = 0; o != NULL && i < count; i++)
@@ -367,13 +368,13 @@ static json_t *kv_object(const ch_helper_kv *kv, size_t count)
 
 /* Step 13: configure (spec 6.9). An empty configuration fails at once: upstream retried
  * this local error five times with back-off. */
-static ch_status step_configure(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_configure(const prov_pipeline *p, node_state *n, ch_error *err)
 {
-    const ch_helper_reply *h = n->reply;
+    const prov_helper_reply *h = n->reply;
     if (h->configuration_count == 0)
         return ch_error_set(err, CH_ERR_INVALID, "empty configuration");
     json_t *conf = kv_object(h->configuration, h->configuration_count);
-    char *conf_text = conf != NULL ? ch_pipeline_sorted_json(conf) : NULL;
+    char *conf_text = conf != NULL ? prov_pipeline_sorted_json(conf) : NULL;
     json_decref(conf);
     const char *ssldir = n->have_csr && n->csr_ssldir[0] != '\0' ? n->csr_ssldir : h->ssldir;
     json_t *data =
@@ -390,32 +391,32 @@ static ch_status step_configure(const ch_pipeline *p, node_state *n, ch_error *e
     if (data == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "cannot encode the configure request");
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "configure", data,
-                                   TRIES_CONFIGURE, p->provision_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "configure", data,
+                                     TRIES_CONFIGURE, p->provision_timeout_ms, &r, err);
     json_decref(data);
     ch_rpc_result_clear(&r);
     return st;
 }
 
 /* Step 14: restart with splay 1 (the node waits 2 s). */
-static ch_status step_restart(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status step_restart(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     json_t *data = json_pack("{s:s,s:i}", "token", p->cfg->token, "splay", 1);
     ch_rpc_result r;
-    ch_status st = ch_rpcwrap_call(p->rpc, n->identity, "choria_provision", "restart", data,
-                                   TRIES_RESTART, p->provision_timeout_ms, &r, err);
+    ch_status st = prov_rpcwrap_call(p->rpc, n->identity, "choria_provision", "restart", data,
+                                     TRIES_RESTART, p->provision_timeout_ms, &r, err);
     json_decref(data);
     ch_rpc_result_clear(&r);
     return st;
 }
 
 /* Steps 9-14, after a helper reply that neither deferred nor asked for a shutdown. */
-static ch_status configure_and_restart(const ch_pipeline *p, node_state *n, ch_error *err)
+static ch_status configure_and_restart(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     ch_status st = CH_OK;
     if (p->cfg->features.ed25519)
-        st = ch_srvjwt_issue(p->signer, n->identity, n->ed_public_key, n->reply, ch_now_unix(),
-                             &n->server_jwt, err);
+        st = prov_srvjwt_issue(p->signer, n->identity, n->ed_public_key, n->reply, ch_now_unix(),
+                               &n->server_jwt, err);
     if (st == CH_OK && n->reply->key[0] != '\0')
         st = encrypt_key(n, err);
     if (st == CH_OK)
@@ -425,12 +426,12 @@ static ch_status configure_and_restart(const ch_pipeline *p, node_state *n, ch_e
     return st;
 }
 
-ch_status ch_pipeline_run(const ch_pipeline *p, const char *identity, ch_pipeline_outcome *outcome,
-                          ch_error *err)
+ch_status prov_pipeline_run(const prov_pipeline *p, const char *identity,
+                            prov_pipeline_outcome *outcome, ch_error *err)
 {
     node_state n = {.identity = identity};
-    const ch_provconfig_features *f = &p->cfg->features;
-    *outcome = CH_PIPELINE_FAILED;
+    const prov_config_features *f = &p->cfg->features;
+    *outcome = PROV_PIPELINE_FAILED;
     ch_status st = CH_OK;
     if (f->jwt)
         st = step_jwt(p, &n, err);
@@ -447,11 +448,11 @@ ch_status ch_pipeline_run(const ch_pipeline *p, const char *identity, ch_pipelin
     } else if (st == CH_OK && n.reply->shutdown) {
         st = step_shutdown(p, &n, err);
         if (st == CH_OK)
-            *outcome = CH_PIPELINE_SHUT_DOWN;
+            *outcome = PROV_PIPELINE_SHUT_DOWN;
     } else if (st == CH_OK) {
         st = configure_and_restart(p, &n, err);
         if (st == CH_OK)
-            *outcome = CH_PIPELINE_PROVISIONED;
+            *outcome = PROV_PIPELINE_PROVISIONED;
     }
     node_state_clear(&n);
     return st;

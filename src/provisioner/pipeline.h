@@ -6,40 +6,41 @@
 
 #include <stdatomic.h>
 
-#include "choria/helper.h"
-#include "choria/metrics.h"
-#include "choria/provconfig.h"
-#include "choria/provverify.h"
+#include "helper.h"
+#include "metrics.h"
+#include "config.h"
+#include "choria/jwt.h"
+#include "csr.h"
 #include "rpcwrap.h"
 #include "srvjwt.h"
 
 typedef struct {
-    const ch_provconfig *cfg;
-    const ch_rpcwrap *rpc;               /* retries, metrics and pause for every RPC */
-    const ch_provverify_key *verify_key; /* NULL when jwt_verify_cert is not set */
-    const ch_provverify_deny *deny;      /* the compiled cert_deny_list */
-    const ch_srvjwt_signer *signer;      /* features.ed25519: signs server JWTs */
-    ch_provisioner_metrics *metrics;     /* helper_time, helper_errors, shutdown requests */
-    const atomic_bool *paused;           /* no RPC or helper starts while true */
-    const atomic_bool *stopping;         /* a running helper is killed when it becomes true */
-    int64_t provision_timeout_ms;        /* per attempt: discovery_timeout + 20 s (DDL) */
-    int64_t rpcutil_timeout_ms;          /* per attempt: discovery_timeout + 2 s (DDL) */
-} ch_pipeline;
+    const prov_config *cfg;
+    const prov_rpcwrap *rpc;          /* retries, metrics and pause for every RPC */
+    const ch_jwt_key *verify_key;     /* NULL when jwt_verify_cert is not set */
+    const prov_csr_deny *deny;        /* the compiled cert_deny_list */
+    const prov_srvjwt_signer *signer; /* features.ed25519: signs server JWTs */
+    prov_metrics *metrics;            /* helper_time, helper_errors, shutdown requests */
+    const atomic_bool *paused;        /* no RPC or helper starts while true */
+    const atomic_bool *stopping;      /* a running helper is killed when it becomes true */
+    int64_t provision_timeout_ms;     /* per attempt: discovery_timeout + 20 s (DDL) */
+    int64_t rpcutil_timeout_ms;       /* per attempt: discovery_timeout + 2 s (DDL) */
+} prov_pipeline;
 
 typedef enum {
-    CH_PIPELINE_PROVISIONED, /* configured and restarted */
-    CH_PIPELINE_SHUT_DOWN,   /* the helper asked for a shutdown and the node took it */
-    CH_PIPELINE_FAILED,      /* err says why; the node is retried on a later cycle */
-} ch_pipeline_outcome;
+    PROV_PIPELINE_PROVISIONED, /* configured and restarted */
+    PROV_PIPELINE_SHUT_DOWN,   /* the helper asked for a shutdown and the node took it */
+    PROV_PIPELINE_FAILED,      /* err says why; the node is retried on a later cycle */
+} prov_pipeline_outcome;
 
 /* Runs the whole pipeline for identity. CH_OK with *outcome PROVISIONED or SHUT_DOWN; any
  * other status means FAILED with err holding one line for the log (a defer is a failure too,
  * "configuration deferred: <msg>", as upstream). */
-ch_status ch_pipeline_run(const ch_pipeline *p, const char *identity, ch_pipeline_outcome *outcome,
-                          ch_error *err);
+ch_status prov_pipeline_run(const prov_pipeline *p, const char *identity,
+                            prov_pipeline_outcome *outcome, ch_error *err);
 
 /* Exposed for tests: the JSON text of v with every object's keys sorted, as Go's encoding of
  * a map does (malloc'd, NULL on no memory). */
-char *ch_pipeline_sorted_json(const json_t *v);
+char *prov_pipeline_sorted_json(const json_t *v);
 
 #endif

@@ -9,12 +9,12 @@
 
 #include "choria/config.h"
 #include "choria/conn.h"
-#include "choria/http.h"
+#include "http.h"
 #include "choria/leader.h"
 #include "choria/lifecycle.h"
 #include "choria/log.h"
 #include "choria/protocol.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 #include "discover.h"
 #include "pipeline.h"
@@ -23,34 +23,34 @@
 
 #define TAKE_WAIT_MS 500 /* a worker rechecks for shutdown this often when idle */
 
-struct ch_provisioner {
-    ch_provisioner_opts o;
+struct prov_daemon {
+    prov_daemon_opts o;
     atomic_bool paused;       /* what the pipeline, the wrapper and discovery check */
     atomic_bool stopping;     /* kills helpers in flight */
     atomic_ullong stale_seen; /* hosts dropped for waiting too long, already counted */
     natsConnection *nc;
     ch_rpc_client *rpc;
-    ch_hosts *hosts;
-    ch_discoverer *discoverer;
+    prov_hosts *hosts;
+    prov_discoverer *discoverer;
     ch_metrics *registry;
-    ch_provisioner_metrics metrics;
-    ch_http_server *http;
-    ch_provverify_key *verify_key;
-    ch_provverify_deny *deny;
-    ch_srvjwt_signer *signer;
+    prov_metrics metrics;
+    prov_http_server *http;
+    ch_jwt_key *verify_key;
+    prov_csr_deny *deny;
+    prov_srvjwt_signer *signer;
     ch_leader *leader;
-    ch_rpcwrap wrap;
-    ch_pipeline pipeline;
+    prov_rpcwrap wrap;
+    prov_pipeline pipeline;
     pthread_t *workers;
     int started_workers;
 };
 
 /* ---- metrics kept in step with the host queue ---- */
 
-static void sync_queue_metrics(ch_provisioner *p)
+static void sync_queue_metrics(prov_daemon *p)
 {
-    ch_hosts_stats s;
-    ch_hosts_stats_get(p->hosts, &s);
+    prov_hosts_stats s;
+    prov_hosts_stats_get(p->hosts, &s);
     ch_metric_set(p->metrics.work_queue_entries, (double)s.queued);
     ch_metric_set(p->metrics.waiting_nodes, (double)s.known);
     /* A host dropped for waiting more than two intervals is a provision error upstream
@@ -68,63 +68,63 @@ static void sync_queue_metrics(ch_provisioner *p)
 
 static void observe_rpc(void *closure, const char *rpc, double seconds)
 {
-    ch_provisioner_metrics_rpc_time(closure, rpc, seconds);
+    prov_metrics_rpc_time(closure, rpc, seconds);
 }
 
 static void failed_rpc(void *closure, const char *rpc)
 {
-    ch_provisioner_metrics_rpc_error(closure, rpc);
+    prov_metrics_rpc_error(closure, rpc);
 }
 
 /* ---- discovery -> queue ---- */
 
-static void on_found(const char *identity, ch_found_by how, void *closure)
+static void on_found(const char *identity, prov_found_by how, void *closure)
 {
-    ch_provisioner *p = closure;
-    ch_hosts_add_result r = ch_hosts_add(p->hosts, identity);
-    if (r == CH_HOSTS_ADDED) {
-        bool by_event = how == CH_FOUND_BY_EVENT;
+    prov_daemon *p = closure;
+    prov_hosts_add_result r = prov_hosts_add(p->hosts, identity);
+    if (r == PROV_HOSTS_ADDED) {
+        bool by_event = how == PROV_FOUND_BY_EVENT;
         ch_metric_inc(by_event ? p->metrics.event_discovered : p->metrics.discovered);
         ch_debug("Adding %s to the provision list after %s", identity,
                  by_event ? "its startup event" : "discovering it");
-    } else if (r == CH_HOSTS_FULL) {
+    } else if (r == PROV_HOSTS_FULL) {
         ch_warn("Adding %s to the work queue failed: the queue is full", identity);
-    } else if (r == CH_HOSTS_INVALID) {
+    } else if (r == PROV_HOSTS_INVALID) {
         ch_warn("Refusing to provision an invalid identity");
     }
-    if (r != CH_HOSTS_DUPLICATE)
+    if (r != PROV_HOSTS_DUPLICATE)
         sync_queue_metrics(p);
 }
 
 /* ---- workers ---- */
 
-static void provision_one(ch_provisioner *p, const char *identity, uint64_t gen)
+static void provision_one(prov_daemon *p, const char *identity, uint64_t gen)
 {
     ch_debug("Provisioning %s", identity);
     ch_metric_inc(p->metrics.busy_workers);
-    ch_pipeline_outcome outcome;
+    prov_pipeline_outcome outcome;
     ch_error err;
     ch_error_clear(&err);
-    ch_status st = ch_pipeline_run(&p->pipeline, identity, &outcome, &err);
+    ch_status st = prov_pipeline_run(&p->pipeline, identity, &outcome, &err);
     ch_metric_dec(p->metrics.busy_workers);
     if (st == CH_OK) {
         ch_metric_inc(p->metrics.provisioned);
         ch_info("Provisioned %s%s", identity,
-                outcome == CH_PIPELINE_SHUT_DOWN ? " (shut down as the helper asked)" : "");
+                outcome == PROV_PIPELINE_SHUT_DOWN ? " (shut down as the helper asked)" : "");
     } else {
         ch_metric_inc(p->metrics.provision_errors);
         ch_error("Could not provision %s: %s", identity, err.msg);
     }
-    ch_hosts_done(p->hosts, identity, gen, st == CH_OK);
+    prov_hosts_done(p->hosts, identity, gen, st == CH_OK);
 }
 
 static void *worker_loop(void *arg)
 {
-    ch_provisioner *p = arg;
+    prov_daemon *p = arg;
     char identity[CH_MAX_IDENTITY_LEN + 1];
     for (;;) {
         uint64_t gen = 0;
-        ch_status st = ch_hosts_take(p->hosts, TAKE_WAIT_MS, identity, &gen);
+        ch_status st = prov_hosts_take(p->hosts, TAKE_WAIT_MS, identity, &gen);
         if (st == CH_ERR_EXPIRED)
             break;
         if (st == CH_OK)
@@ -137,53 +137,53 @@ static void *worker_loop(void *arg)
 /* ---- start-up ---- */
 
 /* What the configuration needs that the file format cannot check. */
-static ch_status check_config(ch_provisioner *p, ch_error *err)
+static ch_status check_config(prov_daemon *p, ch_error *err)
 {
-    const ch_provconfig *c = p->o.cfg;
+    const prov_config *c = p->o.cfg;
     ch_error e;
     if (c->features.ed25519 &&
-        ch_srvjwt_signer_load(c->jwt_signing_key, c->jwt_signing_token, c->server_jwt_validity_ns,
-                              &p->signer, err) != CH_OK)
+        prov_srvjwt_signer_load(c->jwt_signing_key, c->jwt_signing_token, c->server_jwt_validity_ns,
+                                &p->signer, err) != CH_OK)
         return err != NULL ? err->code : CH_ERR_INVALID;
     if (c->features.upgrades)
         return ch_error_set(err, CH_ERR_UNSUPPORTED,
                             "features.upgrades: version upgrades are not supported by this build "
                             "yet");
     char **argv = NULL;
-    if (ch_helper_split(c->helper, &argv, NULL, &e) != CH_OK)
+    if (ch_process_split(c->helper, &argv, NULL, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "helper: cannot parse helper command: %s", e.msg);
-    ch_helper_argv_free(argv);
+    ch_process_argv_free(argv);
     if (c->jwt_verify_cert[0] != '\0' &&
-        ch_provverify_key_load(c->jwt_verify_cert, &p->verify_key, &e) != CH_OK)
+        ch_jwt_key_load(c->jwt_verify_cert, &p->verify_key, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "jwt_verify_cert: %s", e.msg);
     if (c->features.jwt && p->verify_key == NULL)
         return ch_error_set(err, CH_ERR_INVALID,
                             "jwt_verify_cert: features.jwt is enabled but no JWT verification "
                             "certificate is configured");
-    if (ch_provverify_deny_compile(c->cert_deny_list, c->cert_deny_count, &p->deny, &e) != CH_OK)
+    if (prov_csr_deny_compile(c->cert_deny_list, c->cert_deny_count, &p->deny, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "cert_deny_list: %s", e.msg);
     return CH_OK;
 }
 
-static ch_status setup_metrics(ch_provisioner *p, ch_error *err)
+static ch_status setup_metrics(prov_daemon *p, ch_error *err)
 {
     p->registry = ch_metrics_new();
     if (p->registry == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    ch_status st = ch_provisioner_metrics_register(p->registry, p->o.cfg->site, &p->metrics, err);
+    ch_status st = prov_metrics_register(p->registry, p->o.cfg->site, &p->metrics, err);
     if (st != CH_OK || p->o.cfg->monitor_port == 0)
         return st;
-    ch_http_opts ho = {
+    prov_http_opts ho = {
         .bind = p->o.cfg->monitor_bind, .port = p->o.cfg->monitor_port, .metrics = p->registry};
     ch_error e;
-    if (ch_http_server_start(&ho, &p->http, &e) != CH_OK)
+    if (prov_http_server_start(&ho, &p->http, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_IO, "monitor_port: cannot serve /metrics: %s", e.msg);
     return CH_OK;
 }
 
-static ch_status connect_broker(ch_provisioner *p, ch_error *err)
+static ch_status connect_broker(prov_daemon *p, ch_error *err)
 {
-    const ch_provconfig *c = p->o.cfg;
+    const prov_config *c = p->o.cfg;
     bool password = c->broker_provisioning_password[0] != '\0';
     ch_conn_opts co = {.servers = p->o.servers,
                        .server_count = p->o.server_count,
@@ -208,7 +208,7 @@ static ch_status connect_broker(ch_provisioner *p, ch_error *err)
 }
 
 /* The provisioner's own startup event, in the Choria format as upstream sends it. */
-static void publish_startup(ch_provisioner *p)
+static void publish_startup(prov_daemon *p)
 {
     ch_lifecycle_event *ev = NULL;
     char subject[CH_MAX_SUBJECT_LEN], *body = NULL;
@@ -229,7 +229,7 @@ static void publish_startup(ch_provisioner *p)
     ch_lifecycle_event_free(ev);
 }
 
-static ch_status start_workers(ch_provisioner *p, ch_error *err)
+static ch_status start_workers(prov_daemon *p, ch_error *err)
 {
     int n = p->o.cfg->workers > 0 ? p->o.cfg->workers : 1;
     p->workers = calloc((size_t)n, sizeof(*p->workers));
@@ -242,55 +242,55 @@ static ch_status start_workers(ch_provisioner *p, ch_error *err)
     return CH_OK;
 }
 
-static void wire_pipeline(ch_provisioner *p)
+static void wire_pipeline(prov_daemon *p)
 {
     int64_t dt = p->o.discovery_timeout_ms > 0 ? p->o.discovery_timeout_ms : 2000;
-    p->wrap = (ch_rpcwrap){.rpc = p->rpc,
-                           .paused = &p->paused,
-                           .observe = observe_rpc,
-                           .failed = failed_rpc,
-                           .closure = &p->metrics,
-                           .backoff_percent = p->o.backoff_percent};
-    p->pipeline = (ch_pipeline){.cfg = p->o.cfg,
-                                .rpc = &p->wrap,
-                                .verify_key = p->verify_key,
-                                .deny = p->deny,
-                                .signer = p->signer,
-                                .metrics = &p->metrics,
-                                .paused = &p->paused,
-                                .stopping = &p->stopping,
-                                .provision_timeout_ms = dt + 20000,
-                                .rpcutil_timeout_ms = dt + 2000};
+    p->wrap = (prov_rpcwrap){.rpc = p->rpc,
+                             .paused = &p->paused,
+                             .observe = observe_rpc,
+                             .failed = failed_rpc,
+                             .closure = &p->metrics,
+                             .backoff_percent = p->o.backoff_percent};
+    p->pipeline = (prov_pipeline){.cfg = p->o.cfg,
+                                  .rpc = &p->wrap,
+                                  .verify_key = p->verify_key,
+                                  .deny = p->deny,
+                                  .signer = p->signer,
+                                  .metrics = &p->metrics,
+                                  .paused = &p->paused,
+                                  .stopping = &p->stopping,
+                                  .provision_timeout_ms = dt + 20000,
+                                  .rpcutil_timeout_ms = dt + 2000};
 }
 
-static ch_status start_discovery(ch_provisioner *p, ch_error *err)
+static ch_status start_discovery(prov_daemon *p, ch_error *err)
 {
-    ch_discoverer_opts d = {.nc = p->nc,
-                            .rpc = p->rpc,
-                            .component = p->o.cfg->lifecycle_component,
-                            .interval_ms = p->o.cfg->interval_ns / 1000000,
-                            .timeout_ms = p->o.discovery_timeout_ms,
-                            .paused = &p->paused,
-                            .found = on_found,
-                            .closure = p,
-                            .metrics = &p->metrics};
-    return ch_discoverer_start(&d, &p->discoverer, err);
+    prov_discoverer_opts d = {.nc = p->nc,
+                              .rpc = p->rpc,
+                              .component = p->o.cfg->lifecycle_component,
+                              .interval_ms = p->o.cfg->interval_ns / 1000000,
+                              .timeout_ms = p->o.discovery_timeout_ms,
+                              .paused = &p->paused,
+                              .found = on_found,
+                              .closure = p,
+                              .metrics = &p->metrics};
+    return prov_discoverer_start(&d, &p->discoverer, err);
 }
 
 static void on_won(void *closure)
 {
     ch_info("Became leader after winning election");
-    ch_provisioner_resume(closure);
+    prov_daemon_resume(closure);
 }
 
 static void on_lost(void *closure)
 {
     ch_warn("Lost leadership");
-    ch_provisioner_pause(closure);
+    prov_daemon_pause(closure);
 }
 
 /* leader_election: paused until the election is won (spec 5.10, 11). */
-static ch_status start_election(ch_provisioner *p, ch_error *err)
+static ch_status start_election(prov_daemon *p, ch_error *err)
 {
     const char *prefix = p->o.cfg->leader_election_api_prefix;
     ch_leader_opts lo = {.nc = p->nc,
@@ -307,10 +307,10 @@ static ch_status start_election(ch_provisioner *p, ch_error *err)
     return CH_OK;
 }
 
-ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **out, ch_error *err)
+ch_status prov_daemon_start(const prov_daemon_opts *o, prov_daemon **out, ch_error *err)
 {
     *out = NULL;
-    ch_provisioner *p = calloc(1, sizeof(*p));
+    prov_daemon *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     p->o = *o;
@@ -322,12 +322,12 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
     ch_info("Choria Provisioner starting using configuration file %s. Discovery interval %s using "
             "%d workers",
             o->config_file != NULL ? o->config_file : "(none)", interval, o->cfg->workers);
-    ch_hosts_opts ho = {.interval_ms = o->cfg->interval_ns / 1000000, .hold_ms = o->hold_ms};
+    prov_hosts_opts ho = {.interval_ms = o->cfg->interval_ns / 1000000, .hold_ms = o->hold_ms};
     ch_status st = check_config(p, err);
     if (st == CH_OK && (st = setup_metrics(p, err)) == CH_OK)
         ch_metric_set(p->metrics.paused, o->start_paused ? 1 : 0);
     if (st == CH_OK)
-        st = ch_hosts_new(&ho, &p->hosts, err);
+        st = prov_hosts_new(&ho, &p->hosts, err);
     if (st == CH_OK)
         st = connect_broker(p, err);
     if (st == CH_OK) {
@@ -340,51 +340,51 @@ ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **ou
     if (st == CH_OK && o->cfg->leader_election)
         st = start_election(p, err);
     if (st != CH_OK) {
-        ch_provisioner_stop(p);
+        prov_daemon_stop(p);
         return st;
     }
     *out = p;
     return CH_OK;
 }
 
-void ch_provisioner_pause(ch_provisioner *p)
+void prov_daemon_pause(prov_daemon *p)
 {
     atomic_store(&p->paused, true);
     ch_metric_set(p->metrics.paused, 1);
-    size_t dropped = ch_hosts_pause(p->hosts);
+    size_t dropped = prov_hosts_pause(p->hosts);
     sync_queue_metrics(p);
     ch_info("Provisioning paused, %zu queued nodes forgotten", dropped);
 }
 
-void ch_provisioner_resume(ch_provisioner *p)
+void prov_daemon_resume(prov_daemon *p)
 {
     atomic_store(&p->paused, false);
     ch_metric_set(p->metrics.paused, 0);
     ch_info("Provisioning resumed");
-    ch_discoverer_trigger(p->discoverer);
+    prov_discoverer_trigger(p->discoverer);
 }
 
-int ch_provisioner_monitor_port(const ch_provisioner *p)
+int prov_daemon_monitor_port(const prov_daemon *p)
 {
-    return p->http != NULL ? ch_http_server_port(p->http) : 0;
+    return p->http != NULL ? prov_http_server_port(p->http) : 0;
 }
 
-ch_metrics *ch_provisioner_metrics_registry(ch_provisioner *p)
+ch_metrics *prov_daemon_registry(prov_daemon *p)
 {
     return p->registry;
 }
 
-ch_provisioner_metrics *ch_provisioner_metrics_handles(ch_provisioner *p)
+prov_metrics *prov_daemon_metrics(prov_daemon *p)
 {
     return &p->metrics;
 }
 
-void ch_provisioner_hosts_stats(ch_provisioner *p, ch_hosts_stats *out)
+void prov_daemon_hosts_stats(prov_daemon *p, prov_hosts_stats *out)
 {
-    ch_hosts_stats_get(p->hosts, out);
+    prov_hosts_stats_get(p->hosts, out);
 }
 
-void ch_provisioner_stop(ch_provisioner *p)
+void prov_daemon_stop(prov_daemon *p)
 {
     if (p == NULL)
         return;
@@ -394,8 +394,8 @@ void ch_provisioner_stop(ch_provisioner *p)
     atomic_store(&p->stopping, true);
     atomic_store(&p->paused, true);
     if (p->hosts != NULL)
-        ch_hosts_shutdown(p->hosts);
-    ch_discoverer_stop(p->discoverer);
+        prov_hosts_shutdown(p->hosts);
+    prov_discoverer_stop(p->discoverer);
     if (p->nc != NULL)
         natsConnection_Close(p->nc);
     for (int i = 0; i < p->started_workers; i++)
@@ -403,11 +403,11 @@ void ch_provisioner_stop(ch_provisioner *p)
     free(p->workers);
     ch_rpc_client_free(p->rpc);
     ch_conn_close(p->nc);
-    ch_http_server_stop(p->http);
-    ch_hosts_free(p->hosts);
+    prov_http_server_stop(p->http);
+    prov_hosts_free(p->hosts);
     ch_metrics_free(p->registry);
-    ch_provverify_key_free(p->verify_key);
-    ch_provverify_deny_free(p->deny);
-    ch_srvjwt_signer_free(p->signer);
+    ch_jwt_key_free(p->verify_key);
+    prov_csr_deny_free(p->deny);
+    prov_srvjwt_signer_free(p->signer);
     free(p);
 }

@@ -4,13 +4,13 @@
 #ifndef CHORIA_PROVISIONER_PROVISIONER_H
 #define CHORIA_PROVISIONER_PROVISIONER_H
 
-#include "choria/hosts.h"
-#include "choria/metrics.h"
-#include "choria/provconfig.h"
+#include "hosts.h"
+#include "metrics.h"
+#include "config.h"
 
 typedef struct {
-    const ch_provconfig *cfg; /* must outlive the provisioner */
-    const char *config_file;  /* for the start-up log line */
+    const prov_config *cfg;  /* must outlive the provisioner */
+    const char *config_file; /* for the start-up log line */
     const char *const *servers;
     int server_count;
     const char *identity;         /* the provisioner's Choria identity */
@@ -18,29 +18,29 @@ typedef struct {
     int backoff_percent;          /* scales the RPC retry back-off; 0 = 100 (tests) */
     int64_t hold_ms;              /* provisioned hosts held; 0 = 60 s (tests shorten it) */
     bool start_paused;            /* e.g. until a leader election is won */
-} ch_provisioner_opts;
+} prov_daemon_opts;
 
-typedef struct ch_provisioner ch_provisioner;
+typedef struct prov_daemon prov_daemon;
 
 /* Checks what the configuration needs (verification key, deny list, helper command), connects,
  * publishes the provisioner's startup event, starts /metrics, the workers and discovery.
  * Errors are one line naming the cause. */
-ch_status ch_provisioner_start(const ch_provisioner_opts *o, ch_provisioner **out, ch_error *err);
+ch_status prov_daemon_start(const prov_daemon_opts *o, prov_daemon **out, ch_error *err);
 
 /* Pause: nothing is discovered, events are ignored, the queue is emptied and no RPC or helper
  * starts; steps in flight fail at their next check. Resume discovers at once. */
-void ch_provisioner_pause(ch_provisioner *p);
-void ch_provisioner_resume(ch_provisioner *p);
+void prov_daemon_pause(prov_daemon *p);
+void prov_daemon_resume(prov_daemon *p);
 
 /* The port /metrics listens on, 0 when disabled. */
-int ch_provisioner_monitor_port(const ch_provisioner *p);
+int prov_daemon_monitor_port(const prov_daemon *p);
 
-ch_metrics *ch_provisioner_metrics_registry(ch_provisioner *p);
+ch_metrics *prov_daemon_registry(prov_daemon *p);
 /* The choria_provisioner_* series, for reading values in tests. */
-ch_provisioner_metrics *ch_provisioner_metrics_handles(ch_provisioner *p);
-void ch_provisioner_hosts_stats(ch_provisioner *p, ch_hosts_stats *out);
+prov_metrics *prov_daemon_metrics(prov_daemon *p);
+void prov_daemon_hosts_stats(prov_daemon *p, prov_hosts_stats *out);
 
 /* Stops everything (helpers are killed, RPCs in flight end at once) and frees p. NULL is fine. */
-void ch_provisioner_stop(ch_provisioner *p);
+void prov_daemon_stop(prov_daemon *p);
 
 #endif

@@ -9,7 +9,7 @@
 static const int64_t five_sec_ms[] = {500,  750,  1000, 1500, 2000, 2500,
                                       3000, 3500, 4000, 4500, 5000};
 
-int64_t ch_rpcwrap_backoff_ms(int n, int percent)
+int64_t prov_rpcwrap_backoff_ms(int n, int percent)
 {
     size_t count = sizeof(five_sec_ms) / sizeof(five_sec_ms[0]);
     size_t i = n < 0 ? 0 : (size_t)n >= count ? count - 1 : (size_t)n;
@@ -19,13 +19,13 @@ int64_t ch_rpcwrap_backoff_ms(int n, int percent)
     return base / 2 + (base > 0 ? (int64_t)(r % (uint64_t)base) : 0);
 }
 
-static bool paused(const ch_rpcwrap *w)
+static bool paused(const prov_rpcwrap *w)
 {
     return w->paused != NULL && atomic_load(w->paused);
 }
 
 /* Sleeps ms in short slices so a pause cuts the wait short; false when paused. */
-static bool backoff_sleep(const ch_rpcwrap *w, int64_t ms)
+static bool backoff_sleep(const prov_rpcwrap *w, int64_t ms)
 {
     int64_t end = ch_now_mono_ms() + ms;
     while (ch_now_mono_ms() < end) {
@@ -38,7 +38,7 @@ static bool backoff_sleep(const ch_rpcwrap *w, int64_t ms)
 }
 
 /* One attempt. Returns CH_OK on success; *final tells whether retrying is pointless. */
-static ch_status attempt(const ch_rpcwrap *w, const char *label, const char *identity,
+static ch_status attempt(const prov_rpcwrap *w, const char *label, const char *identity,
                          const char *agent, const char *action, const json_t *data,
                          int64_t timeout_ms, ch_rpc_result *r, bool *final, ch_error *err)
 {
@@ -64,9 +64,9 @@ static ch_status attempt(const ch_rpcwrap *w, const char *label, const char *ide
     return st;
 }
 
-ch_status ch_rpcwrap_call(const ch_rpcwrap *w, const char *identity, const char *agent,
-                          const char *action, const json_t *data, int tries, int64_t timeout_ms,
-                          ch_rpc_result *result, ch_error *err)
+ch_status prov_rpcwrap_call(const prov_rpcwrap *w, const char *identity, const char *agent,
+                            const char *action, const json_t *data, int tries, int64_t timeout_ms,
+                            ch_rpc_result *result, ch_error *err)
 {
     char label[128];
     snprintf(label, sizeof(label), "%s#%s", agent, action);
@@ -84,7 +84,7 @@ ch_status ch_rpcwrap_call(const ch_rpcwrap *w, const char *identity, const char 
             return CH_OK;
         if (final || n == tries)
             break;
-        if (!backoff_sleep(w, ch_rpcwrap_backoff_ms(n, w->backoff_percent)))
+        if (!backoff_sleep(w, prov_rpcwrap_backoff_ms(n, w->backoff_percent)))
             return ch_error_set(err, CH_ERR_UNSUPPORTED, "%s failed: provisioner is paused", label);
     }
     if (w->failed != NULL)

@@ -20,17 +20,17 @@ typedef struct {
     void (*failed)(void *closure, const char *rpc);
     void *closure;
     int backoff_percent; /* scales the FiveSec delays; 0 = 100 (tests use less) */
-} ch_rpcwrap;
+} prov_rpcwrap;
 
 /* Calls agent#action on identity up to tries times, each attempt bounded by timeout_ms.
  * CH_OK only for a reply with statuscode 0, which is left in *result (clear it). Otherwise
  * err says why, e.g. "choria_provision#jwt failed: invalid response from n1: Incorrect
  * provision token supplied (1)". Paused: fails at once without counting an rpc error. */
-ch_status ch_rpcwrap_call(const ch_rpcwrap *w, const char *identity, const char *agent,
-                          const char *action, const json_t *data, int tries, int64_t timeout_ms,
-                          ch_rpc_result *result, ch_error *err);
+ch_status prov_rpcwrap_call(const prov_rpcwrap *w, const char *identity, const char *agent,
+                            const char *action, const json_t *data, int tries, int64_t timeout_ms,
+                            ch_rpc_result *result, ch_error *err);
 
 /* The FiveSec back-off before retry n (n >= 1), jittered to [0.5x, 1.5x), in ms. */
-int64_t ch_rpcwrap_backoff_ms(int n, int percent);
+int64_t prov_rpcwrap_backoff_ms(int n, int percent);
 
 #endif

@@ -7,14 +7,14 @@
 #include "choria/json.h"
 #include "choria/log.h"
 #include "choria/pki.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 
 #define KSUID_EPOCH 1400000000
 #define MAX_TOKEN_FILE (64 * 1024)
 #define MIN_VALIDITY_S 3600
 
-struct ch_srvjwt_signer {
+struct prov_srvjwt_signer {
     const char *alg; /* "RS256" or "EdDSA" */
     char *key;       /* PEM text or hex seed; secret */
     size_t key_len;
@@ -22,7 +22,7 @@ struct ch_srvjwt_signer {
     json_t *chain; /* claims of jwt_signing_token, NULL when not chained */
 };
 
-void ch_srvjwt_signer_free(ch_srvjwt_signer *s)
+void prov_srvjwt_signer_free(prov_srvjwt_signer *s)
 {
     if (s == NULL)
         return;
@@ -63,14 +63,14 @@ static ch_status load_chain(const char *path, json_t **out, ch_error *err)
     return st;
 }
 
-ch_status ch_srvjwt_signer_load(const char *key_path, const char *token_path, int64_t validity_ns,
-                                ch_srvjwt_signer **out, ch_error *err)
+ch_status prov_srvjwt_signer_load(const char *key_path, const char *token_path, int64_t validity_ns,
+                                  prov_srvjwt_signer **out, ch_error *err)
 {
     *out = NULL;
     if (key_path == NULL || key_path[0] == '\0')
         return ch_error_set(err, CH_ERR_INVALID,
                             "jwt_signing_key: no jwt signing key configured using jwt_signing_key");
-    ch_srvjwt_signer *s = calloc(1, sizeof(*s));
+    prov_srvjwt_signer *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     s->validity_s = validity_ns / 1000000000;
@@ -91,14 +91,14 @@ ch_status ch_srvjwt_signer_load(const char *key_path, const char *token_path, in
                               "jwt_signing_key");
     }
     if (st != CH_OK) {
-        ch_srvjwt_signer_free(s);
+        prov_srvjwt_signer_free(s);
         return st;
     }
     *out = s;
     return CH_OK;
 }
 
-void ch_srvjwt_ksuid(int64_t t, char out[28])
+void prov_srvjwt_ksuid(int64_t t, char out[28])
 {
     static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char n[20];
@@ -119,7 +119,7 @@ void ch_srvjwt_ksuid(int64_t t, char out[28])
     out[27] = '\0';
 }
 
-static const char *config_value(const ch_helper_reply *r, const char *key)
+static const char *config_value(const prov_helper_reply *r, const char *key)
 {
     for (size_t i = 0; i < r->configuration_count; i++)
         if (strcmp(r->configuration[i].key, key) == 0)
@@ -129,7 +129,7 @@ static const char *config_value(const ch_helper_reply *r, const char *key)
 
 /* Collectives: mcollective, choria for the choria security provider, the configuration's
  * list (split on ',' without trimming, as upstream), then server_claims. */
-static json_t *collectives(const ch_helper_reply *r)
+static json_t *collectives(const prov_helper_reply *r)
 {
     json_t *claimed =
         r->server_claims != NULL ? json_object_get(r->server_claims, "collectives") : NULL;
@@ -155,7 +155,7 @@ static json_t *collectives(const ch_helper_reply *r)
     return a;
 }
 
-static int64_t validity(const ch_srvjwt_signer *s, const json_t *claims, int64_t now)
+static int64_t validity(const prov_srvjwt_signer *s, const json_t *claims, int64_t now)
 {
     json_t *exp = claims != NULL ? json_object_get(claims, "exp") : NULL;
     if (!json_is_number(exp))
@@ -170,7 +170,7 @@ static int64_t validity(const ch_srvjwt_signer *s, const json_t *claims, int64_t
 }
 
 /* Chain issuer data (spec 9.4): iss, issexp, exp capped, and the chain signature tcs. */
-static ch_status add_chain(const ch_srvjwt_signer *s, json_t *c, const char *jti, ch_error *err)
+static ch_status add_chain(const prov_srvjwt_signer *s, json_t *c, const char *jti, ch_error *err)
 {
     const char *cjti = json_string_value(json_object_get(s->chain, "jti"));
     const char *cpub = json_string_value(json_object_get(s->chain, "public_key"));
@@ -202,8 +202,9 @@ static ch_status add_chain(const ch_srvjwt_signer *s, json_t *c, const char *jti
     return CH_OK;
 }
 
-ch_status ch_srvjwt_issue(const ch_srvjwt_signer *s, const char *identity, const char *public_key,
-                          const ch_helper_reply *reply, int64_t now, char **jwt, ch_error *err)
+ch_status prov_srvjwt_issue(const prov_srvjwt_signer *s, const char *identity,
+                            const char *public_key, const prov_helper_reply *reply, int64_t now,
+                            char **jwt, ch_error *err)
 {
     *jwt = NULL;
     if (public_key == NULL || public_key[0] == '\0')
@@ -213,7 +214,7 @@ ch_status ch_srvjwt_issue(const ch_srvjwt_signer *s, const char *identity, const
     json_t *perms = sc != NULL ? json_object_get(sc, "permissions") : NULL;
     json_t *pubs = sc != NULL ? json_object_get(sc, "pub_subjects") : NULL;
     char jti[28];
-    ch_srvjwt_ksuid(now, jti);
+    prov_srvjwt_ksuid(now, jti);
     json_t *c = json_object();
     json_object_set_new(c, "identity", json_string(identity));
     json_object_set_new(c, "collectives", collectives(reply));
@@ -232,7 +233,7 @@ ch_status ch_srvjwt_issue(const ch_srvjwt_signer *s, const char *identity, const
     json_object_set_new(c, "jti", json_string(jti));
     ch_status st = s->chain != NULL ? add_chain(s, c, jti, err) : CH_OK;
     if (st == CH_OK)
-        st = ch_provverify_jwt_sign(s->alg, s->key, c, jwt, err);
+        st = ch_jwt_sign(s->alg, s->key, c, jwt, err);
     json_decref(c);
     return st;
 }

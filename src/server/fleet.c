@@ -80,7 +80,7 @@ typedef struct delayed {
 } delayed;
 
 struct fleet {
-    const ch_fleet_opts *o;
+    const srv_fleet_opts *o;
     fleet_node *nodes;
     fleet_conn *conns;
     int n_conns;
@@ -459,7 +459,7 @@ static uint64_t next_random(fleet *fl)
 
 static node_fault pick_fault(fleet *fl)
 {
-    const ch_fleet_opts *o = fl->o;
+    const srv_fleet_opts *o = fl->o;
     double r = (double)(next_random(fl) % 1000000) / 10000.0, edge = 0;
     const double pcts[] = {0, o->malformed_pct, o->bad_csr_pct, o->wrong_csr_pct, o->jwt_fault_pct};
     for (int f = 1; f < N_FAULTS; f++) {
@@ -736,7 +736,7 @@ static void teardown(fleet *fl)
 
 static ch_status prepare(fleet *fl, ch_error *err)
 {
-    const ch_fleet_opts *o = fl->o;
+    const srv_fleet_opts *o = fl->o;
     if (o->state_dir != NULL) {
         snprintf(fl->state_dir, sizeof(fl->state_dir), "%s", o->state_dir);
         if (mkdir(fl->state_dir, 0700) != 0 && errno != EEXIST)
@@ -786,7 +786,7 @@ static ch_status prepare(fleet *fl, ch_error *err)
     return st;
 }
 
-int ch_fleet_run(const ch_fleet_opts *o)
+int srv_fleet_run(const srv_fleet_opts *o)
 {
     fleet fl;
     memset(&fl, 0, sizeof(fl));

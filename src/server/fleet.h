@@ -32,10 +32,10 @@ typedef struct {
     bool exit_when_provisioned;
     const char *summary_json; /* write the summary here as JSON */
     bool quiet;
-} ch_fleet_opts;
+} srv_fleet_opts;
 
 /* Runs the fleet until a signal, the duration, or (optionally) every live node provisioned.
  * Prints progress and the summary. Returns the process exit code. */
-int ch_fleet_run(const ch_fleet_opts *opts);
+int srv_fleet_run(const srv_fleet_opts *opts);
 
 #endif

@@ -27,7 +27,7 @@
 typedef enum { WANT_RUN, WANT_RESTART, WANT_SHUTDOWN } server_want;
 
 typedef struct {
-    ch_server_settings set;
+    srv_settings set;
     ch_node node;
     ch_provision_state prov;
     json_t *facts;
@@ -297,7 +297,7 @@ static ch_status start(server *s, bool debug, ch_error *err)
     return st;
 }
 
-int ch_server_run(const char *config_file, const char *jwt_file, bool debug, char **argv)
+int srv_run(const char *config_file, const char *jwt_file, bool debug, char **argv)
 {
     server s;
     memset(&s, 0, sizeof(s));
@@ -313,14 +313,14 @@ int ch_server_run(const char *config_file, const char *jwt_file, bool debug, cha
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ch_status st = ch_server_settings_load(config_file, jwt_file, &s.set, &err);
+    ch_status st = srv_settings_load(config_file, jwt_file, &s.set, &err);
     if (st == CH_OK)
         st = start(&s, debug, &err);
     if (st != CH_OK) {
         fprintf(stderr, "choria: %s\n", err.msg);
         close_connection(&s);
         json_decref(s.facts);
-        ch_server_settings_free(&s.set);
+        srv_settings_free(&s.set);
         return 1;
     }
     publish_event(&s, CH_LIFECYCLE_STARTUP, NULL);
@@ -329,7 +329,7 @@ int ch_server_run(const char *config_file, const char *jwt_file, bool debug, cha
         publish_event(&s, CH_LIFECYCLE_SHUTDOWN, NULL);
     close_connection(&s);
     json_decref(s.facts);
-    ch_server_settings_free(&s.set);
+    srv_settings_free(&s.set);
     if (why == WANT_RESTART) {
         nats_Close();
         reexec(argv, &signals);

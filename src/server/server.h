@@ -31,16 +31,16 @@ typedef struct {
     bool legacy_lifecycle_format;
     char *log_level;
     char *log_file;
-} ch_server_settings;
+} srv_settings;
 
 /* Reads the config (if it exists) and the provisioning JWT (if it exists) and decides the
  * mode as go-choria's shouldProvision() does. */
-ch_status ch_server_settings_load(const char *config_file, const char *jwt_file,
-                                  ch_server_settings *out, ch_error *err);
-void ch_server_settings_free(ch_server_settings *s);
+ch_status srv_settings_load(const char *config_file, const char *jwt_file, srv_settings *out,
+                            ch_error *err);
+void srv_settings_free(srv_settings *s);
 
 /* Runs until SIGINT/SIGTERM (returns 0) or a shutdown request (returns 0); re-executes argv
  * on a restart request. Returns non-zero on a fatal error. */
-int ch_server_run(const char *config_file, const char *jwt_file, bool debug, char **argv);
+int srv_run(const char *config_file, const char *jwt_file, bool debug, char **argv);
 
 #endif

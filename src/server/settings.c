@@ -37,7 +37,7 @@ static ch_status set_list(char ***out, size_t *n, const char *const *items, size
     return CH_OK;
 }
 
-static ch_status set_servers(ch_server_settings *s, const char *list, ch_error *err)
+static ch_status set_servers(srv_settings *s, const char *list, ch_error *err)
 {
     ch_config_server *servers = NULL;
     size_t count = 0;
@@ -68,7 +68,7 @@ static ch_status should_provision(const ch_config *cfg, const ch_provjwt *jwt, b
     return CH_OK;
 }
 
-static ch_status load_jwt(ch_server_settings *s, ch_provjwt **jwt, ch_error *err)
+static ch_status load_jwt(srv_settings *s, ch_provjwt **jwt, ch_error *err)
 {
     *jwt = NULL;
     if (!file_exists(s->jwt_file))
@@ -87,8 +87,8 @@ static ch_status load_jwt(ch_server_settings *s, ch_provjwt **jwt, ch_error *err
     return CH_OK;
 }
 
-static ch_status provision_settings(ch_server_settings *s, const ch_config *cfg,
-                                    const ch_provjwt *jwt, ch_error *err)
+static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const ch_provjwt *jwt,
+                                    ch_error *err)
 {
     static const char *const coll[] = {"provisioning"};
     ch_status st = set_list(&s->collectives, &s->n_collectives, coll, 1);
@@ -121,8 +121,8 @@ static ch_status provision_settings(ch_server_settings *s, const ch_config *cfg,
     return st;
 }
 
-static ch_status normal_settings(ch_server_settings *s, const ch_config *cfg,
-                                 const ch_config_resolved *r, ch_error *err)
+static ch_status normal_settings(srv_settings *s, const ch_config *cfg, const ch_config_resolved *r,
+                                 ch_error *err)
 {
     ch_status st = set_list(&s->collectives, &s->n_collectives,
                             (const char *const *)r->collectives.items, r->collectives.count);
@@ -139,8 +139,8 @@ static ch_status normal_settings(ch_server_settings *s, const ch_config *cfg,
     return st;
 }
 
-ch_status ch_server_settings_load(const char *config_file, const char *jwt_file,
-                                  ch_server_settings *s, ch_error *err)
+ch_status srv_settings_load(const char *config_file, const char *jwt_file, srv_settings *s,
+                            ch_error *err)
 {
     memset(s, 0, sizeof(*s));
     s->config_file = strdup(config_file);
@@ -183,7 +183,7 @@ ch_status ch_server_settings_load(const char *config_file, const char *jwt_file,
     ch_config_free(cfg);
     ch_provjwt_free(jwt);
     if (st != CH_OK)
-        ch_server_settings_free(s);
+        srv_settings_free(s);
     return st;
 }
 
@@ -194,7 +194,7 @@ static void free_list(char **items, size_t n)
     free(items);
 }
 
-void ch_server_settings_free(ch_server_settings *s)
+void srv_settings_free(srv_settings *s)
 {
     free(s->config_file);
     free(s->jwt_file);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "choria/helper.h"
+#include "helper.h"
 
 static bool ends_with(const char *s, const char *suf)
 {
@@ -15,9 +15,9 @@ static bool ends_with(const char *s, const char *suf)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ch_helper_reply *r = NULL;
+    prov_helper_reply *r = NULL;
     ch_error err;
-    if (ch_helper_reply_parse((const char *)data, size, 0, &r, &err) != CH_OK) {
+    if (prov_helper_reply_parse((const char *)data, size, 0, &r, &err) != CH_OK) {
         if (r != NULL)
             abort();
         return 0;
@@ -37,6 +37,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!ends_with(r->opa_policies[i].key, ".rego") || strchr(r->opa_policies[i].key, '/') ||
             r->opa_policies[i].value == NULL)
             abort();
-    ch_helper_reply_free(r);
+    prov_helper_reply_free(r);
     return 0;
 }

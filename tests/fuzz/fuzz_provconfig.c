@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "choria/provconfig.h"
+#include "config.h"
 
 /* libfyaml 0.7.12 leaks a buffer for some anchored flow sequences (see fuzz_facts.c). */
 const char *__lsan_default_suppressions(void);
@@ -15,10 +15,10 @@ const char *__lsan_default_suppressions(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ch_provconfig *c = NULL;
+    prov_config *c = NULL;
     ch_error err;
-    if (ch_provconfig_parse((const char *)data, size, "fuzz", &c, &err) == CH_OK) {
-        if (c == NULL || c->workers < 1 || c->workers > CH_PROVCONFIG_MAX_WORKERS ||
+    if (prov_config_parse((const char *)data, size, "fuzz", &c, &err) == CH_OK) {
+        if (c == NULL || c->workers < 1 || c->workers > PROV_CONFIG_MAX_WORKERS ||
             c->interval_ns < 60LL * 1000000000LL || c->server_jwt_validity_ns <= 0 ||
             c->cert_deny_count == 0 || c->logfile[0] == '\0' || c->loglevel[0] == '\0' ||
             c->lifecycle_component[0] == '\0' || strpbrk(c->lifecycle_component, ".>*") ||
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < c->cert_deny_count; i++)
             if (c->cert_deny_list[i] == NULL)
                 abort();
-        ch_provconfig_free(c);
+        prov_config_free(c);
     } else if (c != NULL || memchr(err.msg, '\n', strlen(err.msg)) != NULL) {
         abort();
     }

@@ -22,7 +22,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "choria/helper.h"
+#include "helper.h"
 #include "choria/pki.h"
 #include "choria/util.h"
 
@@ -87,7 +87,7 @@ static int setup_static(void **state)
     return 0;
 }
 
-static const char *config_get(const ch_helper_reply *r, const char *key)
+static const char *config_get(const prov_helper_reply *r, const char *key)
 {
     for (size_t i = 0; i < r->configuration_count; i++)
         if (strcmp(r->configuration[i].key, key) == 0)
@@ -97,15 +97,15 @@ static const char *config_get(const ch_helper_reply *r, const char *key)
 
 /* Runs command with the request the provisioner would send for identity (csr may be NULL)
  * and asserts that the runner accepted the reply (exit 0, strictly typed JSON). */
-static ch_helper_reply *run(const fixture *f, const char *command, const char *identity,
-                            const ch_helper_csr *csr, ch_helper_result *res)
+static prov_helper_reply *run(const fixture *f, const char *command, const char *identity,
+                              const prov_helper_csr *csr, ch_process_result *res)
 {
-    ch_helper_input in = {
+    prov_helper_input in = {
         .identity = identity, .csr = csr, .inventory = INVENTORY, .jwt = f->claims};
-    ch_helper_opts opts = {.timeout_ms = CA_TIMEOUT_MS};
-    ch_helper_reply *reply = NULL;
+    ch_process_run_opts opts = {.timeout_ms = CA_TIMEOUT_MS};
+    prov_helper_reply *reply = NULL;
     ch_error err = {0};
-    ch_status st = ch_helper_run(command, &in, &opts, &reply, res, &err);
+    ch_status st = prov_helper_run(command, &in, &opts, &reply, res, &err);
     if (st != CH_OK)
         print_error("%s: %s\nstderr: %s\n", command, err.msg,
                     res->errout != NULL ? res->errout : "");
@@ -120,8 +120,8 @@ static ch_helper_reply *run(const fixture *f, const char *command, const char *i
 static void test_demo_helper_configures_the_identity_and_leaves_provisioning(void **state)
 {
     fixture *f = *state;
-    ch_helper_result res;
-    ch_helper_reply *r = run(f, f->demo, "n1.example.net", NULL, &res);
+    ch_process_result res;
+    prov_helper_reply *r = run(f, f->demo, "n1.example.net", NULL, &res);
     assert_false(r->defer);
     assert_false(r->shutdown);
     assert_string_equal(r->msg, "demo helper");
@@ -132,8 +132,8 @@ static void test_demo_helper_configures_the_identity_and_leaves_provisioning(voi
     assert_string_equal(config_get(r, "plugin.choria.middleware_hosts"), "nats://127.0.0.1:4222");
     assert_string_equal(r->certificate, "");
     assert_int_equal(res.errout_len, 0);
-    ch_helper_reply_free(r);
-    ch_helper_result_clear(&res);
+    prov_helper_reply_free(r);
+    ch_process_result_clear(&res);
 }
 
 static void test_demo_helper_takes_the_broker_from_the_environment(void **state)
@@ -142,22 +142,22 @@ static void test_demo_helper_takes_the_broker_from_the_environment(void **state)
     char cmd[700];
     snprintf(cmd, sizeof(cmd), "/usr/bin/env CHORIA_DEMO_BROKER=nats://b1:4222,nats://b2:4222 %s",
              f->demo);
-    ch_helper_result res;
-    ch_helper_reply *r = run(f, cmd, "node-7.example.net", NULL, &res);
+    ch_process_result res;
+    prov_helper_reply *r = run(f, cmd, "node-7.example.net", NULL, &res);
     assert_false(r->defer);
     assert_string_equal(config_get(r, "identity"), "node-7.example.net");
     assert_string_equal(config_get(r, "plugin.choria.middleware_hosts"),
                         "nats://b1:4222,nats://b2:4222");
-    ch_helper_reply_free(r);
-    ch_helper_result_clear(&res);
+    prov_helper_reply_free(r);
+    ch_process_result_clear(&res);
 
     /* A value that would need JSON escaping is refused, not copied. */
     snprintf(cmd, sizeof(cmd), "/usr/bin/env 'CHORIA_DEMO_BROKER=nats://b1\"' %s", f->demo);
     r = run(f, cmd, "node-7.example.net", NULL, &res);
     assert_true(r->defer);
     assert_int_equal(r->configuration_count, 0);
-    ch_helper_reply_free(r);
-    ch_helper_result_clear(&res);
+    prov_helper_reply_free(r);
+    ch_process_result_clear(&res);
 }
 
 static void test_demo_helper_defers_bad_identities(void **state)
@@ -168,15 +168,15 @@ static void test_demo_helper_defers_bad_identities(void **state)
     const char *bad[] = {"",     "n1 example", "n1\"x", "<n1>",  "n1/x",
                          "a..b", ".a",         "a.",    "n1\\x", "n\xc3\xa9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ch_helper_result res;
-        ch_helper_reply *r = run(f, f->demo, bad[i], NULL, &res);
+        ch_process_result res;
+        prov_helper_reply *r = run(f, f->demo, bad[i], NULL, &res);
         if (!r->defer)
             print_error("identity [%s] was not deferred\n", bad[i]);
         assert_true(r->defer);
         assert_non_null(strstr(r->msg, "identity"));
         assert_int_equal(r->configuration_count, 0);
-        ch_helper_reply_free(r);
-        ch_helper_result_clear(&res);
+        prov_helper_reply_free(r);
+        ch_process_result_clear(&res);
     }
 }
 
@@ -188,15 +188,15 @@ static void test_demo_helper_speed_through_the_runner(void **state)
     for (int i = 0; i < runs; i++) {
         char identity[64];
         snprintf(identity, sizeof(identity), "node-%05d.fleet.example.net", i);
-        ch_helper_result res;
-        ch_helper_reply *r = run(f, f->demo, identity, NULL, &res);
+        ch_process_result res;
+        prov_helper_reply *r = run(f, f->demo, identity, NULL, &res);
         assert_false(r->defer);
         assert_string_equal(r->configuration[0].value, identity);
-        ch_helper_reply_free(r);
-        ch_helper_result_clear(&res);
+        prov_helper_reply_free(r);
+        ch_process_result_clear(&res);
     }
     int64_t ms = ch_now_mono_ms() - start;
-    print_message("demo-helper: %d runs in %lld ms through ch_helper_run: %.0f runs/s\n", runs,
+    print_message("demo-helper: %d runs in %lld ms through prov_helper_run: %.0f runs/s\n", runs,
                   (long long)ms, ms > 0 ? runs * 1000.0 / (double)ms : 0.0);
 }
 
@@ -280,13 +280,13 @@ static void test_ca_helper_signs_the_csr_and_configures_the_file_provider(void *
     fixture *f = *state;
     ch_pki_csr csr;
     make_csr("n1.example.net", &csr);
-    ch_helper_csr hcsr = {
+    prov_helper_csr hcsr = {
         .csr = csr.csr_pem, .public_key = csr.public_pem, .ssldir = "/etc/choria/ssl"};
     char cmd[700];
     ca_command(f, "ca", cmd, sizeof(cmd));
 
-    ch_helper_result res;
-    ch_helper_reply *r = run(f, cmd, "n1.example.net", &hcsr, &res);
+    ch_process_result res;
+    prov_helper_reply *r = run(f, cmd, "n1.example.net", &hcsr, &res);
     if (r->defer)
         print_error("deferred: %s\nstderr: %s\n", r->msg, res.errout ? res.errout : "");
     assert_false(r->defer);
@@ -320,25 +320,25 @@ static void test_ca_helper_signs_the_csr_and_configures_the_file_provider(void *
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_null(strstr(res.out, "PRIVATE KEY"));
     assert_true(res.errout == NULL || strstr(res.errout, "PRIVATE KEY") == NULL);
-    ch_helper_reply_free(r);
-    ch_helper_result_clear(&res);
+    prov_helper_reply_free(r);
+    ch_process_result_clear(&res);
 
     /* A second node is signed by the same CA, and its ssldir (Windows style, Go-escaped
      * backslashes) is echoed and used for the file paths. */
     ch_pki_csr csr2;
     make_csr("n2.example.net", &csr2);
-    ch_helper_csr hcsr2 = {.csr = csr2.csr_pem,
-                           .public_key = csr2.public_pem,
-                           .ssldir = "C:\\ProgramData\\choria\\ssl"};
-    ch_helper_result res2;
-    ch_helper_reply *r2 = run(f, cmd, "n2.example.net", &hcsr2, &res2);
+    prov_helper_csr hcsr2 = {.csr = csr2.csr_pem,
+                             .public_key = csr2.public_pem,
+                             .ssldir = "C:\\ProgramData\\choria\\ssl"};
+    ch_process_result res2;
+    prov_helper_reply *r2 = run(f, cmd, "n2.example.net", &hcsr2, &res2);
     assert_false(r2->defer);
     assert_string_equal(r2->ssldir, "C:\\ProgramData\\choria\\ssl");
     assert_string_equal(config_get(r2, "plugin.security.file.key"),
                         "C:\\ProgramData\\choria\\ssl/private.pem");
     assert_signed(r2->certificate, r2->ca, csr2.csr_pem, "n2.example.net");
-    ch_helper_reply_free(r2);
-    ch_helper_result_clear(&res2);
+    prov_helper_reply_free(r2);
+    ch_process_result_clear(&res2);
     ch_pki_csr_clear(&csr2);
     ch_pki_csr_clear(&csr);
 }
@@ -349,8 +349,8 @@ typedef struct {
     pthread_barrier_t *barrier;
     char identity[64];
     ch_pki_csr csr;
-    ch_helper_reply *reply;
-    ch_helper_result res;
+    prov_helper_reply *reply;
+    ch_process_result res;
     ch_status st;
     ch_error err;
 } racer;
@@ -358,13 +358,13 @@ typedef struct {
 static void *race(void *arg)
 {
     racer *r = arg;
-    ch_helper_input in = {.identity = r->identity, .inventory = INVENTORY, .jwt = r->f->claims};
-    ch_helper_csr hcsr = {
+    prov_helper_input in = {.identity = r->identity, .inventory = INVENTORY, .jwt = r->f->claims};
+    prov_helper_csr hcsr = {
         .csr = r->csr.csr_pem, .public_key = r->csr.public_pem, .ssldir = "/etc/choria/ssl"};
     in.csr = &hcsr;
-    ch_helper_opts opts = {.timeout_ms = CA_TIMEOUT_MS};
+    ch_process_run_opts opts = {.timeout_ms = CA_TIMEOUT_MS};
     pthread_barrier_wait(r->barrier);
-    r->st = ch_helper_run(r->cmd, &in, &opts, &r->reply, &r->res, &r->err);
+    r->st = prov_helper_run(r->cmd, &in, &opts, &r->reply, &r->res, &r->err);
     return NULL;
 }
 
@@ -434,17 +434,17 @@ static void test_ca_helper_parallel_first_runs_share_one_new_ca(void **state)
     assert_true(files >= 2);
 
     for (int i = 0; i < PARALLEL; i++) {
-        ch_helper_reply_free(rs[i].reply);
-        ch_helper_result_clear(&rs[i].res);
+        prov_helper_reply_free(rs[i].reply);
+        ch_process_result_clear(&rs[i].res);
         ch_pki_csr_clear(&rs[i].csr);
     }
 }
 
 static void expect_ca_defer(const fixture *f, const char *cmd, const char *identity,
-                            const ch_helper_csr *csr, const char *msg)
+                            const prov_helper_csr *csr, const char *msg)
 {
-    ch_helper_result res;
-    ch_helper_reply *r = run(f, cmd, identity, csr, &res);
+    ch_process_result res;
+    prov_helper_reply *r = run(f, cmd, identity, csr, &res);
     assert_true(r->defer);
     if (strstr(r->msg, msg) == NULL)
         fail_msg("msg [%s] lacks [%s]", r->msg, msg);
@@ -453,8 +453,8 @@ static void expect_ca_defer(const fixture *f, const char *cmd, const char *ident
     /* The reason is logged on stderr too. */
     assert_non_null(res.errout);
     assert_non_null(strstr(res.errout, msg));
-    ch_helper_reply_free(r);
-    ch_helper_result_clear(&res);
+    prov_helper_reply_free(r);
+    ch_process_result_clear(&res);
 }
 
 static void test_ca_helper_defers_requests_without_a_usable_csr(void **state)
@@ -467,18 +467,18 @@ static void test_ca_helper_defers_requests_without_a_usable_csr(void **state)
     ch_pki_csr csr;
     make_csr("n1.example.net", &csr);
     /* A newline in ssldir would inject a line into the node's configuration file. */
-    ch_helper_csr inject = {.csr = csr.csr_pem,
-                            .public_key = csr.public_pem,
-                            .ssldir = "/etc/choria/ssl\nplugin.security.provider=file"};
+    prov_helper_csr inject = {.csr = csr.csr_pem,
+                              .public_key = csr.public_pem,
+                              .ssldir = "/etc/choria/ssl\nplugin.security.provider=file"};
     expect_ca_defer(f, cmd, "n1.example.net", &inject, "cannot find the CSR and ssldir");
-    ch_helper_csr no_dir = {.csr = csr.csr_pem, .public_key = csr.public_pem, .ssldir = ""};
+    prov_helper_csr no_dir = {.csr = csr.csr_pem, .public_key = csr.public_pem, .ssldir = ""};
     expect_ca_defer(f, cmd, "n1.example.net", &no_dir, "no ssldir");
-    ch_helper_csr garbage = {.csr = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
-                                    "-----END CERTIFICATE REQUEST-----\n",
-                             .public_key = "",
-                             .ssldir = "/etc/choria/ssl"};
+    prov_helper_csr garbage = {.csr = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+                                      "-----END CERTIFICATE REQUEST-----\n",
+                               .public_key = "",
+                               .ssldir = "/etc/choria/ssl"};
     expect_ca_defer(f, cmd, "n1.example.net", &garbage, "could not sign the CSR");
-    ch_helper_csr good = {
+    prov_helper_csr good = {
         .csr = csr.csr_pem, .public_key = csr.public_pem, .ssldir = "/etc/choria/ssl"};
     expect_ca_defer(f, cmd, "n1 example", &good, "invalid identity");
 

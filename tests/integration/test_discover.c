@@ -58,7 +58,7 @@ static int teardown(void **state)
 }
 
 /* Records distinct identities. */
-static void found(const char *identity, ch_found_by how, void *closure)
+static void found(const char *identity, prov_found_by how, void *closure)
 {
     fixture *f = closure;
     pthread_mutex_lock(&f->lock);
@@ -67,7 +67,7 @@ static void found(const char *identity, ch_found_by how, void *closure)
         seen = strcmp(f->found[i], identity) == 0;
     if (!seen && f->n_found < MAX_FOUND)
         f->found[f->n_found++] = strdup(identity);
-    f->by_event += how == CH_FOUND_BY_EVENT;
+    f->by_event += how == PROV_FOUND_BY_EVENT;
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -106,17 +106,17 @@ static void start_fleet(fixture *f, int slot, const char *prefix, const char *co
     free(line);
 }
 
-static ch_discoverer *start_discoverer(fixture *f)
+static prov_discoverer *start_discoverer(fixture *f)
 {
-    ch_discoverer_opts o = {.nc = f->nc,
-                            .rpc = f->rpc,
-                            .interval_ms = 600000, /* only the first and triggered ones */
-                            .paused = &f->paused,
-                            .found = found,
-                            .closure = f};
-    ch_discoverer *d = NULL;
+    prov_discoverer_opts o = {.nc = f->nc,
+                              .rpc = f->rpc,
+                              .interval_ms = 600000, /* only the first and triggered ones */
+                              .paused = &f->paused,
+                              .found = found,
+                              .closure = f};
+    prov_discoverer *d = NULL;
     ch_error err;
-    CHT_CHECK(ch_discoverer_start(&o, &d, &err), &err);
+    CHT_CHECK(prov_discoverer_start(&o, &d, &err), &err);
     return d;
 }
 
@@ -124,39 +124,39 @@ static void discovery_at_start_finds_every_node(void **state)
 {
     fixture *f = *state;
     start_fleet(f, 0, "d", "50");
-    ch_discoverer *d = start_discoverer(f);
+    prov_discoverer *d = start_discoverer(f);
     assert_true(wait_found(f, 50, 10000));
-    assert_int_equal(ch_discoverer_stats_get(d)->cycles, 1);
-    assert_int_equal(ch_discoverer_stats_get(d)->discovered, 50);
-    ch_discoverer_stop(d);
+    assert_int_equal(prov_discoverer_stats_get(d)->cycles, 1);
+    assert_int_equal(prov_discoverer_stats_get(d)->discovered, 50);
+    prov_discoverer_stop(d);
     assert_int_equal(found_count(f), 50);
 }
 
 static void startup_events_find_new_nodes_between_discoveries(void **state)
 {
     fixture *f = *state;
-    ch_discoverer *d = start_discoverer(f);
+    prov_discoverer *d = start_discoverer(f);
     sleep(1); /* the first discovery (nothing there) is over */
     start_fleet(f, 0, "e", "7");
     assert_true(wait_found(f, 7, 10000));
     assert_int_equal(f->by_event, 7);
-    assert_int_equal(ch_discoverer_stats_get(d)->event_discovered, 7);
-    ch_discoverer_stop(d);
+    assert_int_equal(prov_discoverer_stats_get(d)->event_discovered, 7);
+    prov_discoverer_stop(d);
 }
 
 static void paused_discoverer_finds_nothing_until_resumed(void **state)
 {
     fixture *f = *state;
     atomic_store(&f->paused, true);
-    ch_discoverer *d = start_discoverer(f);
+    prov_discoverer *d = start_discoverer(f);
     start_fleet(f, 0, "p", "5");
-    ch_discoverer_trigger(d);
+    prov_discoverer_trigger(d);
     sleep(3);
     assert_int_equal(found_count(f), 0);
     atomic_store(&f->paused, false);
-    ch_discoverer_trigger(d); /* on demand, as after winning an election */
+    prov_discoverer_trigger(d); /* on demand, as after winning an election */
     assert_true(wait_found(f, 5, 10000));
-    ch_discoverer_stop(d);
+    prov_discoverer_stop(d);
 }
 
 int main(void)

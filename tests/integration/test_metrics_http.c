@@ -16,14 +16,14 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "choria/http.h"
-#include "choria/metrics.h"
+#include "http.h"
+#include "metrics.h"
 #include "harness.h"
 
 typedef struct {
     ch_metrics *m;
-    ch_provisioner_metrics pm;
-    ch_http_server *srv;
+    prov_metrics pm;
+    prov_http_server *srv;
     int port;
 } fixture;
 
@@ -32,19 +32,19 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     ch_error err;
     f->m = ch_metrics_new();
-    if (f->m == NULL || ch_provisioner_metrics_register(f->m, "lab \"1\"", &f->pm, &err) != CH_OK)
+    if (f->m == NULL || prov_metrics_register(f->m, "lab \"1\"", &f->pm, &err) != CH_OK)
         return -1;
     ch_metric_inc(f->pm.discovered);
     ch_metric_inc(f->pm.provisioned);
     ch_metric_observe(f->pm.helper_time, 0.042);
-    ch_provisioner_metrics_rpc_time(&f->pm, "choria_provision#jwt", 0.003);
-    ch_provisioner_metrics_rpc_error(&f->pm, "rpcutil#inventory");
-    ch_http_opts o = {.bind = "127.0.0.1", .port = 0, .metrics = f->m};
-    if (ch_http_server_start(&o, &f->srv, &err) != CH_OK) {
+    prov_metrics_rpc_time(&f->pm, "choria_provision#jwt", 0.003);
+    prov_metrics_rpc_error(&f->pm, "rpcutil#inventory");
+    prov_http_opts o = {.bind = "127.0.0.1", .port = 0, .metrics = f->m};
+    if (prov_http_server_start(&o, &f->srv, &err) != CH_OK) {
         fprintf(stderr, "start: %s\n", err.msg);
         return -1;
     }
-    f->port = ch_http_server_port(f->srv);
+    f->port = prov_http_server_port(f->srv);
     *state = f;
     return 0;
 }
@@ -53,7 +53,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     if (f != NULL) {
-        ch_http_server_stop(f->srv);
+        prov_http_server_stop(f->srv);
         ch_metrics_free(f->m);
         free(f);
     }
@@ -225,30 +225,30 @@ static void test_every_dashboard_metric_is_exposed(void **state)
 static void test_bad_bind_address_and_port_in_use_are_errors(void **state)
 {
     fixture *f = *state;
-    ch_http_server *s = NULL;
+    prov_http_server *s = NULL;
     ch_error err;
-    ch_http_opts o = {.bind = "not-an-ip", .port = 0, .metrics = f->m};
-    assert_int_equal(ch_http_server_start(&o, &s, &err), CH_ERR_INVALID);
+    prov_http_opts o = {.bind = "not-an-ip", .port = 0, .metrics = f->m};
+    assert_int_equal(prov_http_server_start(&o, &s, &err), CH_ERR_INVALID);
     assert_null(s);
     o.bind = "127.0.0.1";
     o.port = f->port;
-    assert_int_equal(ch_http_server_start(&o, &s, &err), CH_ERR_IO);
+    assert_int_equal(prov_http_server_start(&o, &s, &err), CH_ERR_IO);
     assert_null(s);
     o.port = 70000;
-    assert_int_equal(ch_http_server_start(&o, &s, &err), CH_ERR_INVALID);
+    assert_int_equal(prov_http_server_start(&o, &s, &err), CH_ERR_INVALID);
 }
 
 static void test_all_interfaces_bind_is_reachable_on_loopback(void **state)
 {
     fixture *f = *state;
-    ch_http_server *s = NULL;
+    prov_http_server *s = NULL;
     ch_error err;
-    ch_http_opts o = {.bind = NULL, .port = 0, .metrics = f->m};
-    CHT_CHECK(ch_http_server_start(&o, &s, &err), &err);
-    char *body = get(ch_http_server_port(s), "/healthz", 200);
+    prov_http_opts o = {.bind = NULL, .port = 0, .metrics = f->m};
+    CHT_CHECK(prov_http_server_start(&o, &s, &err), &err);
+    char *body = get(prov_http_server_port(s), "/healthz", 200);
     free(body);
-    ch_http_server_stop(s);
-    ch_http_server_stop(NULL);
+    prov_http_server_stop(s);
+    prov_http_server_stop(NULL);
 }
 
 int main(void)

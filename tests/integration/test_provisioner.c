@@ -22,7 +22,7 @@
 #include "choria/json.h"
 #include "choria/lifecycle.h"
 #include "choria/pki.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 #include "harness.h"
 
@@ -88,7 +88,7 @@ static void write_jwt(fixture *f, const char *path, int64_t exp)
                   "test", "iat", (json_int_t)ch_now_unix(), "exp", (json_int_t)exp);
     char *jwt = NULL;
     ch_error err;
-    CHT_CHECK(ch_provverify_jwt_sign("RS256", f->signer_key, claims, &jwt, &err), &err);
+    CHT_CHECK(ch_jwt_sign("RS256", f->signer_key, claims, &jwt, &err), &err);
     write_file(path, "%s\n", jwt);
     free(jwt);
     json_decref(claims);
@@ -498,7 +498,7 @@ static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
                                "chpd", 1, "purpose", "choria_provisioning", "sub",
                                "choria_provisioning", "exp", (json_int_t)ch_now_unix() + 3600);
     char *jwt = NULL;
-    CHT_CHECK(ch_provverify_jwt_sign("EdDSA", org_seed_hex, claims, &jwt, &err), &err);
+    CHT_CHECK(ch_jwt_sign("EdDSA", org_seed_hex, claims, &jwt, &err), &err);
     json_decref(claims);
     snprintf(jwt_path, sizeof(jwt_path), "%s/provisioning.jwt", f->dir);
     write_file(jwt_path, "%s", jwt);
@@ -536,10 +536,10 @@ static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
     snprintf(path, sizeof(path), "%s/server.jwt", sdir);
     CHT_CHECK(ch_read_file(path, 65536, &server_jwt, &len, &err), &err);
 
-    ch_provverify_key *k = NULL;
-    CHT_CHECK(ch_provverify_key_load(sign_pub_hex, &k, &err), &err);
-    CHT_CHECK(ch_provverify_jwt_signature(k, server_jwt, len, &err), &err);
-    ch_provverify_key_free(k);
+    ch_jwt_key *k = NULL;
+    CHT_CHECK(ch_jwt_key_load(sign_pub_hex, &k, &err), &err);
+    CHT_CHECK(ch_jwt_verify_signature(k, server_jwt, len, &err), &err);
+    ch_jwt_key_free(k);
     char *dot1 = strchr(server_jwt, '.'), *dot2 = strchr(dot1 + 1, '.');
     unsigned char *payload = NULL;
     size_t plen = 0;

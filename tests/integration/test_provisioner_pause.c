@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "choria/log.h"
-#include "choria/provconfig.h"
+#include "config.h"
 #include "choria/util.h"
 #include "harness.h"
 #include "provisioner.h"
@@ -21,8 +21,8 @@
 typedef struct {
     cht_broker *broker;
     cht_proc *fleet;
-    ch_provconfig *cfg;
-    ch_provisioner *p;
+    prov_config *cfg;
+    prov_daemon *p;
     char dir[256];
 } fixture;
 
@@ -40,8 +40,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    ch_provisioner_stop(f->p);
-    ch_provconfig_free(f->cfg);
+    prov_daemon_stop(f->p);
+    prov_config_free(f->cfg);
     cht_proc_free(f->fleet);
     cht_broker_free(f->broker);
     cht_remove_tree(f->dir, NULL);
@@ -70,15 +70,15 @@ static void start_provisioner(fixture *f, int workers, const char *helper, bool 
     char yaml[1024];
     snprintf(yaml, sizeof(yaml), "workers: %d\nsite: t\nhelper: %s\n", workers, helper);
     ch_error err;
-    CHT_CHECK(ch_provconfig_parse(yaml, strlen(yaml), "test", &f->cfg, &err), &err);
+    CHT_CHECK(prov_config_parse(yaml, strlen(yaml), "test", &f->cfg, &err), &err);
     const char *servers[] = {cht_broker_url(f->broker)};
-    ch_provisioner_opts o = {.cfg = f->cfg,
-                             .servers = servers,
-                             .server_count = 1,
-                             .identity = "provisioner.example.net",
-                             .backoff_percent = 10,
-                             .start_paused = paused};
-    CHT_CHECK(ch_provisioner_start(&o, &f->p, &err), &err);
+    prov_daemon_opts o = {.cfg = f->cfg,
+                          .servers = servers,
+                          .server_count = 1,
+                          .identity = "provisioner.example.net",
+                          .backoff_percent = 10,
+                          .start_paused = paused};
+    CHT_CHECK(prov_daemon_start(&o, &f->p, &err), &err);
 }
 
 static double value(fixture *f, ch_metric *m)
@@ -107,7 +107,7 @@ static void nothing_happens_while_paused_and_resume_discovers_at_once(void **sta
     demo_helper(helper, sizeof(helper));
     start_fleet(f, "20");
     start_provisioner(f, 4, helper, true);
-    ch_provisioner_metrics *m = ch_provisioner_metrics_handles(f->p);
+    prov_metrics *m = prov_daemon_metrics(f->p);
     assert_true(value(f, m->paused) == 1);
 
     /* A startup event and the interval tick would normally queue nodes. */
@@ -125,7 +125,7 @@ static void nothing_happens_while_paused_and_resume_discovers_at_once(void **sta
     assert_true(value(f, m->waiting_nodes) == 0);
     assert_int_equal(ch_metric_count(m->helper_time), 0);
 
-    ch_provisioner_resume(f->p);
+    prov_daemon_resume(f->p);
     assert_true(value(f, m->paused) == 0);
     wait_value(f, m->provisioned, 20, 20000);
     assert_true(value(f, m->discover_cycles) == 1);
@@ -145,10 +145,10 @@ static void pausing_empties_the_queue_and_starts_no_more_helpers(void **state)
     chmod(helper, 0755);
     start_fleet(f, "10");
     start_provisioner(f, 1, helper, false);
-    ch_provisioner_metrics *m = ch_provisioner_metrics_handles(f->p);
+    prov_metrics *m = prov_daemon_metrics(f->p);
     wait_value(f, m->provisioned, 2, 20000);
 
-    ch_provisioner_pause(f->p);
+    prov_daemon_pause(f->p);
     assert_true(value(f, m->paused) == 1);
     assert_true(value(f, m->work_queue_entries) == 0);
     /* The node in flight fails at its next step; after that nothing moves. */
@@ -161,7 +161,7 @@ static void pausing_empties_the_queue_and_starts_no_more_helpers(void **state)
     assert_true(value(f, m->busy_workers) == 0);
     assert_true(value(f, m->provisioned) < 10);
 
-    ch_provisioner_resume(f->p);
+    prov_daemon_resume(f->p);
     wait_value(f, m->provisioned, 10, 60000);
 }
 

@@ -84,25 +84,25 @@ static void start_fleet(fixture *f, const char *fault, const char *pct)
     free(line);
 }
 
-static ch_rpcwrap wrapper(fixture *f, ch_rpc_client *rpc)
+static prov_rpcwrap wrapper(fixture *f, ch_rpc_client *rpc)
 {
-    return (ch_rpcwrap){.rpc = rpc,
-                        .paused = &f->paused,
-                        .observe = observe,
-                        .failed = failed,
-                        .closure = f,
-                        .backoff_percent = 10};
+    return (prov_rpcwrap){.rpc = rpc,
+                          .paused = &f->paused,
+                          .observe = observe,
+                          .failed = failed,
+                          .closure = f,
+                          .backoff_percent = 10};
 }
 
 static void success_is_one_attempt_and_no_error(void **state)
 {
     fixture *f = *state;
     start_fleet(f, NULL, NULL);
-    ch_rpcwrap w = wrapper(f, f->rpc);
+    prov_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
     CHT_CHECK(
-        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 5, 4000, &r, &err),
+        prov_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 5, 4000, &r, &err),
         &err);
     assert_non_null(json_object_get(r.data, "agents"));
     ch_rpc_result_clear(&r);
@@ -114,12 +114,12 @@ static void errors_are_retried_then_counted_once(void **state)
 {
     fixture *f = *state;
     start_fleet(f, "--error", "100");
-    ch_rpcwrap w = wrapper(f, f->rpc);
+    prov_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
     int64_t t0 = ch_now_mono_ms();
     assert_int_equal(
-        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 3, 4000, &r, &err),
+        prov_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "inventory", NULL, 3, 4000, &r, &err),
         CH_ERR_INVALID);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 3);
@@ -133,12 +133,12 @@ static void errors_are_retried_then_counted_once(void **state)
 static void dead_node_is_given_up_at_once(void **state)
 {
     fixture *f = *state;
-    ch_rpcwrap w = wrapper(f, f->rpc);
+    prov_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
     int64_t t0 = ch_now_mono_ms();
-    assert_int_equal(ch_rpcwrap_call(&w, "gone.fleet.local", "choria_provision", "jwt", NULL, 3,
-                                     22000, &r, &err),
+    assert_int_equal(prov_rpcwrap_call(&w, "gone.fleet.local", "choria_provision", "jwt", NULL, 3,
+                                       22000, &r, &err),
                      CH_ERR_NOT_FOUND);
     ch_rpc_result_clear(&r);
     assert_true(ch_now_mono_ms() - t0 < 1000);
@@ -152,15 +152,15 @@ static void lock_held_by_another_provisioner_is_given_up_at_once(void **state)
     start_fleet(f, NULL, NULL);
     ch_rpc_result r;
     ch_error err;
-    ch_rpcwrap other = wrapper(f, f->other);
-    CHT_CHECK(ch_rpcwrap_call(&other, "n2.fleet.local", "choria_provision", "jwt", NULL, 1, 5000,
-                              &r, &err),
+    prov_rpcwrap other = wrapper(f, f->other);
+    CHT_CHECK(prov_rpcwrap_call(&other, "n2.fleet.local", "choria_provision", "jwt", NULL, 1, 5000,
+                                &r, &err),
               &err);
     ch_rpc_result_clear(&r);
     f->observed = 0;
-    ch_rpcwrap w = wrapper(f, f->rpc);
+    prov_rpcwrap w = wrapper(f, f->rpc);
     assert_int_equal(
-        ch_rpcwrap_call(&w, "n2.fleet.local", "choria_provision", "jwt", NULL, 3, 5000, &r, &err),
+        prov_rpcwrap_call(&w, "n2.fleet.local", "choria_provision", "jwt", NULL, 3, 5000, &r, &err),
         CH_ERR_INVALID);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 1);
@@ -171,11 +171,11 @@ static void paused_wrapper_fails_without_counting(void **state)
 {
     fixture *f = *state;
     atomic_store(&f->paused, true);
-    ch_rpcwrap w = wrapper(f, f->rpc);
+    prov_rpcwrap w = wrapper(f, f->rpc);
     ch_rpc_result r;
     ch_error err;
     assert_int_not_equal(
-        ch_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "ping", NULL, 3, 4000, &r, &err), CH_OK);
+        prov_rpcwrap_call(&w, "n1.fleet.local", "rpcutil", "ping", NULL, 3, 4000, &r, &err), CH_OK);
     ch_rpc_result_clear(&r);
     assert_int_equal(f->observed, 0);
     assert_int_equal(f->failed, 0);
@@ -186,7 +186,7 @@ static void backoff_follows_five_sec_with_jitter(void **state)
 {
     (void)state;
     for (int i = 0; i < 200; i++) {
-        int64_t d1 = ch_rpcwrap_backoff_ms(1, 100), d10 = ch_rpcwrap_backoff_ms(20, 100);
+        int64_t d1 = prov_rpcwrap_backoff_ms(1, 100), d10 = prov_rpcwrap_backoff_ms(20, 100);
         assert_true(d1 >= 375 && d1 < 1125);
         assert_true(d10 >= 2500 && d10 < 7500);
     }

@@ -11,7 +11,7 @@
 
 #include "choria/json.h"
 #include "choria/pki.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 #include "pipeline.h"
 #include "srvjwt.h"
@@ -53,25 +53,25 @@ static int teardown(void **state)
     return 0;
 }
 
-static ch_helper_reply *reply(const char *json)
+static prov_helper_reply *reply(const char *json)
 {
-    ch_helper_reply *r = NULL;
-    assert_int_equal(ch_helper_reply_parse(json, strlen(json), 0, &r, NULL), CH_OK);
+    prov_helper_reply *r = NULL;
+    assert_int_equal(prov_helper_reply_parse(json, strlen(json), 0, &r, NULL), CH_OK);
     return r;
 }
 
 /* Issues a token and returns its verified claims. */
-static json_t *issue(fixture *f, ch_srvjwt_signer *s, const char *reply_json, int64_t now)
+static json_t *issue(fixture *f, prov_srvjwt_signer *s, const char *reply_json, int64_t now)
 {
-    ch_helper_reply *r = reply(reply_json);
+    prov_helper_reply *r = reply(reply_json);
     char *jwt = NULL;
     ch_error err;
-    assert_int_equal(ch_srvjwt_issue(s, "n1.example.net", f->pub_hex, r, now, &jwt, &err), CH_OK);
-    ch_helper_reply_free(r);
-    ch_provverify_key *k = NULL;
-    assert_int_equal(ch_provverify_key_load(f->pub_hex, &k, &err), CH_OK);
-    assert_int_equal(ch_provverify_jwt_signature(k, jwt, strlen(jwt), &err), CH_OK);
-    ch_provverify_key_free(k);
+    assert_int_equal(prov_srvjwt_issue(s, "n1.example.net", f->pub_hex, r, now, &jwt, &err), CH_OK);
+    prov_helper_reply_free(r);
+    ch_jwt_key *k = NULL;
+    assert_int_equal(ch_jwt_key_load(f->pub_hex, &k, &err), CH_OK);
+    assert_int_equal(ch_jwt_verify_signature(k, jwt, strlen(jwt), &err), CH_OK);
+    ch_jwt_key_free(k);
     char *dot1 = strchr(jwt, '.'), *dot2 = strchr(dot1 + 1, '.');
     unsigned char *raw = NULL;
     size_t len = 0;
@@ -91,9 +91,9 @@ static const char *str(json_t *c, const char *k)
 static void default_claims_follow_upstream(void **state)
 {
     fixture *f = *state;
-    ch_srvjwt_signer *s = NULL;
+    prov_srvjwt_signer *s = NULL;
     ch_error err;
-    assert_int_equal(ch_srvjwt_signer_load(f->key, NULL, 86400LL * 365 * 1000000000, &s, &err),
+    assert_int_equal(prov_srvjwt_signer_load(f->key, NULL, 86400LL * 365 * 1000000000, &s, &err),
                      CH_OK);
     json_t *c = issue(f, s, "{\"configuration\":{\"identity\":\"n1.example.net\"}}", 2000000000);
     assert_string_equal(str(c, "identity"), "n1.example.net");
@@ -107,15 +107,15 @@ static void default_claims_follow_upstream(void **state)
     assert_null(json_object_get(c, "permissions"));
     assert_null(json_object_get(c, "pub_subjects"));
     json_decref(c);
-    ch_srvjwt_signer_free(s);
+    prov_srvjwt_signer_free(s);
 }
 
 static void configuration_and_server_claims_shape_the_token(void **state)
 {
     fixture *f = *state;
-    ch_srvjwt_signer *s = NULL;
+    prov_srvjwt_signer *s = NULL;
     ch_error err;
-    assert_int_equal(ch_srvjwt_signer_load(f->key, "", 86400LL * 1000000000, &s, &err), CH_OK);
+    assert_int_equal(prov_srvjwt_signer_load(f->key, "", 86400LL * 1000000000, &s, &err), CH_OK);
     json_t *c = issue(f, s,
                       "{\"configuration\":{\"plugin.security.provider\":\"choria\"},"
                       "\"server_claims\":{\"ou\":\"acme\",\"exp\":2000100000,"
@@ -137,7 +137,7 @@ static void configuration_and_server_claims_shape_the_token(void **state)
                         "b");
     assert_int_equal(json_integer_value(json_object_get(c, "exp")), 2000000000 + 86400);
     json_decref(c);
-    ch_srvjwt_signer_free(s);
+    prov_srvjwt_signer_free(s);
 }
 
 static void chain_issuer_data_is_added_and_exp_capped(void **state)
@@ -148,15 +148,15 @@ static void chain_issuer_data_is_added_and_exp_capped(void **state)
     json_t *chain = json_pack("{s:s,s:s,s:s,s:I}", "tcs", "orgsig", "jti", "CHAINJTI", "public_key",
                               "abcd", "exp", (json_int_t)2000050000);
     char *jwt = NULL;
-    assert_int_equal(ch_provverify_jwt_sign("EdDSA", f->seed_hex, chain, &jwt, NULL), CH_OK);
+    assert_int_equal(ch_jwt_sign("EdDSA", f->seed_hex, chain, &jwt, NULL), CH_OK);
     json_decref(chain);
     FILE *fp = fopen(token, "w");
     fputs(jwt, fp);
     fclose(fp);
     free(jwt);
-    ch_srvjwt_signer *s = NULL;
+    prov_srvjwt_signer *s = NULL;
     ch_error err;
-    assert_int_equal(ch_srvjwt_signer_load(f->key, token, 86400LL * 365 * 1000000000, &s, &err),
+    assert_int_equal(prov_srvjwt_signer_load(f->key, token, 86400LL * 365 * 1000000000, &s, &err),
                      CH_OK);
     json_t *c = issue(f, s, "{\"configuration\":{\"identity\":\"n1\"}}", 2000000000);
     assert_string_equal(str(c, "iss"), "C-CHAINJTI.abcd");
@@ -172,24 +172,24 @@ static void chain_issuer_data_is_added_and_exp_capped(void **state)
     assert_int_equal(ch_pki_hex_decode(f->pub_hex, 64, pub, 32, NULL), CH_OK);
     assert_true(ch_pki_ed25519_verify(pub, msg, strlen(msg), sig));
     json_decref(c);
-    ch_srvjwt_signer_free(s);
+    prov_srvjwt_signer_free(s);
 }
 
 static void signing_key_and_chain_token_errors_name_the_key(void **state)
 {
     fixture *f = *state;
-    ch_srvjwt_signer *s = NULL;
+    prov_srvjwt_signer *s = NULL;
     ch_error err;
-    assert_int_not_equal(ch_srvjwt_signer_load("", NULL, 1, &s, &err), CH_OK);
+    assert_int_not_equal(prov_srvjwt_signer_load("", NULL, 1, &s, &err), CH_OK);
     assert_non_null(strstr(err.msg, "no jwt signing key configured using jwt_signing_key"));
     char bad[128];
     snprintf(bad, sizeof(bad), "%s/bad.seed", f->dir);
     FILE *fp = fopen(bad, "w");
     fprintf(fp, "%s\n", f->seed_hex); /* 65 bytes: refused as upstream does */
     fclose(fp);
-    assert_int_not_equal(ch_srvjwt_signer_load(bad, NULL, 1, &s, &err), CH_OK);
+    assert_int_not_equal(prov_srvjwt_signer_load(bad, NULL, 1, &s, &err), CH_OK);
     assert_non_null(strstr(err.msg, "unsupported key"));
-    assert_int_not_equal(ch_srvjwt_signer_load(f->key, bad, 1, &s, &err), CH_OK);
+    assert_int_not_equal(prov_srvjwt_signer_load(f->key, bad, 1, &s, &err), CH_OK);
     assert_non_null(strstr(err.msg, "jwt_signing_token"));
     assert_null(s);
 }
@@ -198,8 +198,8 @@ static void ksuid_is_27_base62_chars_and_sorts_by_time(void **state)
 {
     (void)state;
     char a[28], b[28];
-    ch_srvjwt_ksuid(1700000000, a);
-    ch_srvjwt_ksuid(1800000000, b);
+    prov_srvjwt_ksuid(1700000000, a);
+    prov_srvjwt_ksuid(1800000000, b);
     assert_int_equal(strlen(a), 27);
     assert_int_equal(strspn(a, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
                      27);
@@ -211,7 +211,7 @@ static void sorted_json_orders_keys_at_every_level(void **state)
     (void)state;
     json_t *v = json_pack("{s:i,s:{s:i,s:i},s:[{s:i,s:i}]}", "z", 1, "a", "y", 1, "b", 2, "m", "q",
                           1, "c", 2);
-    char *text = ch_pipeline_sorted_json(v);
+    char *text = prov_pipeline_sorted_json(v);
     assert_string_equal(text, "{\"a\":{\"b\":2,\"y\":1},\"m\":[{\"c\":2,\"q\":1}],\"z\":1}");
     free(text);
     json_decref(v);

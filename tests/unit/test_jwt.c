@@ -1,4 +1,5 @@
-/* Provisioning JWT verification and signing, verification keys, and the CSR policy. */
+/* JWTs: verification keys from every form jwt_verify_cert takes, provisioning JWT
+ * verification (signature, time claims, chain rule) and signing round trips. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,10 +12,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "choria/pki.h"
-#include "choria/provverify.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 
 #define NOW 2000000000
@@ -104,26 +104,26 @@ static char *sign(const char *alg, const char *key, json_t *c)
 {
     char *jwt = NULL;
     ch_error err;
-    if (ch_provverify_jwt_sign(alg, key, c, &jwt, &err) != CH_OK)
+    if (ch_jwt_sign(alg, key, c, &jwt, &err) != CH_OK)
         fail_msg("sign %s: %s", alg, err.msg);
     json_decref(c);
     return jwt;
 }
 
-static ch_provverify_key *load(const char *value)
+static ch_jwt_key *load(const char *value)
 {
-    ch_provverify_key *k = NULL;
+    ch_jwt_key *k = NULL;
     ch_error err;
-    if (ch_provverify_key_load(value, &k, &err) != CH_OK)
+    if (ch_jwt_key_load(value, &k, &err) != CH_OK)
         fail_msg("load %s: %s", value, err.msg);
     return k;
 }
 
-static ch_status verify(const ch_provverify_key *k, const char *jwt, ch_error *err)
+static ch_status verify(const ch_jwt_key *k, const char *jwt, ch_error *err)
 {
     ch_provjwt *c = NULL;
     json_t *j = NULL;
-    ch_status st = ch_provverify_jwt(k, jwt, strlen(jwt), NOW, &c, &j, err);
+    ch_status st = ch_jwt_verify_provisioning(k, jwt, strlen(jwt), NOW, &c, &j, err);
     if (st == CH_OK) {
         assert_string_equal(c->token, "s3cret");
         assert_string_equal(json_string_value(json_object_get(j, "cht")), "s3cret");
@@ -139,7 +139,7 @@ static ch_status verify(const ch_provverify_key *k, const char *jwt, ch_error *e
 static void rsa_algorithms_round_trip_with_a_public_key_or_certificate(void **state)
 {
     fixture *f = *state;
-    ch_provverify_key *pub = load(f->rsa_pub), *cert = load(f->rsa_cert);
+    ch_jwt_key *pub = load(f->rsa_pub), *cert = load(f->rsa_cert);
     const char *algs[] = {"RS256", "RS384", "RS512"};
     ch_error err;
     for (int i = 0; i < 3; i++) {
@@ -148,8 +148,8 @@ static void rsa_algorithms_round_trip_with_a_public_key_or_certificate(void **st
         assert_int_equal(verify(cert, jwt, &err), CH_OK);
         free(jwt);
     }
-    ch_provverify_key_free(pub);
-    ch_provverify_key_free(cert);
+    ch_jwt_key_free(pub);
+    ch_jwt_key_free(cert);
 }
 
 static void eddsa_round_trips_with_a_hex_key_string_or_file(void **state)
@@ -159,35 +159,35 @@ static void eddsa_round_trips_with_a_hex_key_string_or_file(void **state)
     snprintf(path, sizeof(path), "%s/ed.pub", f->dir);
     snprintf(text, sizeof(text), "%s\n", f->ed_pub);
     write_text(path, text);
-    ch_provverify_key *s = load(f->ed_pub), *file = load(path);
+    ch_jwt_key *s = load(f->ed_pub), *file = load(path);
     char *jwt = sign("EdDSA", f->ed_seed, claims(NOW + 60));
     ch_error err;
     assert_int_equal(verify(s, jwt, &err), CH_OK);
     assert_int_equal(verify(file, jwt, &err), CH_OK);
     free(jwt);
-    ch_provverify_key_free(s);
-    ch_provverify_key_free(file);
+    ch_jwt_key_free(s);
+    ch_jwt_key_free(file);
 }
 
 static void bad_keys_are_refused_clearly(void **state)
 {
     fixture *f = *state;
-    ch_provverify_key *k = NULL;
+    ch_jwt_key *k = NULL;
     ch_error err;
-    assert_int_not_equal(ch_provverify_key_load("", &k, &err), CH_OK);
+    assert_int_not_equal(ch_jwt_key_load("", &k, &err), CH_OK);
     assert_string_equal(err.msg, "no JWT verification certificate configured, cannot validate JWT");
-    assert_int_not_equal(ch_provverify_key_load("abcd", &k, &err), CH_OK);
+    assert_int_not_equal(ch_jwt_key_load("abcd", &k, &err), CH_OK);
     char path[128];
     snprintf(path, sizeof(path), "%s/garbage.pem", f->dir);
     write_text(path, "-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n");
-    assert_int_not_equal(ch_provverify_key_load(path, &k, &err), CH_OK);
+    assert_int_not_equal(ch_jwt_key_load(path, &k, &err), CH_OK);
     assert_null(k);
 }
 
 static void tampering_none_and_key_mismatch_are_refused(void **state)
 {
     fixture *f = *state;
-    ch_provverify_key *rsa = load(f->rsa_pub), *ed = load(f->ed_pub);
+    ch_jwt_key *rsa = load(f->rsa_pub), *ed = load(f->ed_pub);
     ch_error err;
     char *jwt = sign("RS256", f->rsa_key, claims(NOW + 60));
     /* a flipped payload byte */
@@ -223,14 +223,14 @@ static void tampering_none_and_key_mismatch_are_refused(void **state)
     free(h);
     free(p);
     assert_int_not_equal(verify(ed, "a.b", &err), CH_OK);
-    ch_provverify_key_free(rsa);
-    ch_provverify_key_free(ed);
+    ch_jwt_key_free(rsa);
+    ch_jwt_key_free(ed);
 }
 
 static void time_claims_have_no_leeway(void **state)
 {
     fixture *f = *state;
-    ch_provverify_key *ed = load(f->ed_pub);
+    ch_jwt_key *ed = load(f->ed_pub);
     ch_error err;
     char *jwt = sign("EdDSA", f->ed_seed, claims(NOW)); /* now == exp is expired */
     assert_int_equal(verify(ed, jwt, &err), CH_ERR_EXPIRED);
@@ -242,13 +242,13 @@ static void time_claims_have_no_leeway(void **state)
     assert_int_not_equal(verify(ed, jwt, &err), CH_OK);
     assert_string_equal(err.msg, "token has invalid claims: token is not valid yet");
     free(jwt);
-    ch_provverify_key_free(ed);
+    ch_jwt_key_free(ed);
 }
 
 static void only_provisioning_tokens_and_valid_chains_pass(void **state)
 {
     fixture *f = *state;
-    ch_provverify_key *ed = load(f->ed_pub);
+    ch_jwt_key *ed = load(f->ed_pub);
     ch_error err;
     json_t *c = claims(NOW + 60);
     json_object_set_new(c, "purpose", json_string("choria_server"));
@@ -278,110 +278,7 @@ static void only_provisioning_tokens_and_valid_chains_pass(void **state)
     jwt = sign("EdDSA", f->ed_seed, c);
     assert_int_equal(verify(ed, jwt, &err), CH_OK);
     free(jwt);
-    ch_provverify_key_free(ed);
-}
-
-/* ---- CSR ---- */
-
-static char *csr_for(const char *cn)
-{
-    ch_pki_subject s = {.cn = cn};
-    ch_pki_csr csr = {0};
-    assert_int_equal(ch_pki_csr_generate(&s, 1024, &csr, NULL), CH_OK);
-    char *pem = strdup(csr.csr_pem);
-    ch_pki_csr_clear(&csr);
-    return pem;
-}
-
-/* A CSR for cn with a DNS subjectAltName san. */
-static char *csr_with_san(const char *cn, const char *san)
-{
-    EVP_PKEY *k = EVP_RSA_gen(1024);
-    X509_REQ *req = X509_REQ_new();
-    X509_REQ_set_pubkey(req, k);
-    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    char value[256];
-    snprintf(value, sizeof(value), "DNS:%s", san);
-    sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, value));
-    X509_REQ_add_extensions(req, exts);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    X509_REQ_sign(req, k, EVP_sha256());
-    BIO *b = BIO_new(BIO_s_mem());
-    PEM_write_bio_X509_REQ(b, req);
-    char *data = NULL;
-    long len = BIO_get_mem_data(b, &data);
-    char *pem = strndup(data, (size_t)len);
-    BIO_free(b);
-    X509_REQ_free(req);
-    EVP_PKEY_free(k);
-    return pem;
-}
-
-static ch_provverify_deny *default_deny(void)
-{
-    static char *const PATTERNS[] = {"\\.privileged.mcollective$", "\\.privileged.choria$",
-                                     "\\.mcollective$", "\\.choria$"};
-    ch_provverify_deny *d = NULL;
-    assert_int_equal(ch_provverify_deny_compile(PATTERNS, 4, &d, NULL), CH_OK);
-    return d;
-}
-
-static void csr_for_the_identity_passes_and_others_fail(void **state)
-{
-    (void)state;
-    ch_provverify_deny *d = default_deny();
-    char *pem = csr_for("n1.example.net");
-    ch_error err;
-    assert_int_equal(ch_provverify_csr(pem, strlen(pem), "n1.example.net", d, &err), CH_OK);
-    assert_int_not_equal(ch_provverify_csr(pem, strlen(pem), "n2.example.net", d, &err), CH_OK);
-    assert_string_equal(err.msg,
-                        "common name n1.example.net does not match identity n2.example.net");
-    /* tampered signature: flip a byte near the end of the base64 */
-    char *bad = strdup(pem);
-    char *end = strstr(bad, "-----END");
-    end[-5] = end[-5] == 'A' ? 'B' : 'A';
-    assert_int_not_equal(ch_provverify_csr(bad, strlen(bad), "n1.example.net", d, &err), CH_OK);
-    free(bad);
-    free(pem);
-    assert_int_not_equal(ch_provverify_csr("not a csr", 9, "n1", d, &err), CH_OK);
-    assert_string_equal(err.msg, "invalid CSR: not a PEM certificate request");
-    assert_int_not_equal(ch_provverify_csr("", 0, "n1", d, &err), CH_OK);
-    assert_string_equal(err.msg, "no CSR received");
-    ch_provverify_deny_free(d);
-}
-
-static void deny_list_checks_the_cn_and_dns_names(void **state)
-{
-    (void)state;
-    ch_provverify_deny *d = default_deny();
-    ch_error err;
-    char *pem = csr_for("x.choria");
-    assert_int_not_equal(ch_provverify_csr(pem, strlen(pem), "x.choria", d, &err), CH_OK);
-    assert_string_equal(err.msg, "x.choria matches denied certificate pattern");
-    free(pem);
-    pem = csr_with_san("n1.example.net", "admin.privileged.choria");
-    assert_int_not_equal(ch_provverify_csr(pem, strlen(pem), "n1.example.net", d, &err), CH_OK);
-    assert_string_equal(err.msg, "admin.privileged.choria matches denied certificate pattern");
-    free(pem);
-    ch_provverify_deny_free(d);
-}
-
-static void deny_patterns_lose_slashes_and_re2_syntax_is_refused(void **state)
-{
-    (void)state;
-    char *const slashed[] = {"/^bad/"};
-    ch_provverify_deny *d = NULL;
-    ch_error err;
-    assert_int_equal(ch_provverify_deny_compile(slashed, 1, &d, &err), CH_OK);
-    char *pem = csr_for("bad.example.net");
-    assert_int_not_equal(ch_provverify_csr(pem, strlen(pem), "bad.example.net", d, &err), CH_OK);
-    free(pem);
-    ch_provverify_deny_free(d);
-    char *const re2[] = {"n\\d+"};
-    assert_int_not_equal(ch_provverify_deny_compile(re2, 1, &d, &err), CH_OK);
-    assert_null(d);
+    ch_jwt_key_free(ed);
 }
 
 int main(void)
@@ -397,9 +294,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(time_claims_have_no_leeway, setup, teardown),
         cmocka_unit_test_setup_teardown(only_provisioning_tokens_and_valid_chains_pass, setup,
                                         teardown),
-        cmocka_unit_test(csr_for_the_identity_passes_and_others_fail),
-        cmocka_unit_test(deny_list_checks_the_cn_and_dns_names),
-        cmocka_unit_test(deny_patterns_lose_slashes_and_re2_syntax_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* The provisioner's YAML/JSON configuration: decode as Go does, defaults, validation. */
-#include "choria/provconfig.h"
+#include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,12 +28,12 @@ typedef enum { T_INT, T_STR, T_BOOL, T_STRLIST, T_FEATURES } ftype;
 typedef struct {
     const char *key;
     ftype type;
-    size_t off; /* offsetof into ch_provconfig, or into ch_provconfig_features */
+    size_t off; /* offsetof into prov_config, or into prov_config_features */
 } field;
 
 #define F(k, t, m)                                                                                 \
     {                                                                                              \
-        k, t, offsetof(ch_provconfig, m)                                                           \
+        k, t, offsetof(prov_config, m)                                                             \
     }
 static const field FIELDS[] = {
     F("workers", T_INT, workers),
@@ -66,7 +66,7 @@ static const field FIELDS[] = {
 
 #define FF(k, m)                                                                                   \
     {                                                                                              \
-        k, T_BOOL, offsetof(ch_provconfig_features, m)                                             \
+        k, T_BOOL, offsetof(prov_config_features, m)                                               \
     }
 static const field FEATURES[] = {FF("pki", pki), FF("jwt", jwt), FF("ed25519", ed25519),
                                  FF("upgrades", upgrades)};
@@ -161,7 +161,7 @@ static void free_list(char **items, size_t n)
     free(items);
 }
 
-static ch_status add_unknown(ch_provconfig *c, const char *prefix, const char *key, ch_error *err)
+static ch_status add_unknown(prov_config *c, const char *prefix, const char *key, ch_error *err)
 {
     if (c->unknown_count >= 256) /* enough to warn about; the rest are dropped */
         return CH_OK;
@@ -177,7 +177,7 @@ static ch_status add_unknown(ch_provconfig *c, const char *prefix, const char *k
     return CH_OK;
 }
 
-static ch_status set_field(ch_provconfig *c, void *base, const field *f, const char *path,
+static ch_status set_field(prov_config *c, void *base, const field *f, const char *path,
                            const json_t *v, const char *name, ch_error *err)
 {
     if (json_is_null(v)) /* Go leaves the field alone */
@@ -191,7 +191,7 @@ static ch_status set_field(ch_provconfig *c, void *base, const field *f, const c
             !(json_is_real(v) && d > -9e15 && d < 9e15 && (double)(int64_t)d == d))
             return type_error(err, name, v, path, f->type);
         int64_t i = json_is_integer(v) ? json_integer_value(v) : (int64_t)d;
-        if (f->off == offsetof(ch_provconfig, broker_port)) {
+        if (f->off == offsetof(prov_config, broker_port)) {
             *(int64_t *)(void *)p = i;
         } else {
             if (i < INT32_MIN || i > INT32_MAX)
@@ -226,9 +226,9 @@ static ch_status set_field(ch_provconfig *c, void *base, const field *f, const c
         if (!json_is_array(v))
             return type_error(err, name, v, path, f->type);
         size_t n = json_array_size(v);
-        if (n > CH_PROVCONFIG_MAX_DENY)
+        if (n > PROV_CONFIG_MAX_DENY)
             return ch_error_set(err, CH_ERR_TOO_LARGE, "%s: more than %d entries", path,
-                                CH_PROVCONFIG_MAX_DENY);
+                                PROV_CONFIG_MAX_DENY);
         char **items = calloc(n ? n : 1, sizeof(*items));
         if (items == NULL)
             return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
@@ -284,7 +284,7 @@ static ch_status dup_default(char **dst, const char *s, ch_error *err)
     return *dst != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
 }
 
-static ch_status set_default_deny(ch_provconfig *c, ch_error *err)
+static ch_status set_default_deny(prov_config *c, ch_error *err)
 {
     size_t n = sizeof(DEFAULT_DENY) / sizeof(DEFAULT_DENY[0]);
     free_list(c->cert_deny_list, c->cert_deny_count);
@@ -303,11 +303,11 @@ static ch_status set_default_deny(ch_provconfig *c, ch_error *err)
 static int cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > CH_PROVCONFIG_MAX_WORKERS ? CH_PROVCONFIG_MAX_WORKERS : (int)n;
+    return n < 1 ? 1 : n > PROV_CONFIG_MAX_WORKERS ? PROV_CONFIG_MAX_WORKERS : (int)n;
 }
 
 /* Empty strings for every string key so callers never see NULL. */
-static ch_status init_defaults(ch_provconfig *c, ch_error *err)
+static ch_status init_defaults(prov_config *c, ch_error *err)
 {
     char **strs[] = {&c->interval,
                      &c->logfile,
@@ -334,27 +334,27 @@ static ch_status init_defaults(ch_provconfig *c, ch_error *err)
         dup_default(&c->loglevel, "info", err) != CH_OK ||
         dup_default(&c->logformat, "text", err) != CH_OK ||
         dup_default(&c->leader_election_api_prefix, "choria.streams", err) != CH_OK ||
-        dup_default(&c->lifecycle_component, CH_PROVCONFIG_DEFAULT_COMPONENT, err) != CH_OK ||
+        dup_default(&c->lifecycle_component, PROV_CONFIG_DEFAULT_COMPONENT, err) != CH_OK ||
         dup_default(&c->server_jwt_validity, "1y", err) != CH_OK)
         return CH_ERR_NOMEM;
     return CH_OK;
 }
 
 /* Validation in upstream's order (spec 3.2), with the range checks this port adds. */
-static ch_status validate(ch_provconfig *c, ch_error *err)
+static ch_status validate(prov_config *c, ch_error *err)
 {
     ch_error e;
     if (c->lifecycle_component[0] == '\0' &&
-        dup_default(&c->lifecycle_component, CH_PROVCONFIG_DEFAULT_COMPONENT, err) != CH_OK)
+        dup_default(&c->lifecycle_component, PROV_CONFIG_DEFAULT_COMPONENT, err) != CH_OK)
         return CH_ERR_NOMEM;
     /* upstream refuses . > *; whitespace would break the subject just the same */
     if (strpbrk(c->lifecycle_component, ".>* \t\r\n") != NULL ||
         strlen(c->lifecycle_component) > 128)
         return ch_error_set(err, CH_ERR_INVALID, "invalid lifecycle component: %s",
                             c->lifecycle_component);
-    if (c->workers < 0 || c->workers > CH_PROVCONFIG_MAX_WORKERS)
+    if (c->workers < 0 || c->workers > PROV_CONFIG_MAX_WORKERS)
         return ch_error_set(err, CH_ERR_INVALID, "workers must be between 0 and %d, got %d",
-                            CH_PROVCONFIG_MAX_WORKERS, c->workers);
+                            PROV_CONFIG_MAX_WORKERS, c->workers);
     if (c->workers == 0)
         c->workers = cpu_count();
     if (c->cert_deny_count == 0 && set_default_deny(c, err) != CH_OK)
@@ -401,17 +401,17 @@ static ch_status validate(ch_provconfig *c, ch_error *err)
     return CH_OK;
 }
 
-ch_status ch_provconfig_new_default(ch_provconfig **out, ch_error *err)
+ch_status prov_config_new_default(prov_config **out, ch_error *err)
 {
     *out = NULL;
-    ch_provconfig *c = calloc(1, sizeof(*c));
+    prov_config *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     ch_status st = init_defaults(c, err);
     if (st == CH_OK)
         st = validate(c, err);
     if (st != CH_OK) {
-        ch_provconfig_free(c);
+        prov_config_free(c);
         return st;
     }
     *out = c;
@@ -446,8 +446,8 @@ static void one_line(ch_error *err)
     memcpy(err->msg, out, o + 1);
 }
 
-ch_status ch_provconfig_parse(const char *text, size_t len, const char *name, ch_provconfig **out,
-                              ch_error *err)
+ch_status prov_config_parse(const char *text, size_t len, const char *name, prov_config **out,
+                            ch_error *err)
 {
     *out = NULL;
     if (name == NULL)
@@ -460,7 +460,7 @@ ch_status ch_provconfig_parse(const char *text, size_t len, const char *name, ch
                             CH_MAX_CONFIG_FILE_SIZE);
     ch_error e;
     json_t *doc = NULL;
-    ch_provconfig *c = calloc(1, sizeof(*c));
+    prov_config *c = calloc(1, sizeof(*c));
     ch_status st = c != NULL ? init_defaults(c, err) : ch_error_set(err, CH_ERR_NOMEM, "no memory");
     if (st != CH_OK)
         goto done;
@@ -489,7 +489,7 @@ ch_status ch_provconfig_parse(const char *text, size_t len, const char *name, ch
 done:
     json_decref(doc);
     if (st != CH_OK) {
-        ch_provconfig_free(c);
+        prov_config_free(c);
         one_line(err);
     } else {
         *out = c;
@@ -497,7 +497,7 @@ done:
     return st;
 }
 
-ch_status ch_provconfig_load(const char *path, ch_provconfig **out, ch_error *err)
+ch_status prov_config_load(const char *path, prov_config **out, ch_error *err)
 {
     *out = NULL;
     struct stat sb;
@@ -514,12 +514,12 @@ ch_status ch_provconfig_load(const char *path, ch_provconfig **out, ch_error *er
         one_line(err);
         return st;
     }
-    ch_status st = ch_provconfig_parse(text, len, path, out, err);
+    ch_status st = prov_config_parse(text, len, path, out, err);
     free(text);
     return st;
 }
 
-void ch_provconfig_free(ch_provconfig *c)
+void prov_config_free(prov_config *c)
 {
     if (c == NULL)
         return;

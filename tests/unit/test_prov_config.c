@@ -11,15 +11,15 @@
 
 #include <cmocka.h>
 
-#include "choria/provconfig.h"
+#include "config.h"
 
 #define MIN_NS (60LL * 1000000000LL)
 
-static ch_provconfig *ok(const char *text)
+static prov_config *ok(const char *text)
 {
-    ch_provconfig *c = NULL;
+    prov_config *c = NULL;
     ch_error err = {0};
-    ch_status st = ch_provconfig_parse(text, strlen(text), "t.yaml", &c, &err);
+    ch_status st = prov_config_parse(text, strlen(text), "t.yaml", &c, &err);
     if (st != CH_OK)
         fail_msg("unexpected error: %s", err.msg);
     assert_non_null(c);
@@ -30,9 +30,9 @@ static ch_provconfig *ok(const char *text)
 static const char *bad(const char *text)
 {
     static ch_error err;
-    ch_provconfig *c = NULL;
+    prov_config *c = NULL;
     memset(&err, 0, sizeof(err));
-    assert_int_not_equal(ch_provconfig_parse(text, strlen(text), "t.yaml", &c, &err), CH_OK);
+    assert_int_not_equal(prov_config_parse(text, strlen(text), "t.yaml", &c, &err), CH_OK);
     assert_null(c);
     assert_null(strchr(err.msg, '\n'));
     return err.msg;
@@ -40,7 +40,7 @@ static const char *bad(const char *text)
 
 static void empty_file_gives_every_default_with_the_logging_bug_fixed(void **state)
 {
-    ch_provconfig *c = ok("");
+    prov_config *c = ok("");
     assert_int_equal(c->workers, sysconf(_SC_NPROCESSORS_ONLN));
     assert_string_equal(c->interval, "1m");
     assert_int_equal(c->interval_ns, MIN_NS);
@@ -70,38 +70,38 @@ static void empty_file_gives_every_default_with_the_logging_bug_fixed(void **sta
     assert_false(c->upgrades_optional);
     assert_false(c->features.pki || c->features.jwt || c->features.ed25519 || c->features.upgrades);
     assert_int_equal(c->unknown_count, 0);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 
     ch_error err;
-    assert_int_equal(ch_provconfig_new_default(&c, &err), CH_OK);
+    assert_int_equal(prov_config_new_default(&c, &err), CH_OK);
     assert_string_equal(c->logfile, "stderr");
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void every_key_is_read_from_yaml(void **state)
 {
-    ch_provconfig *c = ok("workers: 4\n"
-                          "interval: 5m\n"
-                          "logfile: /var/log/p.log\n"
-                          "loglevel: warn\n"
-                          "helper: /etc/choria-provisioner/helper --x 'a b'\n"
-                          "token: s3cret\n"
-                          "lifecycle_component: custom\n"
-                          "choria_insecure: true\n"
-                          "site: TEST\n"
-                          "monitor_port: 8080\n"
-                          "broker_port: 4222\n"
-                          "broker_provisioning_password: pw\n"
-                          "cert_deny_list: ['\\.bad$', '/evil/']\n"
-                          "jwt_verify_cert: e72cba\n"
-                          "jwt_signing_key: /k.seed\n"
-                          "jwt_signing_token: /k.jwt\n"
-                          "server_jwt_validity: 2d\n"
-                          "rego_policy: /p.rego\n"
-                          "leader_election: true\n"
-                          "upgrades_repository: https://repo\n"
-                          "upgrades_optional: true\n"
-                          "features:\n  pki: true\n  jwt: true\n  upgrades: true\n");
+    prov_config *c = ok("workers: 4\n"
+                        "interval: 5m\n"
+                        "logfile: /var/log/p.log\n"
+                        "loglevel: warn\n"
+                        "helper: /etc/choria-provisioner/helper --x 'a b'\n"
+                        "token: s3cret\n"
+                        "lifecycle_component: custom\n"
+                        "choria_insecure: true\n"
+                        "site: TEST\n"
+                        "monitor_port: 8080\n"
+                        "broker_port: 4222\n"
+                        "broker_provisioning_password: pw\n"
+                        "cert_deny_list: ['\\.bad$', '/evil/']\n"
+                        "jwt_verify_cert: e72cba\n"
+                        "jwt_signing_key: /k.seed\n"
+                        "jwt_signing_token: /k.jwt\n"
+                        "server_jwt_validity: 2d\n"
+                        "rego_policy: /p.rego\n"
+                        "leader_election: true\n"
+                        "upgrades_repository: https://repo\n"
+                        "upgrades_optional: true\n"
+                        "features:\n  pki: true\n  jwt: true\n  upgrades: true\n");
     assert_int_equal(c->workers, 4);
     assert_string_equal(c->interval, "5m");
     assert_int_equal(c->interval_ns, 5 * MIN_NS);
@@ -129,88 +129,88 @@ static void every_key_is_read_from_yaml(void **state)
     assert_true(c->features.pki && c->features.jwt && c->features.upgrades);
     assert_false(c->features.ed25519);
     assert_int_equal(c->unknown_count, 0);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void json_files_are_accepted(void **state)
 {
-    ch_provconfig *c = ok("{\"workers\": 2, \"interval\": \"10m\", \"features\": {\"jwt\": true},"
-                          " \"cert_deny_list\": [\"x$\"]}");
+    prov_config *c = ok("{\"workers\": 2, \"interval\": \"10m\", \"features\": {\"jwt\": true},"
+                        " \"cert_deny_list\": [\"x$\"]}");
     assert_int_equal(c->workers, 2);
     assert_int_equal(c->interval_ns, 10 * MIN_NS);
     assert_true(c->features.jwt);
     assert_int_equal(c->cert_deny_count, 1);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void keys_match_case_insensitively_as_go_does(void **state)
 {
-    ch_provconfig *c = ok("Workers: 3\nSITE: x\nFeatures:\n  PKI: true\n");
+    prov_config *c = ok("Workers: 3\nSITE: x\nFeatures:\n  PKI: true\n");
     assert_int_equal(c->workers, 3);
     assert_string_equal(c->site, "x");
     assert_true(c->features.pki);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void unknown_keys_are_listed_not_fatal(void **state)
 {
-    ch_provconfig *c = ok("management: {}\nleader_election_name: x\nfeatures:\n  broker: true\n");
+    prov_config *c = ok("management: {}\nleader_election_name: x\nfeatures:\n  broker: true\n");
     assert_int_equal(c->unknown_count, 3);
     bool seen_feature = false;
     for (size_t i = 0; i < c->unknown_count; i++)
         seen_feature |= strcmp(c->unknown_keys[i], "features.broker") == 0;
     assert_true(seen_feature);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void null_values_keep_the_defaults(void **state)
 {
-    ch_provconfig *c = ok("workers:\ninterval: ~\ncert_deny_list: null\nfeatures:\nlogfile:\n");
+    prov_config *c = ok("workers:\ninterval: ~\ncert_deny_list: null\nfeatures:\nlogfile:\n");
     assert_int_equal(c->workers, sysconf(_SC_NPROCESSORS_ONLN));
     assert_string_equal(c->interval, "1m");
     assert_int_equal(c->cert_deny_count, 4);
     assert_string_equal(c->logfile, "stderr");
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void empty_values_fall_back_to_defaults(void **state)
 {
-    ch_provconfig *c = ok("lifecycle_component: ''\ncert_deny_list: []\nloglevel: ''\n"
-                          "logfile: ''\nserver_jwt_validity: ''\nworkers: 0\n");
+    prov_config *c = ok("lifecycle_component: ''\ncert_deny_list: []\nloglevel: ''\n"
+                        "logfile: ''\nserver_jwt_validity: ''\nworkers: 0\n");
     assert_string_equal(c->lifecycle_component, "provision_mode_server");
     assert_int_equal(c->cert_deny_count, 4);
     assert_string_equal(c->loglevel, "info");
     assert_string_equal(c->logfile, "stderr");
     assert_string_equal(c->server_jwt_validity, "1y");
     assert_true(c->workers >= 1);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void numbers_given_for_strings_become_their_text(void **state)
 {
-    ch_provconfig *c = ok("token: 123456\nsite: 0.1\ncert_deny_list: [42]\nhelper: true\n");
+    prov_config *c = ok("token: 123456\nsite: 0.1\ncert_deny_list: [42]\nhelper: true\n");
     assert_string_equal(c->token, "123456");
     assert_string_equal(c->site, "0.1");
     assert_string_equal(c->helper, "true");
     assert_string_equal(c->cert_deny_list[0], "42");
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void yaml11_booleans_are_accepted_for_bool_keys(void **state)
 {
-    ch_provconfig *c = ok("choria_insecure: yes\nleader_election: on\nupgrades_optional: no\n");
+    prov_config *c = ok("choria_insecure: yes\nleader_election: on\nupgrades_optional: no\n");
     assert_true(c->choria_insecure);
     assert_true(c->leader_election);
     assert_false(c->upgrades_optional);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void ed25519_forces_jwt(void **state)
 {
-    ch_provconfig *c = ok("features:\n  ed25519: true\n");
+    prov_config *c = ok("features:\n  ed25519: true\n");
     assert_true(c->features.ed25519);
     assert_true(c->features.jwt);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void type_mismatches_name_the_key(void **state)
@@ -293,10 +293,10 @@ static void longer_intervals_and_all_log_levels_are_fine(void **state)
     const char *good[] = {"interval: 1h30m\n", "interval: 2d\n",    "interval: 60s\n",
                           "loglevel: debug\n", "loglevel: ERROR\n", "loglevel: fatal\n"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        ch_provconfig_free(ok(good[i]));
-    ch_provconfig *c = ok("interval: 1h30m\n");
+        prov_config_free(ok(good[i]));
+    prov_config *c = ok("interval: 1h30m\n");
     assert_int_equal(c->interval_ns, 90 * MIN_NS);
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 static void syntax_errors_and_bad_bytes_are_refused_without_hanging(void **state)
@@ -307,39 +307,39 @@ static void syntax_errors_and_bad_bytes_are_refused_without_hanging(void **state
     assert_non_null(strstr(bad("- a\n- b\n"), "cannot unmarshal array"));
     assert_non_null(strstr(bad("\"just a string\""), "cannot unmarshal string"));
     assert_non_null(strstr(bad("{\"site\": \"a\\u0000b\"}"), "NUL byte"));
-    ch_provconfig *c = NULL;
+    prov_config *c = NULL;
     ch_error err;
-    assert_int_equal(ch_provconfig_parse("x", CH_MAX_CONFIG_FILE_SIZE + 1, "t", &c, &err),
+    assert_int_equal(prov_config_parse("x", CH_MAX_CONFIG_FILE_SIZE + 1, "t", &c, &err),
                      CH_ERR_TOO_LARGE);
     assert_null(c);
 }
 
 static void load_reports_missing_files_and_reads_real_ones(void **state)
 {
-    ch_provconfig *c = NULL;
+    prov_config *c = NULL;
     ch_error err;
-    assert_int_equal(ch_provconfig_load("/nonexistent/p.yaml", &c, &err), CH_ERR_NOT_FOUND);
+    assert_int_equal(prov_config_load("/nonexistent/p.yaml", &c, &err), CH_ERR_NOT_FOUND);
     assert_string_equal(err.msg, "file /nonexistent/p.yaml not found");
-    assert_int_not_equal(ch_provconfig_load("/tmp", &c, &err), CH_OK);
+    assert_int_not_equal(prov_config_load("/tmp", &c, &err), CH_OK);
     assert_non_null(strstr(err.msg, "config file could not be read: "));
 
-    char path[] = "/tmp/ch_provconfig_XXXXXX";
+    char path[] = "/tmp/prov_config_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const char *text = "workers: 4\ninterval: 5m\nsite: TEST\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
-    assert_int_equal(ch_provconfig_load(path, &c, &err), CH_OK);
+    assert_int_equal(prov_config_load(path, &c, &err), CH_OK);
     assert_int_equal(c->workers, 4);
     assert_string_equal(c->site, "TEST");
-    ch_provconfig_free(c);
+    prov_config_free(c);
 
-    char big_path[] = "/tmp/ch_provconfig_big_XXXXXX";
+    char big_path[] = "/tmp/prov_config_big_XXXXXX";
     fd = mkstemp(big_path);
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, CH_MAX_CONFIG_FILE_SIZE + 10), 0);
     close(fd);
-    assert_int_not_equal(ch_provconfig_load(big_path, &c, &err), CH_OK);
+    assert_int_not_equal(prov_config_load(big_path, &c, &err), CH_OK);
     assert_null(c);
     assert_non_null(strstr(err.msg, "config file could not be read: "));
     unlink(path);
@@ -348,17 +348,17 @@ static void load_reports_missing_files_and_reads_real_ones(void **state)
 
 static void documented_examples_parse(void **state)
 {
-    ch_provconfig *c = ok("workers: 4\ninterval: 1m\nlogfile: /dev/stdout\nloglevel: warn\n"
-                          "helper: /etc/choria-provisioner/provisioner/helper.rb\n"
-                          "token: s3cret\nsite: testing\nbroker_provisioning_password: s3cret\n"
-                          "jwt_verify_cert: "
-                          "e72cba5268b34627b75c5ceae9449ad16d62f15f862c30d4e0e7d2588e2e6259\n"
-                          "jwt_signing_key: /etc/choria-provisioner/credentials/signer.seed\n"
-                          "jwt_signing_token: /etc/choria-provisioner/credentials/signer.jwt\n"
-                          "features:\n  jwt: true\n  ed25519: true\n");
+    prov_config *c = ok("workers: 4\ninterval: 1m\nlogfile: /dev/stdout\nloglevel: warn\n"
+                        "helper: /etc/choria-provisioner/provisioner/helper.rb\n"
+                        "token: s3cret\nsite: testing\nbroker_provisioning_password: s3cret\n"
+                        "jwt_verify_cert: "
+                        "e72cba5268b34627b75c5ceae9449ad16d62f15f862c30d4e0e7d2588e2e6259\n"
+                        "jwt_signing_key: /etc/choria-provisioner/credentials/signer.seed\n"
+                        "jwt_signing_token: /etc/choria-provisioner/credentials/signer.jwt\n"
+                        "features:\n  jwt: true\n  ed25519: true\n");
     assert_true(c->features.ed25519 && c->features.jwt);
     assert_string_equal(c->logfile, "/dev/stdout");
-    ch_provconfig_free(c);
+    prov_config_free(c);
 }
 
 int main(void)

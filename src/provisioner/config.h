@@ -11,23 +11,23 @@
  * monitor_port are range-checked, an empty server_jwt_validity means the default, and the
  * interval message's typo "minmum" is fixed. Two keys are this project's own: logformat
  * (text or json) and monitor_bind (the address /metrics listens on). */
-#ifndef CHORIA_PROVCONFIG_H
-#define CHORIA_PROVCONFIG_H
+#ifndef PROV_CONFIG_H
+#define PROV_CONFIG_H
 
 #include <stdint.h>
 
 #include "choria/common.h"
 
-#define CH_PROVCONFIG_MAX_WORKERS 4096
-#define CH_PROVCONFIG_DEFAULT_COMPONENT "provision_mode_server"
-#define CH_PROVCONFIG_MAX_DENY 1024 /* entries of cert_deny_list */
+#define PROV_CONFIG_MAX_WORKERS 4096
+#define PROV_CONFIG_DEFAULT_COMPONENT "provision_mode_server"
+#define PROV_CONFIG_MAX_DENY 1024 /* entries of cert_deny_list */
 
 typedef struct {
     bool pki;
     bool jwt; /* forced true by ed25519 */
     bool ed25519;
     bool upgrades;
-} ch_provconfig_features;
+} prov_config_features;
 
 typedef struct {
     int workers;               /* 0 in the file -> number of online CPUs */
@@ -38,7 +38,7 @@ typedef struct {
     char *logformat;           /* project key: "text" (default) or "json" */
     char *helper;              /* command line, split shell-style at run time */
     char *token;               /* "" when unset */
-    char *lifecycle_component; /* default CH_PROVCONFIG_DEFAULT_COMPONENT */
+    char *lifecycle_component; /* default PROV_CONFIG_DEFAULT_COMPONENT */
     bool choria_insecure;
     char *site;
     int monitor_port;    /* 0 = no /metrics */
@@ -59,23 +59,23 @@ typedef struct {
                                        * broker without Choria's account layout */
     char *upgrades_repository;
     bool upgrades_optional;
-    ch_provconfig_features features;
+    prov_config_features features;
     char **unknown_keys; /* keys nothing reads, "features.x" for unknown features */
     size_t unknown_count;
-} ch_provconfig;
+} prov_config;
 
 /* A configuration holding only the defaults (workers already resolved to the CPU count). */
-ch_status ch_provconfig_new_default(ch_provconfig **out, ch_error *err);
+ch_status prov_config_new_default(prov_config **out, ch_error *err);
 
 /* Parses text[0..len) (at most CH_MAX_CONFIG_FILE_SIZE). name is used in messages (the file
  * name; NULL gives "config"). On error *out is NULL and err holds one line naming the key. */
-ch_status ch_provconfig_parse(const char *text, size_t len, const char *name, ch_provconfig **out,
-                              ch_error *err);
+ch_status prov_config_parse(const char *text, size_t len, const char *name, prov_config **out,
+                            ch_error *err);
 
 /* Reads and parses path: "file %s not found", "config file could not be read: %s",
  * "file %s could not be parsed: %s" (YAML syntax) or the key's own message. */
-ch_status ch_provconfig_load(const char *path, ch_provconfig **out, ch_error *err);
+ch_status prov_config_load(const char *path, prov_config **out, ch_error *err);
 
-void ch_provconfig_free(ch_provconfig *cfg);
+void prov_config_free(prov_config *cfg);
 
 #endif

@@ -17,14 +17,12 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +34,9 @@
 #include "choria/json.h"
 #include "choria/log.h"
 #include "choria/pki.h"
+#include "choria/process.h"
 #include "choria/provjwt.h"
 #include "choria/util.h"
-
-extern char **environ;
 
 #define AGENT_NAME "choria_provision"
 #define LOCK_WINDOW_MS (2 * 60 * 1000)
@@ -1173,54 +1170,32 @@ static const afield update_fields[] = {
     {"version", A_STR, offsetof(update_args, version)},
 };
 
-/* Runs `command version repository` (no shell) and waits up to UPDATE_TIMEOUT_MS. */
-static bool run_update(const char *command, const char *version, const char *repository, char *why,
-                       size_t why_size)
+/* Runs `command version repository` (no shell; its output goes to the log, stdin is
+ * /dev/null) and waits up to UPDATE_TIMEOUT_MS, after which it is killed. */
+static ch_status run_update(const char *command, const char *version, const char *repository,
+                            ch_error *err)
 {
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    char *argv[] = {(char *)command, (char *)version, (char *)repository, NULL};
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        snprintf(why, why_size, "out of memory");
-        return false;
-    }
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, 2, 1);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    int rc = posix_spawn(&pid, command, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        snprintf(why, why_size, "could not run %s: %s", command, strerror(rc));
-        return false;
-    }
-    int status = 0;
-    int64_t deadline = ch_now_mono_ms() + UPDATE_TIMEOUT_MS;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            snprintf(why, why_size, "could not wait for %s: %s", command, strerror(errno));
-            return false;
-        }
-        if (ch_now_mono_ms() > deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            snprintf(why, why_size, "%s did not finish within %d seconds", command,
-                     UPDATE_TIMEOUT_MS / 1000);
-            return false;
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return true;
-    if (WIFEXITED(status))
-        snprintf(why, why_size, "%s exited with status %d", command, WEXITSTATUS(status));
-    else
-        snprintf(why, why_size, "%s was killed by signal %d", command, WTERMSIG(status));
-    return false;
+    char *const argv[] = {(char *)command, (char *)version, (char *)repository, NULL};
+    ch_process_opts o = {.argv = argv, .in = CH_PROCESS_NULL, .out = CH_PROCESS_TO_STDERR};
+    ch_process *p = NULL;
+    ch_error e;
+    int code = 0;
+    ch_status st = ch_process_spawn(&o, &p, &e);
+    if (st != CH_OK)
+        return ch_error_set(err, st, "could not run %s: %s", command, e.msg);
+    st = ch_process_wait(p, UPDATE_TIMEOUT_MS, &code, &e);
+    if (st == CH_ERR_TIMEOUT)
+        st = ch_error_set(err, st, "%s did not finish within %d seconds", command,
+                          UPDATE_TIMEOUT_MS / 1000);
+    else if (st != CH_OK)
+        st = ch_error_set(err, st, "%s", e.msg);
+    else if (ch_process_term_signal(p) != 0)
+        st = ch_error_set(err, CH_ERR_IO, "%s was killed by signal %d", command,
+                          ch_process_term_signal(p));
+    else if (code != 0)
+        st = ch_error_set(err, CH_ERR_IO, "%s exited with status %d", command, code);
+    ch_process_free(p);
+    return st;
 }
 
 static bool version_valid(const char *v)
@@ -1238,7 +1213,6 @@ static void do_release_update(ch_node *node, const ch_rpc_request *req, ch_rpc_r
                               host_todo *todo)
 {
     update_args a = {0};
-    char why[300];
     if (!node->provision_mode) {
         abort_msg(reply, "Cannot update a server that is not in provisioning mode");
         return;
@@ -1266,8 +1240,9 @@ static void do_release_update(ch_node *node, const ch_rpc_request *req, ch_rpc_r
     }
     ch_warn("Updating to version %s from %s via request %s from %s (%s)", a.version, repo,
             REQID(req), CALLER(req), SENDER(req));
-    if (!run_update(node->update_command, a.version, repo, why, sizeof(why))) {
-        abort_msg(reply, "Update to version %s failed: %s", a.version, why);
+    ch_error e;
+    if (run_update(node->update_command, a.version, repo, &e) != CH_OK) {
+        abort_msg(reply, "Update to version %s failed: %s", a.version, e.msg);
         return;
     }
     todo->publish = true;

@@ -1,5 +1,5 @@
 /* Host set + bounded, deduplicated work queue (see include/choria/hosts.h). */
-#include "choria/hosts.h"
+#include "hosts.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,7 +26,7 @@ typedef struct {
     uint64_t gen;
 } slot;
 
-struct ch_hosts {
+struct prov_hosts {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     ent **buckets;
@@ -39,7 +39,7 @@ struct ch_hosts {
     int64_t interval_ms, hold_ms;
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
-    ch_hosts_stats st;
+    prov_hosts_stats st;
 };
 
 static int64_t mono(void *ctx)
@@ -56,7 +56,7 @@ static size_t hash(const char *s)
     return (size_t)h;
 }
 
-static ent **find_link(ch_hosts *h, const char *id)
+static ent **find_link(prov_hosts *h, const char *id)
 {
     ent **p = &h->buckets[hash(id) & (h->nbuckets - 1)];
     while (*p && strcmp((*p)->id, id) != 0)
@@ -64,7 +64,7 @@ static ent **find_link(ch_hosts *h, const char *id)
     return p;
 }
 
-static void held_unlink(ch_hosts *h, ent *e)
+static void held_unlink(prov_hosts *h, ent *e)
 {
     if (e->hprev)
         e->hprev->hnext = e->hnext;
@@ -79,7 +79,7 @@ static void held_unlink(ch_hosts *h, ent *e)
 }
 
 /* Unlinks e from the map and the counts; frees it unless a ring slot still points to it. */
-static void forget(ch_hosts *h, ent *e)
+static void forget(prov_hosts *h, ent *e)
 {
     ent **p = find_link(h, e->id);
     if (*p == e)
@@ -94,24 +94,24 @@ static void forget(ch_hosts *h, ent *e)
         free(e);
 }
 
-static void sweep_held(ch_hosts *h, int64_t now)
+static void sweep_held(prov_hosts *h, int64_t now)
 {
     while (h->held_head && now >= h->held_head->since)
         forget(h, h->held_head);
 }
 
-ch_status ch_hosts_new(const ch_hosts_opts *opts, ch_hosts **out, ch_error *err)
+ch_status prov_hosts_new(const prov_hosts_opts *opts, prov_hosts **out, ch_error *err)
 {
-    ch_hosts_opts o = {0};
+    prov_hosts_opts o = {0};
     if (opts)
         o = *opts;
     *out = NULL;
-    ch_hosts *h = calloc(1, sizeof(*h));
+    prov_hosts *h = calloc(1, sizeof(*h));
     if (!h)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    h->cap = o.capacity ? o.capacity : CH_HOSTS_DEFAULT_CAPACITY;
+    h->cap = o.capacity ? o.capacity : PROV_HOSTS_DEFAULT_CAPACITY;
     h->interval_ms = o.interval_ms > 0 ? o.interval_ms : 0;
-    h->hold_ms = o.hold_ms == 0 ? CH_HOSTS_DEFAULT_HOLD_MS : o.hold_ms;
+    h->hold_ms = o.hold_ms == 0 ? PROV_HOSTS_DEFAULT_HOLD_MS : o.hold_ms;
     h->clock = o.clock ? o.clock : mono;
     h->clock_ctx = o.clock_ctx;
     h->nbuckets = 1024;
@@ -134,7 +134,7 @@ ch_status ch_hosts_new(const ch_hosts_opts *opts, ch_hosts **out, ch_error *err)
     return CH_OK;
 }
 
-void ch_hosts_free(ch_hosts *h)
+void prov_hosts_free(prov_hosts *h)
 {
     if (!h)
         return;
@@ -159,29 +159,29 @@ void ch_hosts_free(ch_hosts *h)
     free(h);
 }
 
-ch_hosts_add_result ch_hosts_add(ch_hosts *h, const char *identity)
+prov_hosts_add_result prov_hosts_add(prov_hosts *h, const char *identity)
 {
-    ch_hosts_add_result r = CH_HOSTS_ADDED;
+    prov_hosts_add_result r = PROV_HOSTS_ADDED;
     pthread_mutex_lock(&h->mu);
     int64_t now = h->clock(h->clock_ctx);
     sweep_held(h, now);
     if (h->closed) {
-        r = CH_HOSTS_CLOSED;
+        r = PROV_HOSTS_CLOSED;
     } else if (!identity || !ch_identity_valid(identity)) {
         h->st.invalid++;
-        r = CH_HOSTS_INVALID;
+        r = PROV_HOSTS_INVALID;
     } else if (*find_link(h, identity)) {
         h->st.duplicates++;
-        r = CH_HOSTS_DUPLICATE;
+        r = PROV_HOSTS_DUPLICATE;
     } else if (h->len >= h->cap) {
         h->st.full++;
-        r = CH_HOSTS_FULL;
+        r = PROV_HOSTS_FULL;
     } else {
         size_t n = strlen(identity);
         ent *e = calloc(1, sizeof(*e) + n + 1);
         if (!e) {
             h->st.full++;
-            r = CH_HOSTS_FULL;
+            r = PROV_HOSTS_FULL;
         } else {
             memcpy(e->id, identity, n + 1);
             e->gen = ++h->next_gen;
@@ -212,7 +212,7 @@ static void deadline_ts(int64_t ms, struct timespec *ts)
     }
 }
 
-ch_status ch_hosts_take(ch_hosts *h, int64_t timeout_ms, char *out, uint64_t *gen)
+ch_status prov_hosts_take(prov_hosts *h, int64_t timeout_ms, char *out, uint64_t *gen)
 {
     ch_status rc = CH_ERR_TIMEOUT;
     struct timespec ts;
@@ -261,7 +261,7 @@ ch_status ch_hosts_take(ch_hosts *h, int64_t timeout_ms, char *out, uint64_t *ge
     return rc;
 }
 
-void ch_hosts_done(ch_hosts *h, const char *identity, uint64_t gen, bool provisioned)
+void prov_hosts_done(prov_hosts *h, const char *identity, uint64_t gen, bool provisioned)
 {
     pthread_mutex_lock(&h->mu);
     ent *e = *find_link(h, identity);
@@ -284,7 +284,7 @@ void ch_hosts_done(ch_hosts *h, const char *identity, uint64_t gen, bool provisi
     pthread_mutex_unlock(&h->mu);
 }
 
-bool ch_hosts_remove(ch_hosts *h, const char *identity)
+bool prov_hosts_remove(prov_hosts *h, const char *identity)
 {
     pthread_mutex_lock(&h->mu);
     ent *e = identity ? *find_link(h, identity) : NULL;
@@ -294,7 +294,7 @@ bool ch_hosts_remove(ch_hosts *h, const char *identity)
     return e != NULL;
 }
 
-size_t ch_hosts_pause(ch_hosts *h)
+size_t prov_hosts_pause(prov_hosts *h)
 {
     size_t n = 0;
     pthread_mutex_lock(&h->mu);
@@ -314,7 +314,7 @@ size_t ch_hosts_pause(ch_hosts *h)
     return n;
 }
 
-void ch_hosts_shutdown(ch_hosts *h)
+void prov_hosts_shutdown(prov_hosts *h)
 {
     pthread_mutex_lock(&h->mu);
     h->closed = true;
@@ -322,7 +322,7 @@ void ch_hosts_shutdown(ch_hosts *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-void ch_hosts_stats_get(ch_hosts *h, ch_hosts_stats *out)
+void prov_hosts_stats_get(prov_hosts *h, prov_hosts_stats *out)
 {
     pthread_mutex_lock(&h->mu);
     sweep_held(h, h->clock(h->clock_ctx));

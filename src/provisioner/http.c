@@ -1,5 +1,5 @@
 /* /metrics and /healthz over libmicrohttpd. */
-#include "choria/http.h"
+#include "http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +14,7 @@
 #define HTTP_CONN_LIMIT 64
 #define HTTP_CONN_TIMEOUT_S 10
 
-struct ch_http_server {
+struct prov_http_server {
     struct MHD_Daemon *daemon;
     ch_metrics *metrics;
     int port;
@@ -48,7 +48,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
-    ch_http_server *s = cls;
+    prov_http_server *s = cls;
     bool metrics = strcmp(url, "/metrics") == 0;
     bool healthz = strcmp(url, "/healthz") == 0;
 
@@ -70,11 +70,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     char *body = b.len > 0 ? ch_buf_steal(&b, &len) : NULL;
     ch_buf_free(&b);
     if (body == NULL)
-        return reply(c, MHD_HTTP_OK, CH_HTTP_METRICS_CONTENT_TYPE, (char *)"", 0, false);
-    return reply(c, MHD_HTTP_OK, CH_HTTP_METRICS_CONTENT_TYPE, body, len, true);
+        return reply(c, MHD_HTTP_OK, PROV_HTTP_METRICS_CONTENT_TYPE, (char *)"", 0, false);
+    return reply(c, MHD_HTTP_OK, PROV_HTTP_METRICS_CONTENT_TYPE, body, len, true);
 }
 
-ch_status ch_http_server_start(const ch_http_opts *o, ch_http_server **out, ch_error *err)
+ch_status prov_http_server_start(const prov_http_opts *o, prov_http_server **out, ch_error *err)
 {
     if (o == NULL || out == NULL)
         return ch_error_set(err, CH_ERR_INVALID, "no HTTP options");
@@ -82,7 +82,7 @@ ch_status ch_http_server_start(const ch_http_opts *o, ch_http_server **out, ch_e
     if (o->port < 0 || o->port > 65535)
         return ch_error_set(err, CH_ERR_INVALID, "invalid monitor port %d", o->port);
 
-    ch_http_server *s = calloc(1, sizeof(*s));
+    prov_http_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     s->metrics = o->metrics;
@@ -133,12 +133,12 @@ ch_status ch_http_server_start(const ch_http_opts *o, ch_http_server **out, ch_e
     return CH_OK;
 }
 
-int ch_http_server_port(const ch_http_server *s)
+int prov_http_server_port(const prov_http_server *s)
 {
     return s != NULL ? s->port : 0;
 }
 
-void ch_http_server_stop(ch_http_server *s)
+void prov_http_server_stop(prov_http_server *s)
 {
     if (s == NULL)
         return;

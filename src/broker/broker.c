@@ -16,12 +16,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,9 +28,8 @@
 #include "choria/json.h"
 #include "choria/leader.h"
 #include "choria/log.h"
+#include "choria/process.h"
 #include "choria/util.h"
-
-extern char **environ;
 
 #define ADMIN_FLEET "choria-broker" /* internal users, random password */
 #define ADMIN_PROVISIONING "choria-broker-provisioning"
@@ -44,7 +41,7 @@ static char *dup_or_null(const char *s)
     return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
 }
 
-ch_status ch_broker_settings_load(const ch_config *cfg, ch_broker_settings *s, ch_error *err)
+ch_status brk_settings_load(const ch_config *cfg, brk_settings *s, ch_error *err)
 {
     memset(s, 0, sizeof(*s));
     int64_t client = 0, stats = 0, peer = 0, replicas = 0;
@@ -101,7 +98,7 @@ ch_status ch_broker_settings_load(const ch_config *cfg, ch_broker_settings *s, c
     return CH_OK;
 }
 
-void ch_broker_settings_free(ch_broker_settings *s)
+void brk_settings_free(brk_settings *s)
 {
     char *strs[] = {s->server_name,   s->listen_address,       s->cluster_name,
                     s->store,         s->provisioner_password, s->node_user,
@@ -148,7 +145,7 @@ static const char PROVISIONER_PERMISSIONS[] =
     "\"$KV." CH_LEADER_DEFAULT_BUCKET ".provisioner\"]}, "
     "subscribe: {allow: [\"provisioning.>\", \"choria.lifecycle.>\", \"_INBOX.>\"]}}";
 
-char *ch_broker_nats_config(const ch_broker_settings *s, const char *admin_password)
+char *brk_nats_config(const brk_settings *s, const char *admin_password)
 {
     ch_buf b;
     ch_buf_init(&b);
@@ -187,8 +184,8 @@ char *ch_broker_nats_config(const ch_broker_settings *s, const char *admin_passw
 
 /* ---- JetStream set-up ---- */
 
-static natsConnection *admin_connect(const ch_broker_settings *s, const char *name,
-                                     const char *password, int timeout_ms)
+static natsConnection *admin_connect(const brk_settings *s, const char *name, const char *password,
+                                     int timeout_ms)
 {
     char url[300];
     const char *host = strcmp(s->listen_address, "0.0.0.0") == 0 ? "127.0.0.1" : s->listen_address;
@@ -209,7 +206,7 @@ static natsConnection *admin_connect(const ch_broker_settings *s, const char *na
 }
 
 /* Creates what is missing, retrying while a cluster elects its JetStream leaders. */
-static ch_status ensure_streams(const ch_broker_settings *s, const char *password, ch_error *err)
+static ch_status ensure_streams(const brk_settings *s, const char *password, ch_error *err)
 {
     natsConnection *prov = admin_connect(s, ADMIN_PROVISIONING, password, 20000);
     natsConnection *fleet = prov != NULL ? admin_connect(s, ADMIN_FLEET, password, 5000) : NULL;
@@ -268,8 +265,8 @@ static ch_status ensure_streams(const ch_broker_settings *s, const char *passwor
 
 /* ---- supervision ---- */
 
-static ch_status write_config(const ch_broker_settings *s, const char *password, char *dir,
-                              char *path, size_t size, ch_error *err)
+static ch_status write_config(const brk_settings *s, const char *password, char *dir, char *path,
+                              size_t size, ch_error *err)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, 256, "%s/choria-broker-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
@@ -279,7 +276,7 @@ static ch_status write_config(const ch_broker_settings *s, const char *password,
                             "configuration: %s",
                             strerror(errno));
     snprintf(path, size, "%s/nats-server.conf", dir);
-    char *conf = ch_broker_nats_config(s, password);
+    char *conf = brk_nats_config(s, password);
     FILE *fp = fopen(path, "w");
     ch_status st = CH_OK;
     if (conf == NULL || fp == NULL || fputs(conf, fp) < 0)
@@ -291,50 +288,39 @@ static ch_status write_config(const ch_broker_settings *s, const char *password,
     return st;
 }
 
-static pid_t spawn_nats(const char *conf)
+static ch_process *spawn_nats(const char *conf)
 {
     const char *bin = getenv("CHORIA_NATS_SERVER");
     if (bin == NULL || bin[0] == '\0')
         bin = access("/usr/sbin/nats-server", X_OK) == 0 ? "/usr/sbin/nats-server" : "nats-server";
-    char *argv[] = {(char *)bin, "-c", (char *)conf, NULL};
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    pid_t pid = 0;
-    int rc = posix_spawnp(&pid, bin, NULL, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        fprintf(stderr, "choria: cannot start %s: %s\n", bin, strerror(rc));
-        return -1;
-    }
-    return pid;
+    char *const argv[] = {(char *)bin, "-c", (char *)conf, NULL};
+    ch_process_opts o = {.argv = argv};
+    ch_process *p = NULL;
+    ch_error err;
+    if (ch_process_spawn(&o, &p, &err) != CH_OK)
+        fprintf(stderr, "choria: %s\n", err.msg);
+    return p;
 }
 
 /* Forwards INT/TERM/HUP to nats-server until it exits; returns its exit status, except that
  * a stop we asked for is 0 (nats-server exits 1 after SIGTERM). */
-static int supervise(pid_t pid, const sigset_t *signals)
+static int supervise(ch_process *nats, const sigset_t *signals)
 {
     struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000000};
     bool stopping = false;
     for (;;) {
-        int status = 0;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        int rc = 0;
+        if (ch_process_wait(nats, 0, &rc, NULL) == CH_OK)
             return stopping && rc != 0 ? 0 : rc;
-        }
         int sig = sigtimedwait(signals, NULL, &tick);
         if (sig > 0) {
             stopping = stopping || sig != SIGHUP;
-            kill(pid, sig);
+            ch_process_signal(nats, sig);
         }
     }
 }
 
-int ch_broker_run(const ch_broker_settings *s)
+int brk_run(const brk_settings *s)
 {
     unsigned char raw[16];
     char password[33], dir[256], conf[320];
@@ -356,16 +342,17 @@ int ch_broker_run(const ch_broker_settings *s)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    pid_t pid = spawn_nats(conf);
+    ch_process *nats = spawn_nats(conf);
     int rc = 1;
-    if (pid > 0) {
+    if (nats != NULL) {
         if (ensure_streams(s, password, &err) != CH_OK)
             ch_error("JetStream set-up failed: %s", err.msg);
         else
             ch_info("broker %s ready: election bucket %s and stream %s exist", s->server_name,
                     CH_LEADER_DEFAULT_BUCKET, EVENTS_STREAM);
-        rc = supervise(pid, &signals);
+        rc = supervise(nats, &signals);
     }
+    ch_process_free(nats);
     unlink(conf);
     rmdir(dir);
     return rc;

@@ -1,8 +1,7 @@
-/* Provisioning JWT verification and signing, and the CSR policy (spec 6.3, 6.6, 9.2, 9.5). */
-#include "choria/provverify.h"
+/* JWTs: verification keys, provisioning JWT verification, signature checks and signing. */
+#include "choria/jwt.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,21 +10,14 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "choria/json.h"
 #include "choria/pki.h"
 #include "choria/util.h"
 
-struct ch_provverify_key {
+struct ch_jwt_key {
     EVP_PKEY *pkey;
     bool eddsa; /* ed25519, else RSA */
-};
-
-struct ch_provverify_deny {
-    regex_t *res;
-    char **patterns;
-    size_t n;
 };
 
 /* ---- keys ---- */
@@ -38,8 +30,8 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
-static ch_status ed25519_from_hex(const char *hex, size_t len, const char *where,
-                                  ch_provverify_key *k, ch_error *err)
+static ch_status ed25519_from_hex(const char *hex, size_t len, const char *where, ch_jwt_key *k,
+                                  ch_error *err)
 {
     unsigned char raw[CH_PKI_ED25519_PUB_LEN];
     trim(&hex, &len);
@@ -51,7 +43,7 @@ static ch_status ed25519_from_hex(const char *hex, size_t len, const char *where
 }
 
 /* A PEM certificate or public key: the first block, whatever its label says. */
-static ch_status key_from_pem(const char *text, size_t len, const char *path, ch_provverify_key *k,
+static ch_status key_from_pem(const char *text, size_t len, const char *path, ch_jwt_key *k,
                               ch_error *err)
 {
     BIO *bio = BIO_new_mem_buf(text, (int)len);
@@ -88,13 +80,13 @@ done:
     return st;
 }
 
-ch_status ch_provverify_key_load(const char *value, ch_provverify_key **out, ch_error *err)
+ch_status ch_jwt_key_load(const char *value, ch_jwt_key **out, ch_error *err)
 {
     *out = NULL;
     if (value == NULL || value[0] == '\0')
         return ch_error_set(err, CH_ERR_INVALID,
                             "no JWT verification certificate configured, cannot validate JWT");
-    ch_provverify_key *k = calloc(1, sizeof(*k));
+    ch_jwt_key *k = calloc(1, sizeof(*k));
     if (k == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     struct stat sb;
@@ -104,21 +96,21 @@ ch_status ch_provverify_key_load(const char *value, ch_provverify_key **out, ch_
     } else {
         char *text = NULL;
         size_t len = 0;
-        st = ch_read_file(value, CH_PROVVERIFY_MAX_KEY_FILE, &text, &len, err);
+        st = ch_read_file(value, CH_JWT_MAX_KEY_FILE, &text, &len, err);
         if (st == CH_OK)
             st = strstr(text, "-----BEGIN") != NULL ? key_from_pem(text, len, value, k, err)
                                                     : ed25519_from_hex(text, len, value, k, err);
         free(text);
     }
     if (st != CH_OK) {
-        ch_provverify_key_free(k);
+        ch_jwt_key_free(k);
         return st;
     }
     *out = k;
     return CH_OK;
 }
 
-void ch_provverify_key_free(ch_provverify_key *k)
+void ch_jwt_key_free(ch_jwt_key *k)
 {
     if (k == NULL)
         return;
@@ -161,9 +153,9 @@ static json_t *decode_segment_json(const char *seg, size_t len)
     return j;
 }
 
-static ch_status verify_signature(const ch_provverify_key *key, const char *alg,
-                                  const char *signed_part, size_t signed_len, const char *sig_b64,
-                                  size_t sig_b64_len, ch_error *err)
+static ch_status verify_signature(const ch_jwt_key *key, const char *alg, const char *signed_part,
+                                  size_t signed_len, const char *sig_b64, size_t sig_b64_len,
+                                  ch_error *err)
 {
     const EVP_MD *md;
     bool eddsa;
@@ -206,8 +198,9 @@ static ch_status check_claims(const ch_provjwt *c, int64_t now, ch_error *err)
     return CH_OK;
 }
 
-ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_t len, int64_t now,
-                            ch_provjwt **claims, json_t **claims_json, ch_error *err)
+ch_status ch_jwt_verify_provisioning(const ch_jwt_key *key, const char *jwt, size_t len,
+                                     int64_t now, ch_provjwt **claims, json_t **claims_json,
+                                     ch_error *err)
 {
     if (claims != NULL)
         *claims = NULL;
@@ -254,8 +247,7 @@ ch_status ch_provverify_jwt(const ch_provverify_key *key, const char *jwt, size_
     return CH_OK;
 }
 
-ch_status ch_provverify_jwt_signature(const ch_provverify_key *key, const char *jwt, size_t len,
-                                      ch_error *err)
+ch_status ch_jwt_verify_signature(const ch_jwt_key *key, const char *jwt, size_t len, ch_error *err)
 {
     trim(&jwt, &len);
     if (len > CH_PROVJWT_MAX_SIZE)
@@ -301,8 +293,8 @@ static EVP_PKEY *signing_key(const char *alg, const char *key, bool eddsa, ch_er
     return pkey;
 }
 
-ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t *claims, char **jwt,
-                                 ch_error *err)
+ch_status ch_jwt_sign(const char *alg, const char *key, const json_t *claims, char **jwt,
+                      ch_error *err)
 {
     *jwt = NULL;
     const EVP_MD *md;
@@ -340,145 +332,5 @@ ch_status ch_provverify_jwt_sign(const char *alg, const char *key, const json_t 
     free(payload);
     free(h64);
     free(p64);
-    return st;
-}
-
-/* ---- CSR policy ---- */
-
-void ch_provverify_deny_free(ch_provverify_deny *d)
-{
-    if (d == NULL)
-        return;
-    for (size_t i = 0; i < d->n; i++) {
-        regfree(&d->res[i]);
-        free(d->patterns[i]);
-    }
-    free(d->res);
-    free(d->patterns);
-    free(d);
-}
-
-/* RE2 syntax POSIX ERE would silently read differently. */
-static bool re2_only(const char *re)
-{
-    static const char *const ESCAPES[] = {"\\d", "\\D", "\\w", "\\W", "\\s", "\\S",
-                                          "\\b", "\\B", "\\A", "\\z", "(?"};
-    for (size_t i = 0; i < sizeof(ESCAPES) / sizeof(ESCAPES[0]); i++)
-        if (strstr(re, ESCAPES[i]) != NULL)
-            return true;
-    return false;
-}
-
-ch_status ch_provverify_deny_compile(char *const *patterns, size_t n, ch_provverify_deny **out,
-                                     ch_error *err)
-{
-    *out = NULL;
-    ch_provverify_deny *d = calloc(1, sizeof(*d));
-    if (d == NULL || (n > 0 && ((d->res = calloc(n, sizeof(*d->res))) == NULL ||
-                                (d->patterns = calloc(n, sizeof(char *))) == NULL))) {
-        ch_provverify_deny_free(d);
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *p = patterns[i];
-        size_t len = strlen(p);
-        if (len > CH_PROVVERIFY_MAX_DENY_PATTERN) {
-            ch_provverify_deny_free(d);
-            return ch_error_set(err, CH_ERR_TOO_LARGE, "pattern %zu is too long", i + 1);
-        }
-        if (len >= 2 && p[0] == '/' && p[len - 1] == '/')
-            p++, len -= 2;
-        char *re = strndup(p, len);
-        if (re == NULL || re2_only(re) || regcomp(&d->res[d->n], re, REG_EXTENDED | REG_NOSUB)) {
-            ch_error_set(err, CH_ERR_INVALID, "invalid pattern %.200s", patterns[i]);
-            free(re);
-            ch_provverify_deny_free(d);
-            return CH_ERR_INVALID;
-        }
-        d->patterns[d->n++] = re;
-    }
-    *out = d;
-    return CH_OK;
-}
-
-static ch_status check_denied(const ch_provverify_deny *deny, const char *name, ch_error *err)
-{
-    for (size_t i = 0; deny != NULL && i < deny->n; i++)
-        if (regexec(&deny->res[i], name, 0, NULL, 0) == 0)
-            return ch_error_set(err, CH_ERR_INVALID, "%.253s matches denied certificate pattern",
-                                name);
-    return CH_OK;
-}
-
-/* The subject CN as UTF-8 into out; false when there is none or it does not fit. */
-static bool csr_common_name(X509_REQ *req, char *out, size_t size)
-{
-    X509_NAME *subject = X509_REQ_get_subject_name(req);
-    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-    X509_NAME_ENTRY *e = idx >= 0 ? X509_NAME_get_entry(subject, idx) : NULL;
-    unsigned char *utf8 = NULL;
-    int n = e != NULL ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
-    bool ok = n >= 0 && (size_t)n < size && memchr(utf8, '\0', (size_t)n) == NULL;
-    if (ok) {
-        memcpy(out, utf8, (size_t)n);
-        out[n] = '\0';
-    }
-    OPENSSL_free(utf8);
-    return ok;
-}
-
-/* Every DNS name of the subjectAltName extension against the deny list. */
-static ch_status check_sans(X509_REQ *req, const ch_provverify_deny *deny, ch_error *err)
-{
-    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
-    GENERAL_NAMES *names =
-        exts != NULL ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
-    ch_status st = CH_OK;
-    for (int i = 0; st == CH_OK && i < sk_GENERAL_NAME_num(names); i++) {
-        GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-        if (gn->type != GEN_DNS)
-            continue;
-        const unsigned char *data = ASN1_STRING_get0_data(gn->d.dNSName);
-        int len = ASN1_STRING_length(gn->d.dNSName);
-        char name[CH_MAX_IDENTITY_LEN + 1];
-        if (len < 0 || (size_t)len > CH_MAX_IDENTITY_LEN || memchr(data, '\0', (size_t)len))
-            st = ch_error_set(err, CH_ERR_INVALID, "invalid DNS name in the CSR");
-        else {
-            memcpy(name, data, (size_t)len);
-            name[len] = '\0';
-            st = check_denied(deny, name, err);
-        }
-    }
-    GENERAL_NAMES_free(names);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    return st;
-}
-
-ch_status ch_provverify_csr(const char *pem, size_t len, const char *identity,
-                            const ch_provverify_deny *deny, ch_error *err)
-{
-    if (pem == NULL || len == 0)
-        return ch_error_set(err, CH_ERR_INVALID, "no CSR received");
-    if (len > CH_PKI_MAX_PEM_SIZE)
-        return ch_error_set(err, CH_ERR_TOO_LARGE, "CSR is larger than %d bytes",
-                            CH_PKI_MAX_PEM_SIZE);
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    X509_REQ *req = bio != NULL ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (req == NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "invalid CSR: not a PEM certificate request");
-    ch_status st = CH_OK;
-    char cn[CH_MAX_IDENTITY_LEN + 1];
-    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-    if (pub == NULL || X509_REQ_verify(req, pub) != 1)
-        st = ch_error_set(err, CH_ERR_INVALID, "CSR signature does not verify");
-    else if (!csr_common_name(req, cn, sizeof(cn)))
-        st = ch_error_set(err, CH_ERR_INVALID, "common name  does not match identity %s", identity);
-    else if (strcmp(cn, identity) != 0)
-        st = ch_error_set(err, CH_ERR_INVALID, "common name %s does not match identity %s", cn,
-                          identity);
-    else if ((st = check_denied(deny, cn, err)) == CH_OK)
-        st = check_sans(req, deny, err);
-    X509_REQ_free(req);
     return st;
 }
