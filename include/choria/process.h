@@ -25,8 +25,8 @@
 
 #include "choria/common.h"
 
-#define CH_PROCESS_MAX_COMMAND 65536       /* bytes of a command line */
-#define CH_PROCESS_MAX_ARGS 1024           /* words of a command line */
+#define CH_PROCESS_MAX_COMMAND 65536        /* bytes of a command line */
+#define CH_PROCESS_MAX_ARGS 1024            /* words of a command line */
 #define CH_PROCESS_MAX_OUTPUT (1024 * 1024) /* default stdout bound of ch_process_run */
 #define CH_PROCESS_MAX_STDERR (64 * 1024)   /* default stderr kept; the rest is drained */
 

@@ -23,94 +23,13 @@
 static const char *const DEFAULT_DENY[] = {"\\.privileged.mcollective$", "\\.privileged.choria$",
                                            "\\.mcollective$", "\\.choria$"};
 
-typedef enum { T_INT, T_STR, T_BOOL, T_STRLIST, T_FEATURES } ftype;
+/* ---- decoding: ghodss/yaml turns YAML into JSON, then encoding/json fills config.Config ----
+ * ghodss/yaml resolves scalars before the types are known: a number or boolean given for a
+ * string field arrives as its text, "yes"/"on" arrive as booleans (YAML 1.1), and an integral
+ * real decodes into an int. These rules are the field functions below; the table and Go's
+ * messages are json.h's. */
 
-typedef struct {
-    const char *key;
-    ftype type;
-    size_t off; /* offsetof into prov_config, or into prov_config_features */
-} field;
-
-#define F(k, t, m)                                                                                 \
-    {                                                                                              \
-        k, t, offsetof(prov_config, m)                                                             \
-    }
-static const field FIELDS[] = {
-    F("workers", T_INT, workers),
-    F("interval", T_STR, interval),
-    F("logfile", T_STR, logfile),
-    F("loglevel", T_STR, loglevel),
-    F("logformat", T_STR, logformat),
-    F("monitor_bind", T_STR, monitor_bind),
-    F("helper", T_STR, helper),
-    F("token", T_STR, token),
-    F("lifecycle_component", T_STR, lifecycle_component),
-    F("choria_insecure", T_BOOL, choria_insecure),
-    F("site", T_STR, site),
-    F("monitor_port", T_INT, monitor_port),
-    F("broker_port", T_INT, broker_port),
-    F("broker_provisioning_password", T_STR, broker_provisioning_password),
-    F("cert_deny_list", T_STRLIST, cert_deny_list),
-    F("jwt_verify_cert", T_STR, jwt_verify_cert),
-    F("jwt_signing_key", T_STR, jwt_signing_key),
-    F("jwt_signing_token", T_STR, jwt_signing_token),
-    F("server_jwt_validity", T_STR, server_jwt_validity),
-    F("rego_policy", T_STR, rego_policy),
-    F("leader_election", T_BOOL, leader_election),
-    F("leader_election_api_prefix", T_STR, leader_election_api_prefix),
-    F("upgrades_repository", T_STR, upgrades_repository),
-    F("upgrades_optional", T_BOOL, upgrades_optional),
-    F("features", T_FEATURES, features),
-};
-#undef F
-
-#define FF(k, m)                                                                                   \
-    {                                                                                              \
-        k, T_BOOL, offsetof(prov_config_features, m)                                               \
-    }
-static const field FEATURES[] = {FF("pki", pki), FF("jwt", jwt), FF("ed25519", ed25519),
-                                 FF("upgrades", upgrades)};
-#undef FF
-
-static const char *go_type(ftype t)
-{
-    switch (t) {
-    case T_INT:
-        return "int";
-    case T_STR:
-        return "string";
-    case T_BOOL:
-        return "bool";
-    case T_STRLIST:
-        return "[]string";
-    default:
-        return "config.Features";
-    }
-}
-
-/* Go's decoder: an exact key match wins, else a case-insensitive one. */
-static const field *find(const field *fs, size_t n, const char *key)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(fs[i].key, key) == 0)
-            return &fs[i];
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(fs[i].key, key) == 0)
-            return &fs[i];
-    return NULL;
-}
-
-static ch_status type_error(ch_error *err, const char *name, const json_t *v, const char *path,
-                            ftype t)
-{
-    return ch_error_set(err, CH_ERR_INVALID,
-                        "could not parse config file %s as YAML: json: cannot unmarshal %s into "
-                        "Go struct field Config.%s of type %s",
-                        name, ch_json_go_type(v), path, go_type(t));
-}
-
-/* A scalar as a string field sees it: ghodss/yaml turns numbers and booleans given for a
- * string into their text. NULL for objects and arrays (and on no memory). */
+/* A scalar as a string field sees it; NULL for objects and arrays (and on no memory). */
 static char *scalar_text(const json_t *v)
 {
     char buf[64];
@@ -131,7 +50,7 @@ static char *scalar_text(const json_t *v)
     return strdup(buf);
 }
 
-/* A string field must not hold NUL bytes: everything downstream is a C string. */
+/* A string must not hold NUL bytes: everything downstream is a C string. */
 static bool has_nul(const json_t *v)
 {
     return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
@@ -154,127 +73,205 @@ static bool yaml11_bool(const char *s, bool *out)
     return false;
 }
 
-static void free_list(char **items, size_t n)
+/* An integer, or a real without a fraction (4.0 decodes into an int in Go too). */
+static bool integral(const json_t *v, int64_t *out)
 {
-    for (size_t i = 0; items != NULL && i < n; i++)
-        free(items[i]);
-    free(items);
+    double d = json_is_real(v) ? json_real_value(v) : 0;
+    if (json_is_integer(v))
+        *out = json_integer_value(v);
+    else if (json_is_real(v) && d > -9e15 && d < 9e15 && (double)(int64_t)d == d)
+        *out = (int64_t)d;
+    else
+        return false;
+    return true;
 }
 
-static ch_status add_unknown(prov_config *c, const char *prefix, const char *key, ch_error *err)
+static ch_status decode_int(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                            ch_error *err)
 {
-    if (c->unknown_count >= 256) /* enough to warn about; the rest are dropped */
-        return CH_OK;
-    char **n = realloc(c->unknown_keys, (c->unknown_count + 1) * sizeof(*n));
-    if (n == NULL)
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    c->unknown_keys = n;
-    size_t len = strlen(prefix) + strlen(key) + 1;
-    n[c->unknown_count] = malloc(len);
-    if (n[c->unknown_count] == NULL)
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    snprintf(n[c->unknown_count++], len, "%s%s", prefix, key);
+    int64_t i;
+    if (!integral(v, &i))
+        return ch_json_type_error(err, v, path, "int");
+    if (i < INT32_MIN || i > INT32_MAX)
+        return ch_error_set(err, CH_ERR_INVALID, "%s: %" PRId64 " is out of range", f->name, i);
+    *(int *)dst = (int)i;
     return CH_OK;
 }
 
-static ch_status set_field(prov_config *c, void *base, const field *f, const char *path,
-                           const json_t *v, const char *name, ch_error *err)
+static ch_status decode_int64(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                              ch_error *err)
 {
-    if (json_is_null(v)) /* Go leaves the field alone */
-        return CH_OK;
-    char *p = (char *)base + f->off;
-    switch (f->type) {
-    case T_INT: {
-        /* integral reals (4.0) decode into an int in Go too; no libm in libchoria's link */
-        double d = json_is_real(v) ? json_real_value(v) : 0;
-        if (!json_is_integer(v) &&
-            !(json_is_real(v) && d > -9e15 && d < 9e15 && (double)(int64_t)d == d))
-            return type_error(err, name, v, path, f->type);
-        int64_t i = json_is_integer(v) ? json_integer_value(v) : (int64_t)d;
-        if (f->off == offsetof(prov_config, broker_port)) {
-            *(int64_t *)(void *)p = i;
-        } else {
-            if (i < INT32_MIN || i > INT32_MAX)
-                return ch_error_set(err, CH_ERR_INVALID, "%s: %" PRId64 " is out of range", path,
-                                    i);
-            *(int *)(void *)p = (int)i;
-        }
-        return CH_OK;
+    if (!integral(v, (int64_t *)dst))
+        return ch_json_type_error(err, v, path, "int");
+    return CH_OK;
+}
+
+static ch_status decode_bool(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                             ch_error *err)
+{
+    if (json_is_boolean(v))
+        *(bool *)dst = json_is_true(v);
+    else if (!json_is_string(v) || !yaml11_bool(json_string_value(v), (bool *)dst))
+        return ch_json_type_error(err, v, path, "bool");
+    return CH_OK;
+}
+
+static ch_status decode_text(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                             ch_error *err)
+{
+    if (has_nul(v))
+        return ch_error_set(err, CH_ERR_INVALID, "%s: value contains a NUL byte", f->name);
+    char *s = scalar_text(v);
+    if (s == NULL)
+        return json_is_object(v) || json_is_array(v)
+                   ? ch_json_type_error(err, v, path, "string")
+                   : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    free(*(char **)dst);
+    *(char **)dst = s;
+    return CH_OK;
+}
+
+/* One cert_deny_list entry. Go turns a null entry into ""; an empty pattern matches
+ * everything and would refuse every CSR, so it is refused here instead. */
+static ch_status deny_entry(const json_t *e, size_t i, const char *path, char **out, ch_error *err)
+{
+    if (has_nul(e))
+        return ch_error_set(err, CH_ERR_INVALID, "cert_deny_list: entry contains a NUL byte");
+    if (json_is_null(e))
+        return ch_error_set(err, CH_ERR_INVALID, "cert_deny_list: entry %zu is null", i);
+    if (json_is_object(e) || json_is_array(e))
+        return ch_json_type_error(err, e, path, "string");
+    return (*out = scalar_text(e)) != NULL ? CH_OK
+                                           : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+}
+
+static ch_status decode_deny_list(const ch_json_field *f, const json_t *v, void *dst,
+                                  const char *path, ch_error *err)
+{
+    if (!json_is_array(v))
+        return ch_json_type_error(err, v, path, "[]string");
+    size_t n = json_array_size(v);
+    if (n > PROV_CONFIG_MAX_DENY)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "cert_deny_list: more than %d entries",
+                            PROV_CONFIG_MAX_DENY);
+    ch_config_list list = {.items = calloc(n + 1, sizeof(char *))};
+    ch_status st = list.items != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == CH_OK && i < n; i++, list.count++)
+        st = deny_entry(json_array_get(v, i), i, path, &list.items[i], err);
+    ch_config_list *out = dst;
+    ch_config_list_free(st == CH_OK ? out : &list);
+    if (st == CH_OK)
+        *out = list;
+    return st;
+}
+
+#define FEATURE(key, member)                                                                       \
+    {                                                                                              \
+        .name = (key), .kind = CH_JSON_BOOL, .offset = offsetof(prov_config_features, member),     \
+        .decode = decode_bool                                                                      \
     }
-    case T_BOOL: {
-        bool b;
-        if (json_is_boolean(v))
-            b = json_is_true(v);
-        else if (!json_is_string(v) || !yaml11_bool(json_string_value(v), &b))
-            return type_error(err, name, v, path, f->type);
-        *(bool *)(void *)p = b;
-        return CH_OK;
+static const ch_json_field FEATURE_FIELDS[] = {FEATURE("pki", pki), FEATURE("jwt", jwt),
+                                               FEATURE("ed25519", ed25519),
+                                               FEATURE("upgrades", upgrades)};
+#undef FEATURE
+static const ch_json_struct FEATURES = {"config.Features", FEATURE_FIELDS,
+                                        sizeof(FEATURE_FIELDS) / sizeof(FEATURE_FIELDS[0])};
+
+static ch_status decode_features(const ch_json_field *f, const json_t *v, void *dst,
+                                 const char *path, ch_error *err)
+{
+    if (!json_is_object(v))
+        return ch_json_type_error(err, v, path, "config.Features");
+    return ch_json_decode_at(v, &FEATURES, dst, path, err);
+}
+
+#define F(key, kind_, member, fn)                                                                  \
+    {                                                                                              \
+        .name = (key), .kind = (kind_), .offset = offsetof(prov_config, member), .decode = (fn)    \
     }
-    case T_STR: {
-        if (has_nul(v))
-            return ch_error_set(err, CH_ERR_INVALID, "%s: value contains a NUL byte", path);
-        char *s = scalar_text(v);
-        if (s == NULL)
-            return json_is_object(v) || json_is_array(v)
-                       ? type_error(err, name, v, path, f->type)
-                       : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        free(*(char **)(void *)p);
-        *(char **)(void *)p = s;
+#define STR(key, member) F(key, CH_JSON_STRING, member, decode_text)
+#define BOOL(key, member) F(key, CH_JSON_BOOL, member, decode_bool)
+static const ch_json_field CONFIG_FIELDS[] = {
+    F("workers", CH_JSON_INT, workers, decode_int),
+    STR("interval", interval),
+    STR("logfile", logfile),
+    STR("loglevel", loglevel),
+    STR("logformat", logformat),
+    STR("monitor_bind", monitor_bind),
+    STR("helper", helper),
+    STR("token", token),
+    STR("lifecycle_component", lifecycle_component),
+    BOOL("choria_insecure", choria_insecure),
+    STR("site", site),
+    F("monitor_port", CH_JSON_INT, monitor_port, decode_int),
+    F("broker_port", CH_JSON_INT, broker_port, decode_int64),
+    STR("broker_provisioning_password", broker_provisioning_password),
+    F("cert_deny_list", CH_JSON_STRLIST, cert_deny_list, decode_deny_list),
+    STR("jwt_verify_cert", jwt_verify_cert),
+    STR("jwt_signing_key", jwt_signing_key),
+    STR("jwt_signing_token", jwt_signing_token),
+    STR("server_jwt_validity", server_jwt_validity),
+    STR("rego_policy", rego_policy),
+    BOOL("leader_election", leader_election),
+    STR("leader_election_api_prefix", leader_election_api_prefix),
+    STR("upgrades_repository", upgrades_repository),
+    BOOL("upgrades_optional", upgrades_optional),
+    F("features", CH_JSON_OBJECT, features, decode_features),
+};
+#undef F
+#undef STR
+#undef BOOL
+static const ch_json_struct CONFIG = {"config.Config", CONFIG_FIELDS,
+                                      sizeof(CONFIG_FIELDS) / sizeof(CONFIG_FIELDS[0])};
+
+static ch_status add_unknown(prov_config *c, const char *prefix, const char *key, ch_error *err)
+{
+    if (c->unknown_keys.count >= 256) /* enough to warn about; the rest are dropped */
         return CH_OK;
-    }
-    case T_STRLIST: {
-        if (!json_is_array(v))
-            return type_error(err, name, v, path, f->type);
-        size_t n = json_array_size(v);
-        if (n > PROV_CONFIG_MAX_DENY)
-            return ch_error_set(err, CH_ERR_TOO_LARGE, "%s: more than %d entries", path,
-                                PROV_CONFIG_MAX_DENY);
-        char **items = calloc(n ? n : 1, sizeof(*items));
-        if (items == NULL)
-            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            const json_t *e = json_array_get(v, i);
-            if (has_nul(e) || json_is_null(e) || (items[i] = scalar_text(e)) == NULL) {
-                free_list(items, n);
-                if (has_nul(e))
-                    return ch_error_set(err, CH_ERR_INVALID, "%s: entry contains a NUL byte", path);
-                /* Go turns a null entry into ""; an empty pattern matches everything and
-                 * would refuse every CSR, so it is refused here instead */
-                if (json_is_null(e))
-                    return ch_error_set(err, CH_ERR_INVALID, "%s: entry %zu is null", path, i);
-                return json_is_object(e) || json_is_array(e)
-                           ? ch_error_set(err, CH_ERR_INVALID,
-                                          "could not parse config file %s as YAML: json: cannot "
-                                          "unmarshal %s into Go struct field Config.%s of type "
-                                          "string",
-                                          name, ch_json_go_type(e), path)
-                           : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-            }
-        }
-        free_list(c->cert_deny_list, c->cert_deny_count);
-        c->cert_deny_list = items;
-        c->cert_deny_count = n;
-        return CH_OK;
-    }
-    case T_FEATURES: {
-        if (!json_is_object(v))
-            return type_error(err, name, v, path, f->type);
-        const char *k;
+    char **n = realloc(c->unknown_keys.items, (c->unknown_keys.count + 1) * sizeof(*n));
+    if (n == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    c->unknown_keys.items = n;
+    if (asprintf(&n[c->unknown_keys.count], "%s%s", prefix, key) < 0)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    c->unknown_keys.count++;
+    return CH_OK;
+}
+
+/* The keys no field reads, top level and under features, for the caller to warn about. */
+static ch_status collect_unknown(prov_config *c, const json_t *doc, ch_error *err)
+{
+    const char *k;
+    json_t *v;
+    ch_status st = CH_OK;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        const ch_json_field *f = ch_json_field_find(&CONFIG, k);
+        if (st == CH_OK && f == NULL)
+            st = add_unknown(c, "", k, err);
+        if (st != CH_OK || f == NULL || f->decode != decode_features || !json_is_object(v))
+            continue;
+        const char *fk;
         json_t *fv;
-        json_object_foreach((json_t *)v, k, fv)
+        json_object_foreach(v, fk, fv)
         {
-            const field *ff = find(FEATURES, sizeof(FEATURES) / sizeof(FEATURES[0]), k);
-            char sub[128];
-            snprintf(sub, sizeof(sub), "features.%.100s", ff != NULL ? ff->key : k);
-            ch_status st = ff != NULL ? set_field(c, p, ff, sub, fv, name, err)
-                                      : add_unknown(c, "features.", k, err);
-            if (st != CH_OK)
-                return st;
+            if (st == CH_OK && ch_json_field_find(&FEATURES, fk) == NULL)
+                st = add_unknown(c, "features.", fk, err);
         }
-        return CH_OK;
     }
-    }
-    return ch_error_set(err, CH_ERR_INTERNAL, "unknown field type");
+    return st;
+}
+
+/* Decodes doc into c; Go's type errors are prefixed as ghodss/yaml prefixes them. */
+static ch_status decode_config(prov_config *c, const json_t *doc, const char *name, ch_error *err)
+{
+    ch_error e;
+    ch_status st = ch_json_decode(doc, &CONFIG, c, &e);
+    if (st != CH_OK && strncmp(e.msg, "json: ", 6) == 0)
+        return ch_error_set(err, st, "could not parse config file %s as YAML: %s", name, e.msg);
+    if (st != CH_OK)
+        return ch_error_set(err, st, "%s", e.msg);
+    return collect_unknown(c, doc, err);
 }
 
 static ch_status dup_default(char **dst, const char *s, ch_error *err)
@@ -287,15 +284,14 @@ static ch_status dup_default(char **dst, const char *s, ch_error *err)
 static ch_status set_default_deny(prov_config *c, ch_error *err)
 {
     size_t n = sizeof(DEFAULT_DENY) / sizeof(DEFAULT_DENY[0]);
-    free_list(c->cert_deny_list, c->cert_deny_count);
-    c->cert_deny_count = 0;
-    c->cert_deny_list = calloc(n, sizeof(char *));
-    if (c->cert_deny_list == NULL)
+    ch_config_list_free(&c->cert_deny_list);
+    c->cert_deny_list.items = calloc(n + 1, sizeof(char *));
+    if (c->cert_deny_list.items == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        if ((c->cert_deny_list[i] = strdup(DEFAULT_DENY[i])) == NULL)
+        if ((c->cert_deny_list.items[i] = strdup(DEFAULT_DENY[i])) == NULL)
             return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        c->cert_deny_count++;
+        c->cert_deny_list.count++;
     }
     return CH_OK;
 }
@@ -357,7 +353,7 @@ static ch_status validate(prov_config *c, ch_error *err)
                             PROV_CONFIG_MAX_WORKERS, c->workers);
     if (c->workers == 0)
         c->workers = cpu_count();
-    if (c->cert_deny_count == 0 && set_default_deny(c, err) != CH_OK)
+    if (c->cert_deny_list.count == 0 && set_default_deny(c, err) != CH_OK)
         return CH_ERR_NOMEM;
     if (c->features.pki && c->features.ed25519)
         return ch_error_set(err, CH_ERR_INVALID, "can only enable one of pki or ed25519 features");
@@ -476,15 +472,9 @@ ch_status prov_config_parse(const char *text, size_t len, const char *name, prov
             ch_error_set(err, st, "file %s could not be parsed: %s", name, e.msg);
         goto done;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(doc, k, v)
-    {
-        const field *f = find(FIELDS, sizeof(FIELDS) / sizeof(FIELDS[0]), k);
-        st = f != NULL ? set_field(c, c, f, f->key, v, name, err) : add_unknown(c, "", k, err);
-        if (st != CH_OK)
-            goto done;
-    }
+    st = decode_config(c, doc, name, err);
+    if (st != CH_OK)
+        goto done;
     st = validate(c, err);
 done:
     json_decref(doc);
@@ -542,7 +532,7 @@ void prov_config_free(prov_config *c)
                     c->upgrades_repository};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(strs[i]);
-    free_list(c->cert_deny_list, c->cert_deny_count);
-    free_list(c->unknown_keys, c->unknown_count);
+    ch_config_list_free(&c->cert_deny_list);
+    ch_config_list_free(&c->unknown_keys);
     free(c);
 }

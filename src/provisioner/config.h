@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "choria/common.h"
+#include "choria/config.h"
 
 #define PROV_CONFIG_MAX_WORKERS 4096
 #define PROV_CONFIG_DEFAULT_COMPONENT "provision_mode_server"
@@ -45,8 +46,7 @@ typedef struct {
     char *monitor_bind;  /* project key: address for /metrics, "" = all interfaces */
     int64_t broker_port; /* unused, as upstream */
     char *broker_provisioning_password;
-    char **cert_deny_list; /* regular expressions; upstream's four when empty/absent */
-    size_t cert_deny_count;
+    ch_config_list cert_deny_list; /* regular expressions; upstream's four when empty/absent */
     char *jwt_verify_cert;
     char *jwt_signing_key;
     char *jwt_signing_token;
@@ -60,8 +60,7 @@ typedef struct {
     char *upgrades_repository;
     bool upgrades_optional;
     prov_config_features features;
-    char **unknown_keys; /* keys nothing reads, "features.x" for unknown features */
-    size_t unknown_count;
+    ch_config_list unknown_keys; /* keys nothing reads, "features.x" for unknown features */
 } prov_config;
 
 /* A configuration holding only the defaults (workers already resolved to the CPU count). */

@@ -44,8 +44,7 @@ static bool re2_only(const char *re)
     return false;
 }
 
-ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny **out,
-                                     ch_error *err)
+ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny **out, ch_error *err)
 {
     *out = NULL;
     prov_csr_deny *d = calloc(1, sizeof(*d));
@@ -130,7 +129,7 @@ static ch_status check_sans(X509_REQ *req, const prov_csr_deny *deny, ch_error *
 }
 
 ch_status prov_csr_check(const char *pem, size_t len, const char *identity,
-                            const prov_csr_deny *deny, ch_error *err)
+                         const prov_csr_deny *deny, ch_error *err)
 {
     if (pem == NULL || len == 0)
         return ch_error_set(err, CH_ERR_INVALID, "no CSR received");

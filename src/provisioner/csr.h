@@ -15,7 +15,7 @@ typedef struct prov_csr_deny prov_csr_deny;
  * MatchString; a pattern written /re/ loses its slashes. Go's RE2 syntax beyond POSIX ERE
  * (\d, (?i), ...) is refused with an error naming the pattern. */
 ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny **out,
-                                     ch_error *err);
+                                ch_error *err);
 void prov_csr_deny_free(prov_csr_deny *d);
 
 /* The node's CSR, as upstream validateCSR plus a signature check: "no CSR received", "invalid
@@ -23,6 +23,6 @@ void prov_csr_deny_free(prov_csr_deny *d);
  * not match identity %s", "%s matches denied certificate pattern" (CN and every DNS SAN).
  * deny may be NULL. */
 ch_status prov_csr_check(const char *pem, size_t len, const char *identity,
-                            const prov_csr_deny *deny, ch_error *err);
+                         const prov_csr_deny *deny, ch_error *err);
 
 #endif

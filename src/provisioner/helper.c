@@ -2,6 +2,7 @@
  * stdout, and running it through the process module. */
 #include "helper.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,155 +69,180 @@ char *prov_helper_input_encode(const prov_helper_input *in, size_t *len)
 
 /* ---- reply ---------------------------------------------------------------------------- */
 
+static void map_clear(prov_helper_map *m)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        free(m->items[i].key);
+        free(m->items[i].value);
+    }
+    free(m->items);
+    memset(m, 0, sizeof(*m));
+}
+
 void prov_helper_reply_free(prov_helper_reply *r)
 {
     if (r == NULL)
         return;
-    free(r->msg);
-    free(r->key);
-    free(r->certificate);
-    free(r->ca);
-    free(r->ssldir);
-    free(r->upgrade);
-    prov_helper_kv *maps[] = {r->configuration, r->action_policies, r->opa_policies};
-    size_t counts[] = {r->configuration_count, r->action_policies_count, r->opa_policies_count};
-    for (int m = 0; m < 3; m++) {
-        for (size_t i = 0; i < counts[m]; i++) {
-            free(maps[m][i].key);
-            free(maps[m][i].value);
-        }
-        free(maps[m]);
-    }
+    char *strs[] = {r->msg, r->key, r->certificate, r->ca, r->ssldir, r->upgrade};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(strs[i]);
+    map_clear(&r->configuration);
+    map_clear(&r->action_policies);
+    map_clear(&r->opa_policies);
     json_decref(r->server_claims);
     free(r);
 }
 
-static ch_status type_err(ch_error *err, const json_t *v, const char *key, const char *type)
+/* A name the policy directory may hold: it ends in suffix and has no '/'. */
+static bool policy_name(const char *name, const char *suffix)
 {
-    return ch_error_set(err, CH_ERR_INVALID,
-                        "json: cannot unmarshal %s into Go struct field %s of type %s",
-                        ch_json_go_type(v), key, type);
+    size_t kl = strlen(name), sl = strlen(suffix);
+    return kl > sl && strcmp(name + kl - sl, suffix) == 0 && strchr(name, '/') == NULL;
 }
 
-static bool nul_free(const json_t *s)
+/* A map[string]string member: every value a string without NUL bytes, every name non-empty
+ * (and a policy name when suffix is given). Given twice (two keys Go would both match) it is
+ * refused rather than silently merged. */
+static ch_status decode_map(const json_t *v, const char *path, const char *suffix,
+                            prov_helper_map *m, ch_error *err)
 {
-    return strlen(json_string_value(s)) == json_string_length(s);
-}
-
-static ch_status get_string(const json_t *v, const char *key, char **dst, ch_error *err)
-{
-    if (json_is_null(v))
-        return CH_OK;
-    if (!json_is_string(v))
-        return type_err(err, v, key, "string");
-    if (!nul_free(v))
-        return ch_error_set(err, CH_ERR_INVALID, "%s contains a NUL byte", key);
-    char *s = strdup(json_string_value(v));
-    if (s == NULL)
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    free(*dst);
-    *dst = s;
-    return CH_OK;
-}
-
-static ch_status get_map(const json_t *v, const char *key, const char *suffix, prov_helper_kv **dst,
-                         size_t *count, ch_error *err)
-{
-    if (json_is_null(v))
-        return CH_OK;
+    if (m->items != NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "%s given twice", path);
     if (!json_is_object(v))
-        return type_err(err, v, key, "map[string]string");
-    size_t n = json_object_size(v), i = 0;
-    prov_helper_kv *kv = calloc(n ? n : 1, sizeof(*kv));
-    if (kv == NULL)
+        return ch_json_type_error(err, v, path, "map[string]string");
+    m->items = calloc(json_object_size(v) + 1, sizeof(*m->items));
+    if (m->items == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-    ch_status st = CH_OK;
     const char *k;
     json_t *val;
     json_object_foreach((json_t *)v, k, val)
     {
         if (!json_is_string(val)) {
-            st = ch_error_set(err, CH_ERR_INVALID,
-                              "json: cannot unmarshal %s into Go value of type string (%s.%.64s)",
-                              ch_json_go_type(val), key, k);
-            break;
+            char sub[256]; /* Go names the map key in the path too */
+            snprintf(sub, sizeof(sub), "%s.%.64s", path, k);
+            return ch_json_type_error(err, val, sub, "string");
         }
-        size_t kl = strlen(k), sl = suffix != NULL ? strlen(suffix) : 0;
-        if (kl == 0 || !nul_free(val) ||
-            (suffix != NULL &&
-             (kl <= sl || strcmp(k + kl - sl, suffix) != 0 || strchr(k, '/') != NULL))) {
-            st = ch_error_set(err, CH_ERR_INVALID, "%s: invalid name or value for %.64s%s%s", key,
-                              k, suffix != NULL ? ", names must end in " : "",
-                              suffix != NULL ? suffix : "");
-            break;
-        }
-        kv[i].key = strdup(k);
-        kv[i].value = strdup(json_string_value(val));
-        i++;
-        if (kv[i - 1].key == NULL || kv[i - 1].value == NULL) {
-            st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-            break;
-        }
+        if (k[0] == '\0' || strlen(json_string_value(val)) != json_string_length(val) ||
+            (suffix != NULL && !policy_name(k, suffix)))
+            return ch_error_set(err, CH_ERR_INVALID, "%s: invalid name or value for %.64s%s%s",
+                                path, k, suffix != NULL ? ", names must end in " : "",
+                                suffix != NULL ? suffix : "");
+        prov_helper_kv *kv = &m->items[m->count++];
+        if ((kv->key = strdup(k)) == NULL || (kv->value = strdup(json_string_value(val))) == NULL)
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
-    if (st != CH_OK) {
-        for (size_t j = 0; j < i; j++) {
-            free(kv[j].key);
-            free(kv[j].value);
-        }
-        free(kv);
-        return st;
-    }
-    *dst = kv;
-    *count = i;
     return CH_OK;
 }
 
-static ch_status check_str_list(const json_t *v, const char *key, ch_error *err)
+static ch_status decode_configuration(const ch_json_field *f, const json_t *v, void *dst,
+                                      const char *path, ch_error *err)
 {
-    if (json_is_null(v))
-        return CH_OK;
+    return decode_map(v, path, NULL, dst, err);
+}
+
+static ch_status decode_action_policies(const ch_json_field *f, const json_t *v, void *dst,
+                                        const char *path, ch_error *err)
+{
+    return decode_map(v, path, ".policy", dst, err);
+}
+
+static ch_status decode_opa_policies(const ch_json_field *f, const json_t *v, void *dst,
+                                     const char *path, ch_error *err)
+{
+    return decode_map(v, path, ".rego", dst, err);
+}
+
+/* A []string member: strings or nulls. */
+static ch_status check_str_list(const json_t *v, const char *path, ch_error *err)
+{
     if (!json_is_array(v))
-        return type_err(err, v, key, "[]string");
+        return ch_json_type_error(err, v, path, "[]string");
     for (size_t i = 0; i < json_array_size(v); i++)
         if (!json_is_string(json_array_get(v, i)) && !json_is_null(json_array_get(v, i)))
-            return type_err(err, json_array_get(v, i), key, "string");
+            return ch_json_type_error(err, json_array_get(v, i), path, "string");
     return CH_OK;
 }
 
-/* The honoured server claims (spec 8.3) must have the types go-choria decodes them into. */
-static ch_status check_claims(const json_t *v, ch_error *err)
+/* tokens.ServerPermissions: booleans (or nulls). */
+static ch_status check_permissions(const json_t *v, const char *path, ch_error *err)
 {
     if (!json_is_object(v))
-        return type_err(err, v, "server_claims", "tokens.ServerClaims");
+        return ch_json_type_error(err, v, path, "tokens.ServerPermissions");
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (!json_is_boolean(x) && !json_is_null(x))
+            return ch_json_type_error(err, x, path, "bool");
+    }
+    return CH_OK;
+}
+
+/* The honoured server claims (spec 8.3) must have the types go-choria decodes them into;
+ * the object stays borrowed until the reply is complete. */
+static ch_status check_claims(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                              ch_error *err)
+{
+    if (!json_is_object(v))
+        return ch_json_type_error(err, v, path, "tokens.ServerClaims");
     const char *k;
     json_t *x;
     ch_status st = CH_OK;
     json_object_foreach((json_t *)v, k, x)
     {
-        if (json_is_null(x))
+        if (st != CH_OK || json_is_null(x))
             continue;
         if (strcasecmp(k, "ou") == 0 && !json_is_string(x))
-            st = type_err(err, x, "server_claims.ou", "string");
+            st = ch_json_type_error(err, x, "ServerClaims.ou", "string");
         else if (strcasecmp(k, "exp") == 0 && !json_is_integer(x))
-            st = type_err(err, x, "server_claims.exp", "int64");
+            st = ch_json_type_error(err, x, "ServerClaims.exp", "int64");
         else if (strcasecmp(k, "collectives") == 0 || strcasecmp(k, "pub_subjects") == 0)
-            st = check_str_list(x, "server_claims list", err);
-        else if (strcasecmp(k, "permissions") == 0) {
-            if (!json_is_object(x)) {
-                st = type_err(err, x, "server_claims.permissions", "tokens.ServerPermissions");
-            } else {
-                const char *pk;
-                json_t *pv;
-                json_object_foreach(x, pk, pv)
-                {
-                    if (st == CH_OK && !json_is_boolean(pv) && !json_is_null(pv))
-                        st = type_err(err, pv, "server_claims.permissions", "bool");
-                }
-            }
-        }
-        if (st != CH_OK)
-            return st;
+            st = check_str_list(x, "ServerClaims list", err);
+        else if (strcasecmp(k, "permissions") == 0)
+            st = check_permissions(x, "ServerClaims.permissions", err);
     }
+    if (st == CH_OK)
+        *(const json_t **)dst = v;
+    return st;
+}
+
+#define STR(key, member) CH_JSON_FIELD(prov_helper_reply, key, CH_JSON_STRING, member)
+#define MAP(key, member, fn)                                                                       \
+    {                                                                                              \
+        .name = (key), .kind = CH_JSON_STRMAP, .offset = offsetof(prov_helper_reply, member),      \
+        .decode = (fn)                                                                             \
+    }
+static const ch_json_field reply_fields[] = {
+    CH_JSON_FIELD(prov_helper_reply, "defer", CH_JSON_BOOL, defer),
+    CH_JSON_FIELD(prov_helper_reply, "shutdown", CH_JSON_BOOL, shutdown),
+    STR("msg", msg),
+    STR("key", key),
+    STR("certificate", certificate),
+    STR("ca", ca),
+    STR("ssldir", ssldir),
+    STR("upgrade", upgrade),
+    MAP("configuration", configuration, decode_configuration),
+    MAP("action_policies", action_policies, decode_action_policies),
+    MAP("opa_policies", opa_policies, decode_opa_policies),
+    {.name = "server_claims",
+     .kind = CH_JSON_OBJECT,
+     .offset = offsetof(prov_helper_reply, server_claims),
+     .decode = check_claims},
+};
+#undef STR
+#undef MAP
+static const ch_json_struct reply_struct = {"provisioner.ConfigResponse", reply_fields,
+                                            sizeof(reply_fields) / sizeof(reply_fields[0])};
+
+/* Absent strings are "", and the server claims become the reply's own copy. */
+static ch_status complete_reply(prov_helper_reply *r, ch_error *err)
+{
+    char **strs[] = {&r->msg, &r->key, &r->certificate, &r->ca, &r->ssldir, &r->upgrade};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL)
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    if (r->server_claims != NULL && (r->server_claims = json_deep_copy(r->server_claims)) == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     return CH_OK;
 }
 
@@ -224,97 +250,27 @@ ch_status prov_helper_reply_parse(const char *buf, size_t len, size_t max_size,
                                   prov_helper_reply **out, ch_error *err)
 {
     *out = NULL;
-    if (max_size == 0)
-        max_size = CH_PROCESS_MAX_OUTPUT;
-    json_t *doc = ch_json_parse(buf, len, max_size, CH_MAX_JSON_DEPTH, err);
+    json_t *doc = ch_json_parse(buf, len, max_size > 0 ? max_size : CH_PROCESS_MAX_OUTPUT,
+                                CH_MAX_JSON_DEPTH, err);
     if (doc == NULL)
         return err != NULL && err->code != CH_OK ? err->code : CH_ERR_INVALID;
-    ch_status st = CH_OK;
     prov_helper_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (!json_is_object(doc)) {
-        st = ch_error_set(err, CH_ERR_INVALID,
-                          "json: cannot unmarshal %s into Go value of type "
-                          "provisioner.ConfigResponse",
-                          ch_json_go_type(doc));
-        goto done;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(doc, k, v)
-    {
-        char **sp = NULL;
-        bool *bp = NULL;
-        const char *name = NULL;
-        if (strcasecmp(k, "defer") == 0)
-            bp = &r->defer, name = "defer";
-        else if (strcasecmp(k, "shutdown") == 0)
-            bp = &r->shutdown, name = "shutdown";
-        else if (strcasecmp(k, "msg") == 0)
-            sp = &r->msg, name = "msg";
-        else if (strcasecmp(k, "key") == 0)
-            sp = &r->key, name = "key";
-        else if (strcasecmp(k, "certificate") == 0)
-            sp = &r->certificate, name = "certificate";
-        else if (strcasecmp(k, "ca") == 0)
-            sp = &r->ca, name = "ca";
-        else if (strcasecmp(k, "ssldir") == 0)
-            sp = &r->ssldir, name = "ssldir";
-        else if (strcasecmp(k, "upgrade") == 0)
-            sp = &r->upgrade, name = "upgrade";
-        if (bp != NULL) {
-            if (!json_is_boolean(v) && !json_is_null(v))
-                st = type_err(err, v, name, "bool");
-            else if (json_is_boolean(v))
-                *bp = json_is_true(v);
-        } else if (sp != NULL) {
-            st = get_string(v, name, sp, err);
-        } else if (strcasecmp(k, "configuration") == 0) {
-            if (r->configuration != NULL)
-                st = ch_error_set(err, CH_ERR_INVALID, "configuration given twice");
-            else
-                st = get_map(v, "configuration", NULL, &r->configuration, &r->configuration_count,
-                             err);
-        } else if (strcasecmp(k, "action_policies") == 0) {
-            if (r->action_policies != NULL)
-                st = ch_error_set(err, CH_ERR_INVALID, "action_policies given twice");
-            else
-                st = get_map(v, "action_policies", ".policy", &r->action_policies,
-                             &r->action_policies_count, err);
-        } else if (strcasecmp(k, "opa_policies") == 0) {
-            if (r->opa_policies != NULL)
-                st = ch_error_set(err, CH_ERR_INVALID, "opa_policies given twice");
-            else
-                st = get_map(v, "opa_policies", ".rego", &r->opa_policies, &r->opa_policies_count,
-                             err);
-        } else if (strcasecmp(k, "server_claims") == 0 && !json_is_null(v)) {
-            st = check_claims(v, err);
-            if (st == CH_OK) {
-                json_decref(r->server_claims);
-                r->server_claims = json_deep_copy(v);
-                if (r->server_claims == NULL)
-                    st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-            }
-        }
-        if (st != CH_OK)
-            goto done;
-    }
-    char **strs[] = {&r->msg, &r->key, &r->certificate, &r->ca, &r->ssldir, &r->upgrade};
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (*strs[i] == NULL && (*strs[i] = strdup("")) == NULL) {
-            st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-done:
+    ch_status st = r != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    if (st == CH_OK && json_is_null(doc)) /* Go's decoder accepts it into a struct; we do not */
+        st = ch_json_type_error(err, doc, NULL, reply_struct.go_name);
+    if (st == CH_OK)
+        st = ch_json_decode(doc, &reply_struct, r, err);
+    if (st == CH_OK)
+        st = complete_reply(r, err);
+    else if (r != NULL)
+        r->server_claims = NULL; /* still borrowed from doc */
     json_decref(doc);
-    if (st != CH_OK)
+    if (st != CH_OK) {
         prov_helper_reply_free(r);
-    else
-        *out = r;
-    return st;
+        return st;
+    }
+    *out = r;
+    return CH_OK;
 }
 
 /* ---- running -------------------------------------------------------------------------- */

@@ -49,6 +49,12 @@ typedef struct {
     char *value;
 } prov_helper_kv;
 
+/* A map[string]string of the reply, in the helper's order. */
+typedef struct {
+    prov_helper_kv *items;
+    size_t count;
+} prov_helper_map;
+
 typedef struct {
     bool defer;
     bool shutdown;
@@ -58,13 +64,10 @@ typedef struct {
     char *ca;
     char *ssldir;
     char *upgrade;
-    prov_helper_kv *configuration; /* in the helper's order */
-    size_t configuration_count;
-    prov_helper_kv *action_policies; /* names end in ".policy" */
-    size_t action_policies_count;
-    prov_helper_kv *opa_policies; /* names end in ".rego" */
-    size_t opa_policies_count;
-    json_t *server_claims; /* object with type-checked honoured fields, or NULL */
+    prov_helper_map configuration;
+    prov_helper_map action_policies; /* names end in ".policy" */
+    prov_helper_map opa_policies;    /* names end in ".rego" */
+    json_t *server_claims;           /* object with type-checked honoured fields, or NULL */
 } prov_helper_reply;
 
 /* Decodes a reply of at most max_size bytes (0 = CH_PROCESS_MAX_OUTPUT). Like Go's decoder,

@@ -205,8 +205,9 @@ static int run(const args *a, const sigset_t *signals)
         fprintf(stderr, "choria-provisioner: logfile: %s\n", err.msg);
         goto done;
     }
-    for (size_t i = 0; i < cfg->unknown_count; i++)
-        ch_warn("Unknown configuration key %s in %s is ignored", cfg->unknown_keys[i], a->config);
+    for (size_t i = 0; i < cfg->unknown_keys.count; i++)
+        ch_warn("Unknown configuration key %s in %s is ignored", cfg->unknown_keys.items[i],
+                a->config);
     if (load_choria_config(a->choria_config, &cc, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
         goto done;

@@ -50,8 +50,7 @@ static const family_def FAMILIES[] = {
      PM(invalid_identities)},
 };
 
-ch_status prov_metrics_register(ch_metrics *m, const char *site,
-                                          prov_metrics *pm, ch_error *err)
+ch_status prov_metrics_register(ch_metrics *m, const char *site, prov_metrics *pm, ch_error *err)
 {
     static const char *const site_label[] = {"site"};
     static const char *const rpc_labels[] = {"site", "rpc"};
@@ -78,12 +77,13 @@ ch_status prov_metrics_register(ch_metrics *m, const char *site,
         if (st != CH_OK)
             return st;
     }
-    st = ch_metrics_family_get(m, "choria_provisioner_rpc_time", "How long it took to perform RPC requests",
-                    CH_METRIC_SUMMARY, rpc_labels, 2, &pm->rpc_time, err);
+    st = ch_metrics_family_get(m, "choria_provisioner_rpc_time",
+                               "How long it took to perform RPC requests", CH_METRIC_SUMMARY,
+                               rpc_labels, 2, &pm->rpc_time, err);
     if (st == CH_OK)
         st = ch_metrics_family_get(m, "choria_provisioner_rpc_errors",
-                        "How many rpc related errors were encountered", CH_METRIC_COUNTER,
-                        rpc_labels, 2, &pm->rpc_errors, err);
+                                   "How many rpc related errors were encountered",
+                                   CH_METRIC_COUNTER, rpc_labels, 2, &pm->rpc_errors, err);
     for (size_t i = 0; st == CH_OK && i < sizeof(rpcs) / sizeof(rpcs[0]); i++) {
         const char *const values[] = {pm->site, rpcs[i]};
         ch_metric *s;

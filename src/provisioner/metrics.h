@@ -8,8 +8,7 @@
 
 #include "choria/metrics.h"
 
-
-#define PROV_METRICS_RPCS                                                                        \
+#define PROV_METRICS_RPCS                                                                          \
     {                                                                                              \
         "choria_provision#jwt", "choria_provision#gen25519", "rpcutil#inventory",                  \
             "choria_provision#gencsr", "choria_provision#release_update",                          \
@@ -38,8 +37,7 @@ typedef struct {
 
 /* Registers every choria_provisioner_* family in m and fills pm with the series for site
  * (may be empty, as upstream's default). pm points into m: m must outlive it. */
-ch_status prov_metrics_register(ch_metrics *m, const char *site,
-                                          prov_metrics *pm, ch_error *err);
+ch_status prov_metrics_register(ch_metrics *m, const char *site, prov_metrics *pm, ch_error *err);
 
 /* One rpc_time observation / one rpc_errors count for rpc ("agent#action"). Lock-free for
  * an rpc seen before; a new rpc label takes the registry lock once. NULL pm is a no-op. */

@@ -358,11 +358,11 @@ done:
     return st;
 }
 
-static json_t *kv_object(const prov_helper_kv *kv, size_t count)
+static json_t *kv_object(const prov_helper_map *m)
 {
     json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i < count; i++)
-        json_object_set_new(o, kv[i].key, json_string(kv[i].value));
+    for (size_t i = 0; o != NULL && i < m->count; i++)
+        json_object_set_new(o, m->items[i].key, json_string(m->items[i].value));
     return o;
 }
 
@@ -371,9 +371,9 @@ static json_t *kv_object(const prov_helper_kv *kv, size_t count)
 static ch_status step_configure(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     const prov_helper_reply *h = n->reply;
-    if (h->configuration_count == 0)
+    if (h->configuration.count == 0)
         return ch_error_set(err, CH_ERR_INVALID, "empty configuration");
-    json_t *conf = kv_object(h->configuration, h->configuration_count);
+    json_t *conf = kv_object(&h->configuration);
     char *conf_text = conf != NULL ? prov_pipeline_sorted_json(conf) : NULL;
     json_decref(conf);
     const char *ssldir = n->have_csr && n->csr_ssldir[0] != '\0' ? n->csr_ssldir : h->ssldir;
@@ -384,9 +384,8 @@ static ch_status step_configure(const prov_pipeline *p, node_state *n, ch_error 
                         p->cfg->token, "ca", h->ca, "certificate", h->certificate, "ssldir", ssldir,
                         "key", n->encrypted_key != NULL ? n->encrypted_key : "", "ecdh_public",
                         n->encrypted_key != NULL ? n->my_ecdh_public : "", "action_policies",
-                        kv_object(h->action_policies, h->action_policies_count), "opa_policies",
-                        kv_object(h->opa_policies, h->opa_policies_count), "server_jwt",
-                        n->server_jwt != NULL ? n->server_jwt : "");
+                        kv_object(&h->action_policies), "opa_policies", kv_object(&h->opa_policies),
+                        "server_jwt", n->server_jwt != NULL ? n->server_jwt : "");
     free(conf_text);
     if (data == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "cannot encode the configure request");

@@ -160,7 +160,8 @@ static ch_status check_config(prov_daemon *p, ch_error *err)
         return ch_error_set(err, CH_ERR_INVALID,
                             "jwt_verify_cert: features.jwt is enabled but no JWT verification "
                             "certificate is configured");
-    if (prov_csr_deny_compile(c->cert_deny_list, c->cert_deny_count, &p->deny, &e) != CH_OK)
+    if (prov_csr_deny_compile(c->cert_deny_list.items, c->cert_deny_list.count, &p->deny, &e) !=
+        CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "cert_deny_list: %s", e.msg);
     return CH_OK;
 }

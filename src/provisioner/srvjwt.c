@@ -121,9 +121,9 @@ void prov_srvjwt_ksuid(int64_t t, char out[28])
 
 static const char *config_value(const prov_helper_reply *r, const char *key)
 {
-    for (size_t i = 0; i < r->configuration_count; i++)
-        if (strcmp(r->configuration[i].key, key) == 0)
-            return r->configuration[i].value;
+    for (size_t i = 0; i < r->configuration.count; i++)
+        if (strcmp(r->configuration.items[i].key, key) == 0)
+            return r->configuration.items[i].value;
     return NULL;
 }
 

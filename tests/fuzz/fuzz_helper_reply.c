@@ -26,16 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r->ssldir == NULL || r->upgrade == NULL ||
         (r->server_claims != NULL && !json_is_object(r->server_claims)))
         abort();
-    for (size_t i = 0; i < r->configuration_count; i++)
-        if (r->configuration[i].key == NULL || r->configuration[i].value == NULL)
+    for (size_t i = 0; i < r->configuration.count; i++)
+        if (r->configuration.items[i].key == NULL || r->configuration.items[i].value == NULL)
             abort();
-    for (size_t i = 0; i < r->action_policies_count; i++)
-        if (!ends_with(r->action_policies[i].key, ".policy") ||
-            strchr(r->action_policies[i].key, '/') || r->action_policies[i].value == NULL)
+    for (size_t i = 0; i < r->action_policies.count; i++)
+        if (!ends_with(r->action_policies.items[i].key, ".policy") ||
+            strchr(r->action_policies.items[i].key, '/') ||
+            r->action_policies.items[i].value == NULL)
             abort();
-    for (size_t i = 0; i < r->opa_policies_count; i++)
-        if (!ends_with(r->opa_policies[i].key, ".rego") || strchr(r->opa_policies[i].key, '/') ||
-            r->opa_policies[i].value == NULL)
+    for (size_t i = 0; i < r->opa_policies.count; i++)
+        if (!ends_with(r->opa_policies.items[i].key, ".rego") ||
+            strchr(r->opa_policies.items[i].key, '/') || r->opa_policies.items[i].value == NULL)
             abort();
     prov_helper_reply_free(r);
     return 0;

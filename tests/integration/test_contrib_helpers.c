@@ -89,9 +89,9 @@ static int setup_static(void **state)
 
 static const char *config_get(const prov_helper_reply *r, const char *key)
 {
-    for (size_t i = 0; i < r->configuration_count; i++)
-        if (strcmp(r->configuration[i].key, key) == 0)
-            return r->configuration[i].value;
+    for (size_t i = 0; i < r->configuration.count; i++)
+        if (strcmp(r->configuration.items[i].key, key) == 0)
+            return r->configuration.items[i].value;
     return NULL;
 }
 
@@ -125,9 +125,9 @@ static void test_demo_helper_configures_the_identity_and_leaves_provisioning(voi
     assert_false(r->defer);
     assert_false(r->shutdown);
     assert_string_equal(r->msg, "demo helper");
-    assert_int_equal(r->configuration_count, 3);
-    assert_string_equal(r->configuration[0].key, "identity");
-    assert_string_equal(r->configuration[0].value, "n1.example.net");
+    assert_int_equal(r->configuration.count, 3);
+    assert_string_equal(r->configuration.items[0].key, "identity");
+    assert_string_equal(r->configuration.items[0].value, "n1.example.net");
     assert_string_equal(config_get(r, "plugin.choria.server.provision"), "false");
     assert_string_equal(config_get(r, "plugin.choria.middleware_hosts"), "nats://127.0.0.1:4222");
     assert_string_equal(r->certificate, "");
@@ -155,7 +155,7 @@ static void test_demo_helper_takes_the_broker_from_the_environment(void **state)
     snprintf(cmd, sizeof(cmd), "/usr/bin/env 'CHORIA_DEMO_BROKER=nats://b1\"' %s", f->demo);
     r = run(f, cmd, "node-7.example.net", NULL, &res);
     assert_true(r->defer);
-    assert_int_equal(r->configuration_count, 0);
+    assert_int_equal(r->configuration.count, 0);
     prov_helper_reply_free(r);
     ch_process_result_clear(&res);
 }
@@ -174,7 +174,7 @@ static void test_demo_helper_defers_bad_identities(void **state)
             print_error("identity [%s] was not deferred\n", bad[i]);
         assert_true(r->defer);
         assert_non_null(strstr(r->msg, "identity"));
-        assert_int_equal(r->configuration_count, 0);
+        assert_int_equal(r->configuration.count, 0);
         prov_helper_reply_free(r);
         ch_process_result_clear(&res);
     }
@@ -191,7 +191,7 @@ static void test_demo_helper_speed_through_the_runner(void **state)
         ch_process_result res;
         prov_helper_reply *r = run(f, f->demo, identity, NULL, &res);
         assert_false(r->defer);
-        assert_string_equal(r->configuration[0].value, identity);
+        assert_string_equal(r->configuration.items[0].value, identity);
         prov_helper_reply_free(r);
         ch_process_result_clear(&res);
     }
@@ -297,8 +297,8 @@ static void test_ca_helper_signs_the_csr_and_configures_the_file_provider(void *
     assert_non_null(strstr(r->ca, "-----BEGIN CERTIFICATE-----\n"));
     assert_signed(r->certificate, r->ca, csr.csr_pem, "n1.example.net");
 
-    assert_string_equal(r->configuration[0].key, "identity");
-    assert_string_equal(r->configuration[0].value, "n1.example.net");
+    assert_string_equal(r->configuration.items[0].key, "identity");
+    assert_string_equal(r->configuration.items[0].value, "n1.example.net");
     assert_string_equal(config_get(r, "plugin.choria.server.provision"), "false");
     assert_string_equal(config_get(r, "plugin.choria.middleware_hosts"), "nats://127.0.0.1:4222");
     assert_string_equal(config_get(r, "plugin.security.provider"), "file");
@@ -448,7 +448,7 @@ static void expect_ca_defer(const fixture *f, const char *cmd, const char *ident
     assert_true(r->defer);
     if (strstr(r->msg, msg) == NULL)
         fail_msg("msg [%s] lacks [%s]", r->msg, msg);
-    assert_int_equal(r->configuration_count, 0);
+    assert_int_equal(r->configuration.count, 0);
     assert_string_equal(r->certificate, "");
     /* The reason is logged on stderr too. */
     assert_non_null(res.errout);

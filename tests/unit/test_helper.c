@@ -140,14 +140,14 @@ static void full_reply_decodes_every_field(void **state)
     assert_string_equal(r->ca, "CA");
     assert_string_equal(r->ssldir, "/ssl");
     assert_string_equal(r->upgrade, "0.28.0");
-    assert_int_equal(r->configuration_count, 2);
-    assert_string_equal(r->configuration[0].key, "identity");
-    assert_string_equal(r->configuration[1].key, "plugin.choria.server.provision");
-    assert_string_equal(r->configuration[1].value, "false");
-    assert_int_equal(r->action_policies_count, 1);
-    assert_string_equal(r->action_policies[0].value, "allow");
-    assert_int_equal(r->opa_policies_count, 1);
-    assert_string_equal(r->opa_policies[0].key, "default.rego");
+    assert_int_equal(r->configuration.count, 2);
+    assert_string_equal(r->configuration.items[0].key, "identity");
+    assert_string_equal(r->configuration.items[1].key, "plugin.choria.server.provision");
+    assert_string_equal(r->configuration.items[1].value, "false");
+    assert_int_equal(r->action_policies.count, 1);
+    assert_string_equal(r->action_policies.items[0].value, "allow");
+    assert_int_equal(r->opa_policies.count, 1);
+    assert_string_equal(r->opa_policies.items[0].key, "default.rego");
     assert_int_equal(json_integer_value(json_object_get(r->server_claims, "exp")), 1893456000);
     prov_helper_reply_free(r);
 
@@ -155,7 +155,7 @@ static void full_reply_decodes_every_field(void **state)
     assert_true(r->defer);
     assert_string_equal(r->msg, "not yet");
     assert_string_equal(r->certificate, "");
-    assert_int_equal(r->configuration_count, 0);
+    assert_int_equal(r->configuration.count, 0);
     assert_null(r->server_claims);
     prov_helper_reply_free(r);
 
@@ -171,9 +171,12 @@ static void reply_types_are_strict(void **state)
     assert_non_null(strstr(reply_bad("{\"configuration\":{\"a\":true}}"), "configuration.a"));
     assert_non_null(strstr(reply_bad("{\"configuration\":{\"a\":null}}"), "configuration.a"));
     assert_non_null(strstr(reply_bad("{\"configuration\":[\"a\"]}"), "configuration"));
-    assert_non_null(strstr(reply_bad("{\"defer\":\"true\"}"), "field defer of type bool"));
-    assert_non_null(strstr(reply_bad("{\"shutdown\":1}"), "field shutdown of type bool"));
-    assert_non_null(strstr(reply_bad("{\"msg\":5}"), "field msg of type string"));
+    assert_non_null(strstr(reply_bad("{\"defer\":\"true\"}"),
+                           "Go struct field ConfigResponse.defer of type bool"));
+    assert_non_null(strstr(reply_bad("{\"shutdown\":1}"),
+                           "Go struct field ConfigResponse.shutdown of type bool"));
+    assert_non_null(
+        strstr(reply_bad("{\"msg\":5}"), "Go struct field ConfigResponse.msg of type string"));
     assert_non_null(strstr(reply_bad("{\"certificate\":{}}"), "certificate"));
     assert_non_null(strstr(reply_bad("{\"ca\":[]}"), "ca"));
     assert_non_null(strstr(reply_bad("{\"ssldir\":false}"), "ssldir"));
@@ -217,7 +220,7 @@ static void helper_gets_exact_input_and_its_reply_is_decoded(void **state)
     ch_error err;
     assert_int_equal(prov_helper_run(cmd, &INPUT, NULL, &r, &res, &err), CH_OK);
     assert_string_equal(r->msg, "arg with space");
-    assert_int_equal(r->configuration_count, 1);
+    assert_int_equal(r->configuration.count, 1);
     assert_int_equal(res.exit_code, 0);
     char path[128], got[512] = {0};
     snprintf(path, sizeof(path), "%s/in.json", f->dir);
@@ -380,7 +383,7 @@ static void *run_many(void *arg)
         ch_process_result res;
         ch_error err;
         if (prov_helper_run(j->cmd, &in, NULL, &r, &res, &err) == CH_OK &&
-            r->configuration_count == 1 && strcmp(r->configuration[0].value, ident) == 0)
+            r->configuration.count == 1 && strcmp(r->configuration.items[0].value, ident) == 0)
             j->ok++;
         prov_helper_reply_free(r);
         ch_process_result_clear(&res);

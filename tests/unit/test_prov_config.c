@@ -54,11 +54,11 @@ static void empty_file_gives_every_default_with_the_logging_bug_fixed(void **sta
     assert_int_equal(c->monitor_port, 0);
     assert_int_equal(c->broker_port, 0);
     assert_string_equal(c->broker_provisioning_password, "");
-    assert_int_equal(c->cert_deny_count, 4);
-    assert_string_equal(c->cert_deny_list[0], "\\.privileged.mcollective$");
-    assert_string_equal(c->cert_deny_list[1], "\\.privileged.choria$");
-    assert_string_equal(c->cert_deny_list[2], "\\.mcollective$");
-    assert_string_equal(c->cert_deny_list[3], "\\.choria$");
+    assert_int_equal(c->cert_deny_list.count, 4);
+    assert_string_equal(c->cert_deny_list.items[0], "\\.privileged.mcollective$");
+    assert_string_equal(c->cert_deny_list.items[1], "\\.privileged.choria$");
+    assert_string_equal(c->cert_deny_list.items[2], "\\.mcollective$");
+    assert_string_equal(c->cert_deny_list.items[3], "\\.choria$");
     assert_string_equal(c->jwt_verify_cert, "");
     assert_string_equal(c->jwt_signing_key, "");
     assert_string_equal(c->jwt_signing_token, "");
@@ -69,7 +69,7 @@ static void empty_file_gives_every_default_with_the_logging_bug_fixed(void **sta
     assert_string_equal(c->upgrades_repository, "");
     assert_false(c->upgrades_optional);
     assert_false(c->features.pki || c->features.jwt || c->features.ed25519 || c->features.upgrades);
-    assert_int_equal(c->unknown_count, 0);
+    assert_int_equal(c->unknown_keys.count, 0);
     prov_config_free(c);
 
     ch_error err;
@@ -115,9 +115,9 @@ static void every_key_is_read_from_yaml(void **state)
     assert_int_equal(c->monitor_port, 8080);
     assert_int_equal(c->broker_port, 4222);
     assert_string_equal(c->broker_provisioning_password, "pw");
-    assert_int_equal(c->cert_deny_count, 2);
-    assert_string_equal(c->cert_deny_list[0], "\\.bad$");
-    assert_string_equal(c->cert_deny_list[1], "/evil/");
+    assert_int_equal(c->cert_deny_list.count, 2);
+    assert_string_equal(c->cert_deny_list.items[0], "\\.bad$");
+    assert_string_equal(c->cert_deny_list.items[1], "/evil/");
     assert_string_equal(c->jwt_verify_cert, "e72cba");
     assert_string_equal(c->jwt_signing_key, "/k.seed");
     assert_string_equal(c->jwt_signing_token, "/k.jwt");
@@ -128,7 +128,7 @@ static void every_key_is_read_from_yaml(void **state)
     assert_true(c->upgrades_optional);
     assert_true(c->features.pki && c->features.jwt && c->features.upgrades);
     assert_false(c->features.ed25519);
-    assert_int_equal(c->unknown_count, 0);
+    assert_int_equal(c->unknown_keys.count, 0);
     prov_config_free(c);
 }
 
@@ -139,7 +139,7 @@ static void json_files_are_accepted(void **state)
     assert_int_equal(c->workers, 2);
     assert_int_equal(c->interval_ns, 10 * MIN_NS);
     assert_true(c->features.jwt);
-    assert_int_equal(c->cert_deny_count, 1);
+    assert_int_equal(c->cert_deny_list.count, 1);
     prov_config_free(c);
 }
 
@@ -155,10 +155,10 @@ static void keys_match_case_insensitively_as_go_does(void **state)
 static void unknown_keys_are_listed_not_fatal(void **state)
 {
     prov_config *c = ok("management: {}\nleader_election_name: x\nfeatures:\n  broker: true\n");
-    assert_int_equal(c->unknown_count, 3);
+    assert_int_equal(c->unknown_keys.count, 3);
     bool seen_feature = false;
-    for (size_t i = 0; i < c->unknown_count; i++)
-        seen_feature |= strcmp(c->unknown_keys[i], "features.broker") == 0;
+    for (size_t i = 0; i < c->unknown_keys.count; i++)
+        seen_feature |= strcmp(c->unknown_keys.items[i], "features.broker") == 0;
     assert_true(seen_feature);
     prov_config_free(c);
 }
@@ -168,7 +168,7 @@ static void null_values_keep_the_defaults(void **state)
     prov_config *c = ok("workers:\ninterval: ~\ncert_deny_list: null\nfeatures:\nlogfile:\n");
     assert_int_equal(c->workers, sysconf(_SC_NPROCESSORS_ONLN));
     assert_string_equal(c->interval, "1m");
-    assert_int_equal(c->cert_deny_count, 4);
+    assert_int_equal(c->cert_deny_list.count, 4);
     assert_string_equal(c->logfile, "stderr");
     prov_config_free(c);
 }
@@ -178,7 +178,7 @@ static void empty_values_fall_back_to_defaults(void **state)
     prov_config *c = ok("lifecycle_component: ''\ncert_deny_list: []\nloglevel: ''\n"
                         "logfile: ''\nserver_jwt_validity: ''\nworkers: 0\n");
     assert_string_equal(c->lifecycle_component, "provision_mode_server");
-    assert_int_equal(c->cert_deny_count, 4);
+    assert_int_equal(c->cert_deny_list.count, 4);
     assert_string_equal(c->loglevel, "info");
     assert_string_equal(c->logfile, "stderr");
     assert_string_equal(c->server_jwt_validity, "1y");
@@ -192,7 +192,7 @@ static void numbers_given_for_strings_become_their_text(void **state)
     assert_string_equal(c->token, "123456");
     assert_string_equal(c->site, "0.1");
     assert_string_equal(c->helper, "true");
-    assert_string_equal(c->cert_deny_list[0], "42");
+    assert_string_equal(c->cert_deny_list.items[0], "42");
     prov_config_free(c);
 }
 

@@ -108,99 +108,47 @@ static bool publish_subject_valid(const char *s)
 
 /* ---- mcorpc request bodies --------------------------------------------------------- */
 
-/* Deepest bracket nesting of a JSON text, ignoring brackets in strings; stops early once
- * past limit so a hostile body cannot make jansson recurse deeply. */
-static int nesting_depth(const unsigned char *buf, size_t len, int limit)
+/* The fields of go-choria's mcorpc.Request that json.Unmarshal fills from a body; only action
+ * and data are used, the others are type-checked as Go checks them. */
+typedef struct {
+    const char *action;
+    json_t *data;
+    const char *other; /* agent, requestid, senderid, callerid, collective, time */
+    int64_t ttl;
+} mcorpc_request;
+
+/* time.Time's UnmarshalJSON: an RFC 3339 string. */
+static ch_status decode_time(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                             ch_error *err)
 {
-    int depth = 0, max = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len && max <= limit; i++) {
-        unsigned char c = buf[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max)
-                max = depth;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return max;
+    int64_t t;
+    if (!json_is_string(v))
+        return ch_error_set(err, CH_ERR_INVALID, "Time.UnmarshalJSON: input is not a JSON string");
+    if (ch_parse_rfc3339(json_string_value(v), &t) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "parsing time \"%.64s\": not an RFC 3339 time",
+                            json_string_value(v));
+    *(const char **)dst = json_string_value(v);
+    return CH_OK;
 }
 
-/* The fields of go-choria's mcorpc.Request that json.Unmarshal fills from a body. */
-typedef enum { F_STRING, F_INT, F_TIME, F_RAW } field_type;
-
-static const struct {
-    const char *name;
-    field_type type;
-} request_fields[] = {
-    {"agent", F_STRING},      {"action", F_STRING},   {"data", F_RAW},
-    {"requestid", F_STRING},  {"senderid", F_STRING}, {"callerid", F_STRING},
-    {"collective", F_STRING}, {"ttl", F_INT},         {"time", F_TIME},
+#define RF(key, kind, member) CH_JSON_FIELD(mcorpc_request, key, kind, member)
+static const ch_json_field request_fields[] = {
+    RF("agent", CH_JSON_BSTRING, other),
+    RF("action", CH_JSON_BSTRING, action),
+    RF("data", CH_JSON_VALUE, data),
+    RF("requestid", CH_JSON_BSTRING, other),
+    RF("senderid", CH_JSON_BSTRING, other),
+    RF("callerid", CH_JSON_BSTRING, other),
+    RF("collective", CH_JSON_BSTRING, other),
+    RF("ttl", CH_JSON_INT, ttl),
+    {.name = "time",
+     .kind = CH_JSON_BSTRING,
+     .offset = offsetof(mcorpc_request, other),
+     .decode = decode_time},
 };
-#define N_REQUEST_FIELDS (sizeof(request_fields) / sizeof(request_fields[0]))
-
-/* Go matches a key to a field exactly, else case-insensitively. -1 = no field. */
-static int request_field(const char *key)
-{
-    for (size_t i = 0; i < N_REQUEST_FIELDS; i++)
-        if (strcmp(request_fields[i].name, key) == 0)
-            return (int)i;
-    for (size_t i = 0; i < N_REQUEST_FIELDS; i++)
-        if (strcasecmp(request_fields[i].name, key) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* Checks one member the way json.Unmarshal would; false with Go's message in why. */
-static bool check_field(int f, const json_t *v, char *why, size_t why_size)
-{
-    const char *name = request_fields[f].name;
-    if (json_is_null(v))
-        return true; /* null leaves a Go field untouched */
-    switch (request_fields[f].type) {
-    case F_STRING:
-        if (json_is_string(v))
-            return true;
-        snprintf(why, why_size,
-                 "json: cannot unmarshal %s into Go struct field Request.%s of type string",
-                 ch_json_go_type(v), name);
-        return false;
-    case F_INT:
-        if (json_is_integer(v))
-            return true; /* Go's int is 64 bits, as jansson's integers */
-        if (json_is_real(v))
-            snprintf(why, why_size,
-                     "json: cannot unmarshal number %g into Go struct field Request.%s of type "
-                     "int",
-                     json_real_value(v), name);
-        else
-            snprintf(why, why_size,
-                     "json: cannot unmarshal %s into Go struct field Request.%s of type int",
-                     ch_json_go_type(v), name);
-        return false;
-    case F_TIME: {
-        int64_t t;
-        if (json_is_string(v) && ch_parse_rfc3339(json_string_value(v), &t) == CH_OK)
-            return true;
-        if (json_is_string(v))
-            snprintf(why, why_size, "parsing time \"%.64s\": not an RFC 3339 time",
-                     json_string_value(v));
-        else
-            snprintf(why, why_size, "Time.UnmarshalJSON: input is not a JSON string");
-        return false;
-    }
-    case F_RAW:
-        return true;
-    }
-    return true;
-}
+#undef RF
+static const ch_json_struct mcorpc_request_struct = {
+    "mcorpc.Request", request_fields, sizeof(request_fields) / sizeof(request_fields[0])};
 
 typedef struct {
     json_t *root; /* the parsed body */
@@ -216,54 +164,34 @@ static void rpc_body_clear(rpc_body *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* Parses an mcorpc request body as go-choria's parseIncomingMessage does. On failure the
- * reason (without go-choria's prefix) is in why. CH_ERR_NOMEM is the only other error. */
-static ch_status parse_rpc_body(const unsigned char *body, size_t len, rpc_body *out, char *why,
-                                size_t why_size)
+/* Parses an mcorpc request body as go-choria's parseIncomingMessage does: CH_ERR_INVALID with
+ * the reason (without go-choria's prefix), or CH_ERR_NOMEM. */
+static ch_status parse_rpc_body(const unsigned char *body, size_t len, rpc_body *out, ch_error *err)
 {
     memset(out, 0, sizeof(*out));
     out->action = "";
-    if (nesting_depth(body, len, CH_MAX_JSON_DEPTH) > CH_MAX_JSON_DEPTH) {
-        snprintf(why, why_size, "JSON nesting exceeds the limit of %d", CH_MAX_JSON_DEPTH);
-        return CH_ERR_INVALID;
-    }
+    if (ch_json_depth((const char *)body, len, CH_MAX_JSON_DEPTH) > CH_MAX_JSON_DEPTH)
+        return ch_error_set(err, CH_ERR_INVALID, "JSON nesting exceeds the limit of %d",
+                            CH_MAX_JSON_DEPTH);
     json_error_t jerr;
     /* No JSON_REJECT_DUPLICATES: like Go, the last of two equal keys wins. Strings with
      * \u0000 are refused (no JSON_ALLOW_NUL), so action and data keys are C strings. */
     out->root = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
-    if (out->root == NULL) {
-        snprintf(why, why_size, "%s at line %d column %d", jerr.text, jerr.line, jerr.column);
-        return CH_ERR_INVALID;
-    }
-    json_t *data = NULL;
-    if (json_is_object(out->root)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(out->root, key, v)
-        {
-            int f = request_field(key);
-            if (f < 0)
-                continue; /* unknown keys are ignored */
-            if (!check_field(f, v, why, why_size))
-                return CH_ERR_INVALID;
-            if (strcmp(request_fields[f].name, "action") == 0 && json_is_string(v))
-                out->action = json_string_value(v);
-            else if (strcmp(request_fields[f].name, "data") == 0)
-                data = v;
-        }
-    } else if (!json_is_null(out->root)) {
-        snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type mcorpc.Request",
-                 ch_json_go_type(out->root));
-        return CH_ERR_INVALID;
-    }
-    if (data == NULL || json_is_null(data)) {
+    if (out->root == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "%s at line %d column %d", jerr.text, jerr.line,
+                            jerr.column);
+    mcorpc_request r = {.action = ""};
+    ch_status st = ch_json_decode(out->root, &mcorpc_request_struct, &r, err);
+    if (st != CH_OK)
+        return st;
+    out->action = r.action != NULL ? r.action : "";
+    out->data = r.data;
+    if (out->data == NULL) {
         /* absent data is {} in go-choria; null unmarshals into a struct as a no-op */
-        out->owned_data = json_object();
-        if (out->owned_data == NULL)
-            return CH_ERR_NOMEM;
-        data = out->owned_data;
+        if ((out->owned_data = json_object()) == NULL)
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing a request body");
+        out->data = out->owned_data;
     }
-    out->data = data;
     return CH_OK;
 }
 
@@ -291,7 +219,7 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
                             const unsigned char *body, size_t len, char **reply_body, ch_error *err)
 {
     rpc_body rb;
-    char why[400] = "";
+    ch_error why;
     ch_rpc_reply reply = {.statuscode = CH_RPC_OK, .statusmsg = "OK", .data = json_object()};
     const char *action = "";
     ch_status s = CH_OK;
@@ -299,9 +227,9 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
     if (reply.data == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
 
-    s = parse_rpc_body(body, len, &rb, why, sizeof(why));
+    s = parse_rpc_body(body, len, &rb, &why);
     if (s == CH_ERR_NOMEM) {
-        ch_error_set(err, s, "out of memory parsing a request body");
+        ch_error_set(err, s, "%s", why.msg);
         goto done;
     }
     if (s != CH_OK) {
@@ -309,7 +237,7 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
         ch_rpc_reply_fail(&reply, CH_RPC_INVALID_DATA,
                           "Could not process request: could not parse incoming message as a "
                           "MCollective SimpleRPC Request: %s",
-                          why);
+                          why.msg);
     } else {
         action = rb.action;
         const ch_agent_action *act = NULL;

@@ -162,99 +162,16 @@ static bool path_join(char *out, size_t size, const char *dir, const char *name)
 
 /* ---- Go json.Unmarshal into the request structs ---- */
 
-typedef enum { A_STR, A_INT, A_MAP } atype;
-
-typedef struct {
-    const char *name;
-    atype type;
-    size_t off;
-} afield;
-
-/* Decodes data into out per fields; on a type mismatch replies statuscode 4 with Go's
- * message. Strings and maps are borrowed from data. */
+/* Decodes data into out as the agent's Go request struct s; on a type mismatch replies
+ * statuscode 4 with Go's message. Strings and maps are borrowed from data. */
 static bool parse_args(const ch_rpc_request *req, ch_rpc_reply *reply, const char *action,
-                       const char *gostruct, const afield *fields, size_t nf, void *out)
+                       const ch_json_struct *s, void *out)
 {
-    char why[300] = "";
-    json_t *data = req->data;
-    if (data != NULL && !json_is_null(data) && !json_is_object(data)) {
-        snprintf(why, sizeof(why), "json: cannot unmarshal %s into Go value of type provision.%s",
-                 ch_json_go_type(data), gostruct);
-        goto bad;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(data, key, v)
-    {
-        /* Go matches the exact name first, then case-insensitively. */
-        const afield *f = NULL;
-        for (size_t i = 0; i < nf && f == NULL; i++)
-            if (strcmp(fields[i].name, key) == 0)
-                f = &fields[i];
-        for (size_t i = 0; i < nf && f == NULL; i++)
-            if (strcasecmp(fields[i].name, key) == 0)
-                f = &fields[i];
-        if (f == NULL)
-            continue;
-        char *dst = (char *)out + f->off;
-        if (json_is_null(v)) {
-            if (f->type == A_MAP)
-                *(json_t **)dst = NULL;
-            continue;
-        }
-        switch (f->type) {
-        case A_STR:
-            if (!json_is_string(v)) {
-                snprintf(why, sizeof(why),
-                         "json: cannot unmarshal %s into Go struct field %s.%s of type string",
-                         ch_json_go_type(v), gostruct, f->name);
-                goto bad;
-            }
-            *(const char **)dst = json_string_value(v);
-            break;
-        case A_INT:
-            if (json_is_real(v)) {
-                snprintf(why, sizeof(why),
-                         "json: cannot unmarshal number %g into Go struct field %s.%s of type int",
-                         json_real_value(v), gostruct, f->name);
-                goto bad;
-            }
-            if (!json_is_integer(v)) {
-                snprintf(why, sizeof(why),
-                         "json: cannot unmarshal %s into Go struct field %s.%s of type int",
-                         ch_json_go_type(v), gostruct, f->name);
-                goto bad;
-            }
-            *(int64_t *)dst = json_integer_value(v);
-            break;
-        case A_MAP: {
-            if (!json_is_object(v)) {
-                snprintf(why, sizeof(why),
-                         "json: cannot unmarshal %s into Go struct field %s.%s of type "
-                         "map[string]string",
-                         ch_json_go_type(v), gostruct, f->name);
-                goto bad;
-            }
-            const char *mk;
-            json_t *mv;
-            json_object_foreach(v, mk, mv)
-            {
-                if (!json_is_string(mv) && !json_is_null(mv)) {
-                    snprintf(why, sizeof(why),
-                             "json: cannot unmarshal %s into Go struct field %s.%s of type string",
-                             ch_json_go_type(mv), gostruct, f->name);
-                    goto bad;
-                }
-            }
-            *(json_t **)dst = v;
-            break;
-        }
-        }
-    }
-    return true;
-bad:
+    ch_error e;
+    if (ch_json_decode(req->data, s, out, &e) == CH_OK)
+        return true;
     ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA, "Could not parse request data for %s#%s: %s",
-                      AGENT_NAME, action, why);
+                      AGENT_NAME, action, e.msg);
     return false;
 }
 
@@ -370,22 +287,22 @@ typedef struct {
     json_t *action_policies, *opa_policies;
 } configure_args;
 
-#define CF(n, t, m)                                                                                \
-    {                                                                                              \
-        n, t, offsetof(configure_args, m)                                                          \
-    }
-static const afield configure_fields[] = {
-    CF("token", A_STR, token),
-    CF("config", A_STR, config),
-    CF("key", A_STR, key),
-    CF("certificate", A_STR, certificate),
-    CF("ca", A_STR, ca),
-    CF("ssldir", A_STR, ssldir),
-    CF("ecdh_public", A_STR, ecdh_public),
-    CF("server_jwt", A_STR, server_jwt),
-    CF("action_policies", A_MAP, action_policies),
-    CF("opa_policies", A_MAP, opa_policies),
+#define CF(n, t, m) CH_JSON_FIELD(configure_args, n, t, m)
+static const ch_json_field configure_fields[] = {
+    CF("token", CH_JSON_BSTRING, token),
+    CF("config", CH_JSON_BSTRING, config),
+    CF("key", CH_JSON_BSTRING, key),
+    CF("certificate", CH_JSON_BSTRING, certificate),
+    CF("ca", CH_JSON_BSTRING, ca),
+    CF("ssldir", CH_JSON_BSTRING, ssldir),
+    CF("ecdh_public", CH_JSON_BSTRING, ecdh_public),
+    CF("server_jwt", CH_JSON_BSTRING, server_jwt),
+    CF("action_policies", CH_JSON_STRMAP, action_policies),
+    CF("opa_policies", CH_JSON_STRMAP, opa_policies),
 };
+static const ch_json_struct configure_request = {"provision.ConfigureRequest", configure_fields,
+                                                 sizeof(configure_fields) /
+                                                     sizeof(configure_fields[0])};
 
 /* The decoded `config` setting: keys and values borrowed from obj. */
 typedef struct {
@@ -404,64 +321,48 @@ static void settings_clear(settings *s)
 }
 
 /* json.Unmarshal(config, &map[string]string), bounded. */
-static bool decode_settings(const char *text, settings *out, char *why, size_t why_size)
+static ch_status decode_settings(const char *text, settings *out, ch_error *err)
 {
     size_t len = strlen(text);
-    ch_error jerr = {0};
     memset(out, 0, sizeof(*out));
-    if (len > MAX_CONFIG_TEXT) {
-        snprintf(why, why_size, "configuration of %zu bytes exceeds the limit of %d bytes", len,
-                 MAX_CONFIG_TEXT);
-        return false;
-    }
-    out->obj = ch_json_parse(text, len, MAX_CONFIG_TEXT, CH_MAX_JSON_DEPTH, &jerr);
-    if (out->obj == NULL) {
-        snprintf(why, why_size, "%s", jerr.msg);
-        return false;
-    }
+    if (len > MAX_CONFIG_TEXT)
+        return ch_error_set(err, CH_ERR_TOO_LARGE,
+                            "configuration of %zu bytes exceeds the limit of %d bytes", len,
+                            MAX_CONFIG_TEXT);
+    if ((out->obj = ch_json_parse(text, len, MAX_CONFIG_TEXT, CH_MAX_JSON_DEPTH, err)) == NULL)
+        return err != NULL ? err->code : CH_ERR_INVALID;
     if (json_is_null(out->obj))
-        return true; /* Go: a nil map, so only the header line is written */
-    if (!json_is_object(out->obj)) {
-        snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type map[string]string",
-                 ch_json_go_type(out->obj));
-        return false;
-    }
+        return CH_OK; /* Go: a nil map, so only the header line is written */
+    if (!json_is_object(out->obj))
+        return ch_json_type_error(err, out->obj, NULL, "map[string]string");
     size_t n = json_object_size(out->obj);
-    if (n > MAX_CONFIG_KEYS) {
-        snprintf(why, why_size, "%zu settings exceed the limit of %d", n, MAX_CONFIG_KEYS);
-        return false;
-    }
+    if (n > MAX_CONFIG_KEYS)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "%zu settings exceed the limit of %d", n,
+                            MAX_CONFIG_KEYS);
     out->keys = calloc(n + 1, sizeof(*out->keys));
     out->values = calloc(n + 1, sizeof(*out->values));
-    if (out->keys == NULL || out->values == NULL) {
-        snprintf(why, why_size, "out of memory");
-        return false;
-    }
+    if (out->keys == NULL || out->values == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     const char *k;
     json_t *v;
     json_object_foreach(out->obj, k, v)
     {
-        if (!json_is_string(v) && !json_is_null(v)) {
-            snprintf(why, why_size, "json: cannot unmarshal %s into Go value of type string",
-                     ch_json_go_type(v));
-            return false;
-        }
+        if (!json_is_string(v) && !json_is_null(v))
+            return ch_json_type_error(err, v, NULL, "string");
         const char *sv = json_is_string(v) ? json_string_value(v) : "";
-        if (strlen(k) > MAX_KEY_LEN) {
-            snprintf(why, why_size, "setting %.40s... has a name longer than %d characters", k,
-                     MAX_KEY_LEN);
-            return false;
-        }
-        if (strlen(sv) > MAX_VALUE_LEN) {
-            snprintf(why, why_size, "the value of setting %.64s is longer than %d characters", k,
-                     MAX_VALUE_LEN);
-            return false;
-        }
+        if (strlen(k) > MAX_KEY_LEN)
+            return ch_error_set(err, CH_ERR_TOO_LARGE,
+                                "setting %.40s... has a name longer than %d characters", k,
+                                MAX_KEY_LEN);
+        if (strlen(sv) > MAX_VALUE_LEN)
+            return ch_error_set(err, CH_ERR_TOO_LARGE,
+                                "the value of setting %.64s is longer than %d characters", k,
+                                MAX_VALUE_LEN);
         out->keys[out->n] = k;
         out->values[out->n] = sv;
         out->n++;
     }
-    return true;
+    return CH_OK;
 }
 
 /* A short %q-like quoting of a name for messages. */
@@ -491,55 +392,51 @@ static void quote(const char *s, char *out, size_t size)
     out[w] = '\0';
 }
 
-/* Names go-choria would accept (the suffix) and that stay inside the policy directory. */
-static bool check_policies(const json_t *map, const char *suffix, char *why, size_t why_size)
+/* Why name cannot be a policy file in the policy directory; NULL when it can. */
+static const char *bad_policy_name(const char *name)
 {
-    if (map == NULL)
-        return true;
+    size_t len = strlen(name);
+    if (strchr(name, '/') != NULL || strstr(name, "..") != NULL)
+        return "it must not contain '/' or '..'";
+    if (name[0] == '.')
+        return "it must not start with a dot";
+    if (len > NAME_MAX)
+        return "it is too long";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return "it contains a control character";
+    return NULL;
+}
+
+/* Names go-choria would accept (the suffix) and that stay inside the policy directory. */
+static ch_status check_policies(const json_t *map, const char *suffix, ch_error *err)
+{
     size_t n = json_object_size(map), total = 0, slen = strlen(suffix);
-    if (n > MAX_POLICIES) {
-        snprintf(why, why_size, "%zu policies exceed the limit of %d", n, MAX_POLICIES);
-        return false;
-    }
+    if (n > MAX_POLICIES)
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "%zu policies exceed the limit of %d", n,
+                            MAX_POLICIES);
     const char *name;
     json_t *v;
     json_object_foreach((json_t *)map, name, v)
     {
         char q[200];
-        size_t len = strlen(name);
+        size_t len = strlen(name), blen = json_is_string(v) ? json_string_length(v) : 0;
         quote(name, q, sizeof(q));
-        if (len < slen || strcmp(name + len - slen, suffix) != 0) {
-            snprintf(why, why_size, "expected %s to have %s extension", q, suffix);
-            return false;
-        }
-        const char *bad = NULL;
-        if (strchr(name, '/') != NULL || strstr(name, "..") != NULL)
-            bad = "it must not contain '/' or '..'";
-        else if (name[0] == '.')
-            bad = "it must not start with a dot";
-        else if (len > NAME_MAX)
-            bad = "it is too long";
-        for (size_t i = 0; bad == NULL && i < len; i++)
-            if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-                bad = "it contains a control character";
-        if (bad != NULL) {
-            snprintf(why, why_size, "invalid policy file name %s: %s", q, bad);
-            return false;
-        }
-        size_t blen = json_is_string(v) ? json_string_length(v) : 0;
-        if (blen > MAX_POLICY_SIZE) {
-            snprintf(why, why_size, "policy %s of %zu bytes exceeds the limit of %d bytes", q, blen,
-                     MAX_POLICY_SIZE);
-            return false;
-        }
-        total += blen;
-        if (total > MAX_POLICIES_TOTAL) {
-            snprintf(why, why_size, "policies exceed the limit of %d bytes in total",
-                     MAX_POLICIES_TOTAL);
-            return false;
-        }
+        if (len < slen || strcmp(name + len - slen, suffix) != 0)
+            return ch_error_set(err, CH_ERR_INVALID, "expected %s to have %s extension", q, suffix);
+        if (bad_policy_name(name) != NULL)
+            return ch_error_set(err, CH_ERR_INVALID, "invalid policy file name %s: %s", q,
+                                bad_policy_name(name));
+        if (blen > MAX_POLICY_SIZE)
+            return ch_error_set(err, CH_ERR_TOO_LARGE,
+                                "policy %s of %zu bytes exceeds the limit of %d bytes", q, blen,
+                                MAX_POLICY_SIZE);
+        if ((total += blen) > MAX_POLICIES_TOTAL)
+            return ch_error_set(err, CH_ERR_TOO_LARGE,
+                                "policies exceed the limit of %d bytes in total",
+                                MAX_POLICIES_TOTAL);
     }
-    return true;
+    return CH_OK;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -551,18 +448,14 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 /* go-choria writePolicies: replace dir with one holding the non-empty policies, 0400. */
-static bool write_policies(const char *dir, const json_t *map, char *why, size_t why_size)
+static ch_status write_policies(const char *dir, const json_t *map, ch_error *err)
 {
     struct stat sb;
-    ch_error e = {0};
-    if (lstat(dir, &sb) == 0 && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-        snprintf(why, why_size, "could not remove existing policies");
-        return false;
-    }
-    if (ch_confwrite_mkdir_p(dir, 0700, &e) != CH_OK) {
-        snprintf(why, why_size, "%s", e.msg);
-        return false;
-    }
+    ch_error e;
+    if (lstat(dir, &sb) == 0 && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return ch_error_set(err, CH_ERR_IO, "could not remove existing policies");
+    if (ch_confwrite_mkdir_p(dir, 0700, &e) != CH_OK)
+        return ch_error_set(err, e.code, "%s", e.msg);
     const char *name;
     json_t *v;
     json_object_foreach((json_t *)map, name, v)
@@ -571,60 +464,51 @@ static bool write_policies(const char *dir, const json_t *map, char *why, size_t
         if (!json_is_string(v) || json_string_length(v) == 0)
             continue;
         if (!path_join(path, sizeof(path), dir, name) ||
-            ch_confwrite_file(path, json_string_value(v), json_string_length(v), 0400, &e) !=
-                CH_OK) {
-            snprintf(why, why_size, "saving policy %s failed: %s", name, e.msg);
-            return false;
-        }
+            ch_confwrite_file(path, json_string_value(v), json_string_length(v), 0400, &e) != CH_OK)
+            return ch_error_set(err, CH_ERR_IO, "saving policy %s failed: %s", name, e.msg);
         ch_info("Wrote policy to %s", path);
     }
-    return true;
+    return CH_OK;
+}
+
+/* The ECDH public key as go-choria checks it: hex first, then that the node has a key, then
+ * the point length. */
+static ch_status check_ecdh_public(const ch_node *node, const char *hex, ch_error *err)
+{
+    size_t hlen = strlen(hex);
+    if (hlen % 2 != 0)
+        return ch_error_set(err, CH_ERR_INVALID, "encoding/hex: odd length hex string");
+    if (strspn(hex, "0123456789abcdefABCDEF") != hlen)
+        return ch_error_set(err, CH_ERR_INVALID, "encoding/hex: invalid byte in ECDH public key");
+    if (!node->provision->ecdh_set)
+        return ch_error_set(err, CH_ERR_INVALID, "private key not set");
+    if (hlen != 2 * CH_PKI_X25519_LEN)
+        return ch_error_set(err, CH_ERR_INVALID, "bad point length: %zu, expected %d", hlen / 2,
+                            CH_PKI_X25519_LEN);
+    return CH_OK;
 }
 
 /* go-choria decryptPrivateKey into a PKCS#1 PEM (*pem malloc'd, a secret). */
-static bool decrypt_key(const ch_node *node, const configure_args *a, char **pem, char *why,
-                        size_t why_size)
+static ch_status decrypt_key(const ch_node *node, const configure_args *a, char **pem,
+                             ch_error *err)
 {
-    size_t hlen = strlen(a->ecdh_public);
     unsigned char peer[CH_PKI_X25519_LEN], secret[CH_PKI_X25519_LEN];
     unsigned char *der = NULL;
     size_t der_len = 0;
-    ch_error e = {0};
-    bool ok = false;
     *pem = NULL;
-
-    /* Go decodes the hex, then checks that a key exists, then the point length. */
-    if (hlen % 2 != 0) {
-        snprintf(why, why_size, "encoding/hex: odd length hex string");
-        goto out;
-    }
-    for (size_t i = 0; i < hlen; i++) {
-        if (strchr("0123456789abcdefABCDEF", a->ecdh_public[i]) == NULL) {
-            snprintf(why, why_size, "encoding/hex: invalid byte in ECDH public key");
-            goto out;
-        }
-    }
-    if (!node->provision->ecdh_set) {
-        snprintf(why, why_size, "private key not set");
-        goto out;
-    }
-    if (hlen != 2 * CH_PKI_X25519_LEN) {
-        snprintf(why, why_size, "bad point length: %zu, expected %d", hlen / 2, CH_PKI_X25519_LEN);
-        goto out;
-    }
-    if (ch_pki_hex_decode(a->ecdh_public, hlen, peer, sizeof(peer), &e) != CH_OK ||
-        ch_pki_x25519_derive(node->provision->ecdh_private, peer, secret, &e) != CH_OK ||
-        ch_pki_pem_decrypt(a->key, strlen(a->key), secret, sizeof(secret), &der, &der_len, &e) !=
-            CH_OK ||
-        ch_pki_pem_encode("RSA PRIVATE KEY", der, der_len, pem, &e) != CH_OK) {
-        snprintf(why, why_size, "%s", e.msg);
-        goto out;
-    }
-    ok = true;
-out:
+    ch_status st = check_ecdh_public(node, a->ecdh_public, err);
+    if (st == CH_OK)
+        st = ch_pki_hex_decode(a->ecdh_public, strlen(a->ecdh_public), peer, sizeof(peer), err);
+    if (st == CH_OK)
+        st = ch_pki_x25519_derive(node->provision->ecdh_private, peer, secret, err);
+    if (st == CH_OK)
+        st =
+            ch_pki_pem_decrypt(a->key, strlen(a->key), secret, sizeof(secret), &der, &der_len, err);
+    if (st == CH_OK)
+        st = ch_pki_pem_encode("RSA PRIVATE KEY", der, der_len, pem, err);
     OPENSSL_cleanse(secret, sizeof(secret));
     ch_pki_free_secret(der, der_len);
-    return ok;
+    return st;
 }
 
 static void free_pem_secret(char *pem)
@@ -633,169 +517,223 @@ static void free_pem_secret(char *pem)
         ch_pki_free_secret(pem, strlen(pem));
 }
 
-static bool too_big(const char *what, const char *s, size_t max, char *why, size_t why_size)
+static ch_status check_size(const char *what, const char *s, size_t max, ch_error *err)
 {
     size_t len = strlen(S(s));
     if (len <= max)
+        return CH_OK;
+    return ch_error_set(err, CH_ERR_TOO_LARGE, "%s of %zu bytes exceeds the limit of %zu bytes",
+                        what, len, max);
+}
+
+/* What configure decided before it writes anything. */
+typedef struct {
+    configure_args a;
+    settings set;
+    char confdir[PATH_MAX];
+    bool tls;
+    char *key_pem; /* the decrypted private key, a secret */
+    char *text;    /* the new configuration file */
+    size_t text_len, lines;
+} configure_plan;
+
+static void configure_plan_clear(configure_plan *p)
+{
+    free_pem_secret(p->key_pem);
+    free(p->text);
+    settings_clear(&p->set);
+}
+
+/* The TLS material: sizes, and the private key decrypted when one came. */
+static bool plan_tls(const ch_node *node, configure_plan *p, ch_rpc_reply *reply)
+{
+    ch_error e;
+    configure_args *a = &p->a;
+    p->tls = !empty(a->certificate) && !empty(a->ssldir) && !empty(a->ca);
+    if (!p->tls)
+        return true;
+    if (check_size("certificate", a->certificate, MAX_CERT_SIZE, &e) != CH_OK ||
+        check_size("CA", a->ca, MAX_CA_SIZE, &e) != CH_OK ||
+        check_size("private key", a->key, MAX_KEY_SIZE, &e) != CH_OK ||
+        check_size("ssldir", a->ssldir, MAX_SSLDIR_LEN, &e) != CH_OK) {
+        abort_msg(reply, "TLS Setup Failed: %s", e.msg);
         return false;
-    snprintf(why, why_size, "%s of %zu bytes exceeds the limit of %zu bytes", what, len, max);
+    }
+    if (empty(a->key))
+        return true;
+    ch_warn("Received a PRIVATE KEY over the network");
+    if (decrypt_key(node, a, &p->key_pem, &e) != CH_OK) {
+        abort_msg(reply, "TLS Setup Failed: could not decrypt private key: %s", e.msg);
+        return false;
+    }
     return true;
 }
 
-static void do_configure(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
-                         host_todo *todo)
+/* The new configuration file's text and the policies, all checked before anything is
+ * written. */
+static bool plan_files(const ch_rpc_request *req, configure_plan *p, ch_rpc_reply *reply)
 {
-    configure_args a = {0};
-    settings set = {0};
-    char why[400] = "", confdir[PATH_MAX], path[PATH_MAX];
-    char *key_pem = NULL, *text = NULL;
-    size_t text_len = 0, lines = 0;
-    ch_error e = {0};
-
-    if (!node->provision_mode) {
-        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
-        goto out;
-    }
-    if (empty(node->config_file)) {
-        abort_msg(reply, "Cannot determine the configuration file to manage");
-        goto out;
-    }
-    if (!parse_args(req, reply, "configure", "ConfigureRequest", configure_fields,
-                    sizeof(configure_fields) / sizeof(configure_fields[0]), &a))
-        goto out;
-    if (!check_token(node, req, a.token, reply))
-        goto out;
-    if (empty(a.config)) {
-        abort_msg(reply, "Did not receive any configuration to write, cannot write a empty "
-                         "configuration file");
-        goto out;
-    }
-    if (!empty(a.key) && empty(a.ecdh_public)) {
-        abort_msg(reply, "EDCH Public Key not supplied while providing a private key");
-        goto out;
-    }
-    if (!decode_settings(a.config, &set, why, sizeof(why))) {
-        abort_msg(reply, "Could not decode configuration data: %s", why);
-        goto out;
-    }
-    if (!path_dir(node->config_file, confdir, sizeof(confdir))) {
-        abort_msg(reply, "Could not write config: configuration path is too long");
-        goto out;
-    }
-
-    /* Validate everything, in go-choria's order of stages, before writing anything. */
-    bool tls = !empty(a.certificate) && !empty(a.ssldir) && !empty(a.ca);
-    if (tls) {
-        if (too_big("certificate", a.certificate, MAX_CERT_SIZE, why, sizeof(why)) ||
-            too_big("CA", a.ca, MAX_CA_SIZE, why, sizeof(why)) ||
-            too_big("private key", a.key, MAX_KEY_SIZE, why, sizeof(why)) ||
-            too_big("ssldir", a.ssldir, MAX_SSLDIR_LEN, why, sizeof(why))) {
-            abort_msg(reply, "TLS Setup Failed: %s", why);
-            goto out;
-        }
-        if (!empty(a.key)) {
-            ch_warn("Received a PRIVATE KEY over the network");
-            if (!decrypt_key(node, &a, &key_pem, why, sizeof(why))) {
-                abort_msg(reply, "TLS Setup Failed: could not decrypt private key: %s", why);
-                goto out;
-            }
-        }
-    }
-    if (too_big("server JWT", a.server_jwt, MAX_SERVER_JWT_SIZE, why, sizeof(why))) {
-        abort_msg(reply, "JWT Setup Failed: %s", why);
-        goto out;
+    ch_error e;
+    if (check_size("server JWT", p->a.server_jwt, MAX_SERVER_JWT_SIZE, &e) != CH_OK) {
+        abort_msg(reply, "JWT Setup Failed: %s", e.msg);
+        return false;
     }
     ch_confwrite_origin origin = {REQID(req), CALLER(req), SENDER(req)};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (ch_confwrite_render(&origin, set.keys, set.values, set.n,
-                            (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &text, &text_len,
-                            &lines, &e) != CH_OK) {
+    if (ch_confwrite_render(&origin, p->set.keys, p->set.values, p->set.n,
+                            (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &p->text, &p->text_len,
+                            &p->lines, &e) != CH_OK) {
         abort_msg(reply, "Could not write config: %s", e.msg);
-        goto out;
+        return false;
     }
-    if (!check_policies(a.action_policies, ".policy", why, sizeof(why))) {
-        abort_msg(reply, "Could not save Action Policies: %s", why);
-        goto out;
+    if (check_policies(p->a.action_policies, ".policy", &e) != CH_OK) {
+        abort_msg(reply, "Could not save Action Policies: %s", e.msg);
+        return false;
     }
-    if (!check_policies(a.opa_policies, ".rego", why, sizeof(why))) {
-        abort_msg(reply, "Could not save Open Policy Agent Policies: %s", why);
-        goto out;
+    if (check_policies(p->a.opa_policies, ".rego", &e) != CH_OK) {
+        abort_msg(reply, "Could not save Open Policy Agent Policies: %s", e.msg);
+        return false;
     }
+    return true;
+}
 
-    /* Write: TLS, JWT and policies first, the config last, so that a failure leaves the old
-     * config (which keeps the node in provisioning mode) in place. */
-    if (tls) {
-        if (ch_confwrite_mkdir_p(a.ssldir, 0700, &e) != CH_OK) {
-            abort_msg(reply, "TLS Setup Failed: could not create ssl directory %s: %s", a.ssldir,
-                      e.msg);
-            goto out;
-        }
-        if (!path_join(path, sizeof(path), a.ssldir, "certificate.pem") ||
-            ch_confwrite_file(path, a.certificate, strlen(a.certificate), 0644, &e) != CH_OK) {
-            abort_msg(reply, "TLS Setup Failed: could not write Certificate to %s: %s", path,
-                      e.msg);
-            goto out;
-        }
-        if (!path_join(path, sizeof(path), a.ssldir, "ca.pem") ||
-            ch_confwrite_file(path, a.ca, strlen(a.ca), 0644, &e) != CH_OK) {
-            abort_msg(reply, "TLS Setup Failed: could not write CA to %s: %s", path, e.msg);
-            goto out;
-        }
-        if (key_pem != NULL) {
-            if (!path_join(path, sizeof(path), a.ssldir, "private.pem") ||
-                ch_confwrite_file(path, key_pem, strlen(key_pem), 0600, &e) != CH_OK) {
-                abort_msg(reply, "TLS Setup Failed: could not write KEY to %s: %s", path, e.msg);
-                goto out;
-            }
-            if (path_join(path, sizeof(path), a.ssldir, "csr.pem")) {
-                if (unlink(path) == 0)
-                    ch_warn("A PRIVATE KEY was received from the provisioner, removed CSR %s",
-                            path);
-                else if (errno != ENOENT)
-                    ch_error("A PRIVATE KEY was received from the provisioner, could not remove "
-                             "CSR %s: %s",
-                             path, strerror(errno));
-            }
-        }
+/* Everything configure checks, in go-choria's order of stages, before writing anything. */
+static bool plan_configure(ch_node *node, const ch_rpc_request *req, configure_plan *p,
+                           ch_rpc_reply *reply)
+{
+    ch_error e;
+    if (!node->provision_mode) {
+        abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
+        return false;
     }
-    if (!empty(a.server_jwt)) {
-        if (!path_join(path, sizeof(path), confdir, "server.jwt") ||
-            ch_confwrite_file(path, a.server_jwt, strlen(a.server_jwt), 0600, &e) != CH_OK) {
-            abort_msg(reply, "JWT Setup Failed: %s", e.msg);
-            goto out;
-        }
+    if (empty(node->config_file)) {
+        abort_msg(reply, "Cannot determine the configuration file to manage");
+        return false;
     }
-    if (json_object_size(a.action_policies) > 0) {
-        if (!path_join(path, sizeof(path), confdir, "policies") ||
-            !write_policies(path, a.action_policies, why, sizeof(why))) {
-            abort_msg(reply, "Could not save Action Policies: %s", why);
-            goto out;
-        }
+    if (!parse_args(req, reply, "configure", &configure_request, &p->a) ||
+        !check_token(node, req, p->a.token, reply))
+        return false;
+    if (empty(p->a.config)) {
+        abort_msg(reply, "Did not receive any configuration to write, cannot write a empty "
+                         "configuration file");
+        return false;
     }
-    if (json_object_size(a.opa_policies) > 0) {
-        if (!path_join(path, sizeof(path), confdir, "policies/rego") ||
-            !write_policies(path, a.opa_policies, why, sizeof(why))) {
-            abort_msg(reply, "Could not save Open Policy Agent Policies: %s", why);
-            goto out;
-        }
+    if (!empty(p->a.key) && empty(p->a.ecdh_public)) {
+        abort_msg(reply, "EDCH Public Key not supplied while providing a private key");
+        return false;
     }
+    if (decode_settings(p->a.config, &p->set, &e) != CH_OK) {
+        abort_msg(reply, "Could not decode configuration data: %s", e.msg);
+        return false;
+    }
+    if (!path_dir(node->config_file, p->confdir, sizeof(p->confdir))) {
+        abort_msg(reply, "Could not write config: configuration path is too long");
+        return false;
+    }
+    return plan_tls(node, p, reply) && plan_files(req, p, reply);
+}
+
+/* A private key replaces the node's own, so its CSR is stale. */
+static void remove_stale_csr(const char *ssldir)
+{
+    char path[PATH_MAX];
+    if (!path_join(path, sizeof(path), ssldir, "csr.pem"))
+        return;
+    if (unlink(path) == 0)
+        ch_warn("A PRIVATE KEY was received from the provisioner, removed CSR %s", path);
+    else if (errno != ENOENT)
+        ch_error("A PRIVATE KEY was received from the provisioner, could not remove CSR %s: %s",
+                 path, strerror(errno));
+}
+
+/* One file of the ssl directory; false with the reply filled when it cannot be written. */
+static bool write_ssl_file(const char *ssldir, const char *name, const char *what, const char *data,
+                           unsigned mode, ch_rpc_reply *reply)
+{
+    char path[PATH_MAX];
+    ch_error e = {0};
+    if (!path_join(path, sizeof(path), ssldir, name) ||
+        ch_confwrite_file(path, data, strlen(data), mode, &e) != CH_OK) {
+        abort_msg(reply, "TLS Setup Failed: could not write %s to %s: %s", what, path, e.msg);
+        return false;
+    }
+    return true;
+}
+
+static bool write_tls(const configure_plan *p, ch_rpc_reply *reply)
+{
+    ch_error e;
+    const configure_args *a = &p->a;
+    if (!p->tls)
+        return true;
+    if (ch_confwrite_mkdir_p(a->ssldir, 0700, &e) != CH_OK) {
+        abort_msg(reply, "TLS Setup Failed: could not create ssl directory %s: %s", a->ssldir,
+                  e.msg);
+        return false;
+    }
+    if (!write_ssl_file(a->ssldir, "certificate.pem", "Certificate", a->certificate, 0644, reply) ||
+        !write_ssl_file(a->ssldir, "ca.pem", "CA", a->ca, 0644, reply))
+        return false;
+    if (p->key_pem == NULL)
+        return true;
+    if (!write_ssl_file(a->ssldir, "private.pem", "KEY", p->key_pem, 0600, reply))
+        return false;
+    remove_stale_csr(a->ssldir);
+    return true;
+}
+
+/* server.jwt and the policy directories beside the configuration file. */
+static bool write_jwt_and_policies(const configure_plan *p, ch_rpc_reply *reply)
+{
+    char path[PATH_MAX];
+    ch_error e = {0};
+    const configure_args *a = &p->a;
+    if (!empty(a->server_jwt) &&
+        (!path_join(path, sizeof(path), p->confdir, "server.jwt") ||
+         ch_confwrite_file(path, a->server_jwt, strlen(a->server_jwt), 0600, &e) != CH_OK)) {
+        abort_msg(reply, "JWT Setup Failed: %s", e.msg);
+        return false;
+    }
+    if (json_object_size(a->action_policies) > 0 &&
+        (!path_join(path, sizeof(path), p->confdir, "policies") ||
+         write_policies(path, a->action_policies, &e) != CH_OK)) {
+        abort_msg(reply, "Could not save Action Policies: %s", e.msg);
+        return false;
+    }
+    if (json_object_size(a->opa_policies) > 0 &&
+        (!path_join(path, sizeof(path), p->confdir, "policies/rego") ||
+         write_policies(path, a->opa_policies, &e) != CH_OK)) {
+        abort_msg(reply, "Could not save Open Policy Agent Policies: %s", e.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Validates everything, then writes TLS, JWT and policies first and the configuration last,
+ * so that a failure leaves the old configuration (which keeps the node in provisioning mode)
+ * in place. */
+static void do_configure(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
+                         host_todo *todo)
+{
+    configure_plan p = {0};
+    ch_error e;
+    if (!plan_configure(node, req, &p, reply) || !write_tls(&p, reply) ||
+        !write_jwt_and_policies(&p, reply))
+        goto out;
     ch_warn("Rewriting configuration file %s in request %s from %s (%s) with %zu settings",
-            node->config_file, REQID(req), CALLER(req), SENDER(req), set.n);
-    if (ch_confwrite_install(node->config_file, text, text_len, &e) != CH_OK) {
+            node->config_file, REQID(req), CALLER(req), SENDER(req), p.set.n);
+    if (ch_confwrite_install(node->config_file, p.text, p.text_len, &e) != CH_OK) {
         abort_msg(reply, "Could not write config: %s", e.msg);
         goto out;
     }
-
     todo->publish = true;
     todo->event = CH_LIFECYCLE_PROVISIONED;
     char msg[PATH_MAX + 64];
-    snprintf(msg, sizeof(msg), "Wrote %zu lines to %s", lines, node->config_file);
+    snprintf(msg, sizeof(msg), "Wrote %zu lines to %s", p.lines, node->config_file);
     set_str(reply, "message", msg);
 out:
-    free_pem_secret(key_pem);
-    free(text);
-    settings_clear(&set);
+    configure_plan_clear(&p);
 }
 
 /* ---- gencsr ---- */
@@ -804,12 +742,12 @@ typedef struct {
     const char *token, *cn, *c, *l, *o, *ou, *st;
 } csr_args;
 
-#define CS(n, m)                                                                                   \
-    {                                                                                              \
-        n, A_STR, offsetof(csr_args, m)                                                            \
-    }
-static const afield csr_fields[] = {CS("token", token), CS("cn", cn), CS("C", c),  CS("L", l),
-                                    CS("O", o),         CS("OU", ou), CS("ST", st)};
+#define CS(n, m) CH_JSON_FIELD(csr_args, n, CH_JSON_BSTRING, m)
+static const ch_json_field csr_fields[] = {CS("token", token), CS("cn", cn), CS("C", c),
+                                           CS("L", l),         CS("O", o),   CS("OU", ou),
+                                           CS("ST", st)};
+static const ch_json_struct csr_request = {"provision.CSRRequest", csr_fields,
+                                           sizeof(csr_fields) / sizeof(csr_fields[0])};
 
 static void do_gencsr(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
                       host_todo *todo)
@@ -829,8 +767,7 @@ static void do_gencsr(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *re
                          "no SSL directory configured");
         goto out;
     }
-    if (!parse_args(req, reply, "gencsr", "CSRRequest", csr_fields,
-                    sizeof(csr_fields) / sizeof(csr_fields[0]), &a) ||
+    if (!parse_args(req, reply, "gencsr", &csr_request, &a) ||
         !check_token(node, req, a.token, reply))
         goto out;
 
@@ -885,8 +822,10 @@ typedef struct {
     const char *token, *nonce;
 } ed_args;
 
-static const afield ed_fields[] = {{"token", A_STR, offsetof(ed_args, token)},
-                                   {"nonce", A_STR, offsetof(ed_args, nonce)}};
+static const ch_json_field ed_fields[] = {CH_JSON_FIELD(ed_args, "token", CH_JSON_BSTRING, token),
+                                          CH_JSON_FIELD(ed_args, "nonce", CH_JSON_BSTRING, nonce)};
+static const ch_json_struct ed25519_request = {"provision.ED25519Request", ed_fields,
+                                               sizeof(ed_fields) / sizeof(ed_fields[0])};
 
 static void do_gen25519(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
                         host_todo *todo)
@@ -908,7 +847,7 @@ static void do_gen25519(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *
         abort_msg(reply, "Cannot determine where to store secure data, no configure file given");
         return;
     }
-    if (!parse_args(req, reply, "gen25519", "ED25519Request", ed_fields, 2, &a) ||
+    if (!parse_args(req, reply, "gen25519", &ed25519_request, &a) ||
         !check_token(node, req, a.token, reply))
         return;
 
@@ -965,7 +904,14 @@ typedef struct {
     const char *token;
 } token_args;
 
-static const afield token_fields[] = {{"token", A_STR, offsetof(token_args, token)}};
+static const ch_json_field token_fields[] = {
+    CH_JSON_FIELD(token_args, "token", CH_JSON_BSTRING, token)};
+static const ch_json_struct shutdown_request = {"provision.ShutdownRequest", token_fields,
+                                                sizeof(token_fields) / sizeof(token_fields[0])};
+static const ch_json_struct reprovision_request = {"provision.ReprovisionRequest", token_fields,
+                                                   sizeof(token_fields) / sizeof(token_fields[0])};
+static const ch_json_struct jwt_request = {"provision.JWTRequest", token_fields,
+                                           sizeof(token_fields) / sizeof(token_fields[0])};
 
 static void do_jwt(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply, host_todo *todo)
 {
@@ -981,8 +927,7 @@ static void do_jwt(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply
         abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
         return;
     }
-    if (!parse_args(req, reply, "jwt", "JWTRequest", token_fields, 1, &a) ||
-        !check_token(node, req, a.token, reply))
+    if (!parse_args(req, reply, "jwt", &jwt_request, &a) || !check_token(node, req, a.token, reply))
         return;
     if (empty(node->provisioning_jwt_file)) {
         abort_msg(reply, "No Provisioning JWT file has been configured");
@@ -1018,8 +963,11 @@ typedef struct {
     int64_t splay;
 } restart_args;
 
-static const afield restart_fields[] = {{"token", A_STR, offsetof(restart_args, token)},
-                                        {"splay", A_INT, offsetof(restart_args, splay)}};
+static const ch_json_field restart_fields[] = {
+    CH_JSON_FIELD(restart_args, "token", CH_JSON_BSTRING, token),
+    CH_JSON_FIELD(restart_args, "splay", CH_JSON_INT, splay)};
+static const ch_json_struct restart_request = {"provision.RestartRequest", restart_fields,
+                                               sizeof(restart_fields) / sizeof(restart_fields[0])};
 
 static void do_restart(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply,
                        host_todo *todo)
@@ -1036,7 +984,7 @@ static void do_restart(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *r
                          "token set");
         goto out;
     }
-    if (!parse_args(req, reply, "restart", "RestartRequest", restart_fields, 2, &a) ||
+    if (!parse_args(req, reply, "restart", &restart_request, &a) ||
         !check_token(node, req, a.token, reply))
         goto out;
     if ((cfg = ch_config_new()) == NULL) {
@@ -1089,7 +1037,7 @@ static void do_reprovision(ch_node *node, const ch_rpc_request *req, ch_rpc_repl
         abort_msg(reply, "Cannot determine the configuration file to manage");
         goto out;
     }
-    if (!parse_args(req, reply, "reprovision", "ReprovisionRequest", token_fields, 1, &a) ||
+    if (!parse_args(req, reply, "reprovision", &reprovision_request, &a) ||
         !check_token(node, req, a.token, reply))
         goto out;
 
@@ -1143,7 +1091,7 @@ static void do_shutdown(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *
                          "token set");
         return;
     }
-    if (!parse_args(req, reply, "shutdown", "ShutdownRequest", token_fields, 1, &a) ||
+    if (!parse_args(req, reply, "shutdown", &shutdown_request, &a) ||
         !check_token(node, req, a.token, reply))
         return;
     int64_t delay = random_below(10);
@@ -1164,11 +1112,13 @@ typedef struct {
     const char *token, *repository, *version;
 } update_args;
 
-static const afield update_fields[] = {
-    {"token", A_STR, offsetof(update_args, token)},
-    {"repository", A_STR, offsetof(update_args, repository)},
-    {"version", A_STR, offsetof(update_args, version)},
+static const ch_json_field update_fields[] = {
+    CH_JSON_FIELD(update_args, "token", CH_JSON_BSTRING, token),
+    CH_JSON_FIELD(update_args, "repository", CH_JSON_BSTRING, repository),
+    CH_JSON_FIELD(update_args, "version", CH_JSON_BSTRING, version),
 };
+static const ch_json_struct update_request = {"provision.ReleaseUpdateRequest", update_fields,
+                                              sizeof(update_fields) / sizeof(update_fields[0])};
 
 /* Runs `command version repository` (no shell; its output goes to the log, stdin is
  * /dev/null) and waits up to UPDATE_TIMEOUT_MS, after which it is killed. */
@@ -1221,7 +1171,7 @@ static void do_release_update(ch_node *node, const ch_rpc_request *req, ch_rpc_r
         abort_msg(reply, "Version updates is not enabled in the configuration");
         return;
     }
-    if (!parse_args(req, reply, "release_update", "ReleaseUpdateRequest", update_fields, 3, &a) ||
+    if (!parse_args(req, reply, "release_update", &update_request, &a) ||
         !check_token(node, req, a.token, reply))
         return;
     if (empty(node->update_command)) {

@@ -53,36 +53,25 @@ static json_t *string_array(const char *const *list, size_t n)
     return arr;
 }
 
-/* mcorpc.ParseRequestData into go-choria's `type input struct { X string }`: data must be
- * an object; members named field (Go matches names case-insensitively; the last one wins)
- * must be strings or null. *out is "" when absent. */
+/* mcorpc.ParseRequestData into go-choria's `type input struct { X string }`, X being field:
+ * data must be an object whose member field (matched as Go matches names) is a string or
+ * null. *out is "" when absent. */
 static bool parse_string_input(const ch_rpc_request *req, ch_rpc_reply *reply, const char *field,
                                const char **out)
 {
-    const char *key;
-    json_t *v;
-    *out = "";
-    if (!json_is_object(req->data)) {
-        ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA,
-                          "Could not parse request data for %s#%s: json: cannot unmarshal %s "
-                          "into Go value of type rpcutil.input",
-                          req->agent, req->action, ch_json_go_type(req->data));
+    typedef struct {
+        const char *value;
+    } input;
+    const ch_json_field fields[] = {CH_JSON_FIELD(input, field, CH_JSON_BSTRING, value)};
+    const ch_json_struct input_struct = {"rpcutil.input", fields, 1};
+    input in = {.value = ""};
+    ch_error e;
+    if (ch_json_decode(req->data, &input_struct, &in, &e) != CH_OK) {
+        ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA, "Could not parse request data for %s#%s: %s",
+                          req->agent, req->action, e.msg);
         return false;
     }
-    json_object_foreach(req->data, key, v)
-    {
-        if (strcasecmp(key, field) != 0)
-            continue;
-        if (json_is_string(v)) {
-            *out = json_string_value(v);
-        } else if (!json_is_null(v)) {
-            ch_rpc_reply_fail(reply, CH_RPC_INVALID_DATA,
-                              "Could not parse request data for %s#%s: json: cannot unmarshal %s "
-                              "into Go struct field input.%s of type string",
-                              req->agent, req->action, ch_json_go_type(v), field);
-            return false;
-        }
-    }
+    *out = in.value;
     return true;
 }
 

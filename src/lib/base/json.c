@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void ch_buf_init(ch_buf *b)
 {
@@ -259,8 +260,7 @@ char *ch_json_encode(const json_t *value, size_t *len)
     return ch_buf_steal(&b, len);
 }
 
-/* Maximum bracket nesting of a JSON text, ignoring brackets inside strings. */
-static int nesting_depth(const char *buf, size_t len, int limit)
+int ch_json_depth(const char *buf, size_t len, int limit)
 {
     int depth = 0, max = 0;
     bool in_string = false;
@@ -298,7 +298,7 @@ json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_dept
                      len, max_size);
         return NULL;
     }
-    if (nesting_depth(buf, len, max_depth) > max_depth) {
+    if (ch_json_depth(buf, len, max_depth) > max_depth) {
         ch_error_set(err, CH_ERR_TOO_LARGE, "JSON nesting exceeds the limit of %d", max_depth);
         return NULL;
     }
@@ -335,4 +335,185 @@ const char *ch_json_go_type(const json_t *v)
         return "null";
     }
     return "value";
+}
+
+/* ---- decoding into a C struct ---- */
+
+const char *ch_json_kind_go_type(ch_json_kind kind)
+{
+    switch (kind) {
+    case CH_JSON_STRING:
+    case CH_JSON_BSTRING:
+        return "string";
+    case CH_JSON_INT:
+        return "int";
+    case CH_JSON_BOOL:
+        return "bool";
+    case CH_JSON_STRMAP:
+        return "map[string]string";
+    case CH_JSON_STRLIST:
+        return "[]string";
+    case CH_JSON_OBJECT:
+        return "map[string]interface {}";
+    case CH_JSON_VALUE:
+    case CH_JSON_CHECK:
+        return "interface {}";
+    }
+    return "interface {}";
+}
+
+ch_status ch_json_type_error(ch_error *err, const json_t *v, const char *path, const char *go_type)
+{
+    char value[64];
+    /* Go names a number by its literal; jansson keeps only the value */
+    if (json_is_real(v))
+        snprintf(value, sizeof(value), "number %g", json_real_value(v));
+    else
+        snprintf(value, sizeof(value), "%s", ch_json_go_type(v));
+    if (path == NULL)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "json: cannot unmarshal %s into Go value of type %s", value, go_type);
+    return ch_error_set(err, CH_ERR_INVALID,
+                        "json: cannot unmarshal %s into Go struct field %s of type %s", value, path,
+                        go_type);
+}
+
+const ch_json_field *ch_json_field_find(const ch_json_struct *s, const char *key)
+{
+    for (size_t i = 0; i < s->nfields; i++)
+        if (strcmp(s->fields[i].name, key) == 0)
+            return &s->fields[i];
+    for (size_t i = 0; i < s->nfields; i++)
+        if (strcasecmp(s->fields[i].name, key) == 0)
+            return &s->fields[i];
+    return NULL;
+}
+
+static const char *field_go_type(const ch_json_field *f)
+{
+    return f->go_type != NULL ? f->go_type : ch_json_kind_go_type(f->kind);
+}
+
+/* The first member of an array or object that is neither a string nor null; NULL when none. */
+static const json_t *first_non_string(const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *e;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e) && !json_is_null(e))
+                return e;
+        }
+        return NULL;
+    }
+    json_object_foreach((json_t *)v, k, e)
+    {
+        if (!json_is_string(e) && !json_is_null(e))
+            return e;
+    }
+    return NULL;
+}
+
+static ch_status decode_string(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                               ch_error *err)
+{
+    if (!json_is_string(v))
+        return ch_json_type_error(err, v, path, field_go_type(f));
+    if (f->kind == CH_JSON_BSTRING) {
+        *(const char **)dst = json_string_value(v);
+        return CH_OK;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return ch_error_set(err, CH_ERR_INVALID, "%s contains a NUL byte", path);
+    char *s = strdup(json_string_value(v));
+    if (s == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    free(*(char **)dst);
+    *(char **)dst = s;
+    return CH_OK;
+}
+
+/* The kind's own rule for a non-null v. */
+static ch_status decode_kind(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                             ch_error *err)
+{
+    switch (f->kind) {
+    case CH_JSON_STRING:
+    case CH_JSON_BSTRING:
+        return decode_string(f, v, dst, path, err);
+    case CH_JSON_INT:
+        if (!json_is_integer(v))
+            return ch_json_type_error(err, v, path, field_go_type(f));
+        *(int64_t *)dst = json_integer_value(v);
+        return CH_OK;
+    case CH_JSON_BOOL:
+        if (!json_is_boolean(v))
+            return ch_json_type_error(err, v, path, field_go_type(f));
+        *(bool *)dst = json_is_true(v);
+        return CH_OK;
+    case CH_JSON_STRMAP:
+    case CH_JSON_STRLIST:
+        if (f->kind == CH_JSON_STRMAP ? !json_is_object(v) : !json_is_array(v))
+            return ch_json_type_error(err, v, path, field_go_type(f));
+        if (first_non_string(v) != NULL)
+            return ch_json_type_error(err, first_non_string(v), path, "string");
+        *(const json_t **)dst = v;
+        return CH_OK;
+    case CH_JSON_OBJECT:
+        if (!json_is_object(v))
+            return ch_json_type_error(err, v, path, field_go_type(f));
+        *(const json_t **)dst = v;
+        return CH_OK;
+    case CH_JSON_VALUE:
+        *(const json_t **)dst = v;
+        return CH_OK;
+    case CH_JSON_CHECK:
+        return CH_OK;
+    }
+    return ch_error_set(err, CH_ERR_INTERNAL, "%s: unknown field kind", path);
+}
+
+/* The Go struct's own name for messages: the type without its package. */
+static const char *struct_name(const ch_json_struct *s)
+{
+    const char *dot = strrchr(s->go_name, '.');
+    return dot != NULL ? dot + 1 : s->go_name;
+}
+
+ch_status ch_json_decode(const json_t *obj, const ch_json_struct *s, void *out, ch_error *err)
+{
+    return ch_json_decode_at(obj, s, out, struct_name(s), err);
+}
+
+ch_status ch_json_decode_at(const json_t *obj, const ch_json_struct *s, void *out,
+                            const char *path_prefix, ch_error *err)
+{
+    if (obj == NULL || json_is_null(obj))
+        return CH_OK;
+    if (!json_is_object(obj))
+        return ch_json_type_error(err, obj, NULL, s->go_name);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const ch_json_field *f = ch_json_field_find(s, key);
+        if (f == NULL)
+            continue;
+        void *dst = f->kind != CH_JSON_CHECK ? (char *)out + f->offset : NULL;
+        char path[192];
+        snprintf(path, sizeof(path), "%.60s.%.128s", path_prefix, f->name);
+        if (json_is_null(v)) {
+            /* Go leaves a value alone and sets a map or pointer to nil */
+            if (f->decode == NULL && f->kind >= CH_JSON_STRMAP && f->kind <= CH_JSON_VALUE)
+                *(const json_t **)dst = NULL;
+            continue;
+        }
+        ch_status st =
+            f->decode != NULL ? f->decode(f, v, dst, path, err) : decode_kind(f, v, dst, path, err);
+        if (st != CH_OK)
+            return st;
+    }
+    return CH_OK;
 }

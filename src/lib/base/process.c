@@ -65,8 +65,8 @@ static ch_status scan_double(const char *cmd, size_t n, size_t *i, char *word, s
 
 /* One word starting at a non-blank cmd[*i]; *have is false when it was nothing at all
  * (a lone backslash-newline), true for '' (an empty word). */
-static ch_status scan_word(const char *cmd, size_t n, size_t *i, char *word, size_t *wl,
-                           bool *have, ch_error *err)
+static ch_status scan_word(const char *cmd, size_t n, size_t *i, char *word, size_t *wl, bool *have,
+                           ch_error *err)
 {
     *wl = 0;
     *have = false;
@@ -111,8 +111,8 @@ ch_status ch_process_split(const char *cmd, char ***argv, size_t *argc, ch_error
     char **words = calloc(CH_PROCESS_MAX_ARGS + 1, sizeof(*words));
     char *word = malloc(n + 1); /* a word is never longer than the command */
     size_t count = 0, i = 0, wl = 0;
-    ch_status st = words != NULL && word != NULL ? CH_OK
-                                                 : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    ch_status st =
+        words != NULL && word != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     while (st == CH_OK && i < n) {
         bool have = false;
         while (i < n && is_blank(cmd[i]))
@@ -122,8 +122,7 @@ ch_status ch_process_split(const char *cmd, char ***argv, size_t *argc, ch_error
         if (st != CH_OK || !have)
             continue;
         if (count >= CH_PROCESS_MAX_ARGS)
-            st = ch_error_set(err, CH_ERR_TOO_LARGE, "more than %d arguments",
-                              CH_PROCESS_MAX_ARGS);
+            st = ch_error_set(err, CH_ERR_TOO_LARGE, "more than %d arguments", CH_PROCESS_MAX_ARGS);
         else if ((words[count++] = strndup(word, wl)) == NULL)
             st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
@@ -212,9 +211,8 @@ static void spawn_attrs(posix_spawnattr_t *attr, bool own_group)
 static ch_status spawn_child(const ch_process_opts *o, ch_process *p, int pipes[3][2],
                              ch_error *err)
 {
-    const ch_process_stdio how[3] = {o->in, o->out, o->errout == CH_PROCESS_TO_STDERR
-                                                        ? CH_PROCESS_INHERIT
-                                                        : o->errout};
+    const ch_process_stdio how[3] = {
+        o->in, o->out, o->errout == CH_PROCESS_TO_STDERR ? CH_PROCESS_INHERIT : o->errout};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     if (posix_spawn_file_actions_init(&fa) != 0)
@@ -420,8 +418,8 @@ static ch_status pump_output(run_state *r, int stream, ch_error *err)
 }
 
 /* Pumps stdin, stdout and stderr until both outputs end, the deadline passes or cancel. */
-static ch_status pump(run_state *r, int64_t deadline, int64_t timeout_ms,
-                      const atomic_bool *cancel, ch_error *err)
+static ch_status pump(run_state *r, int64_t deadline, int64_t timeout_ms, const atomic_bool *cancel,
+                      ch_error *err)
 {
     ch_status st = CH_OK;
     while (st == CH_OK && (r->p->fd[1] >= 0 || r->p->fd[2] >= 0)) {
@@ -458,8 +456,7 @@ static ch_status exit_outcome(run_state *r, ch_process_result *res, ch_error *er
                             strsignal(res->term_signal));
     res->exit_code = code;
     if (code != 0)
-        return ch_error_set(err, CH_ERR_IO, "could not wait for %s: exit status %d", r->name,
-                            code);
+        return ch_error_set(err, CH_ERR_IO, "could not wait for %s: exit status %d", r->name, code);
     return CH_OK;
 }
 

@@ -464,10 +464,7 @@ ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, 
         return *out != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
     if (!json_is_object(doc)) {
-        ch_status s = ch_error_set(err, CH_ERR_INVALID,
-                                   "json: cannot unmarshal %s into Go value of type "
-                                   "map[string]interface {}",
-                                   ch_json_go_type(doc));
+        ch_status s = ch_json_type_error(err, doc, NULL, "map[string]interface {}");
         json_decref(doc);
         return s;
     }

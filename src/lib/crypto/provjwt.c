@@ -37,129 +37,99 @@ void ch_provjwt_free(ch_provjwt *j)
     free(j);
 }
 
-typedef enum { F_STR, F_BOOL, F_OBJ, F_DATE, F_AUD } ftype;
-
-typedef struct {
-    const char *name;
-    ftype type;
-    size_t off;
-} field;
-
-#define FLD(n, t, m)                                                                               \
-    {                                                                                              \
-        n, t, offsetof(ch_provjwt, m)                                                              \
-    }
-static const field fields[] = {
-    FLD("cht", F_STR, token),
-    FLD("chs", F_BOOL, secure),
-    FLD("chu", F_STR, urls),
-    FLD("chsrv", F_STR, srv_domain),
-    FLD("chpd", F_BOOL, provision_default),
-    FLD("chrd", F_STR, registration_data),
-    FLD("chf", F_STR, facts),
-    FLD("chusr", F_STR, nats_user),
-    FLD("chpwd", F_STR, nats_password),
-    FLD("extensions", F_OBJ, extensions),
-    FLD("ou", F_STR, org_unit),
-    FLD("v2", F_BOOL, protocol_v2),
-    FLD("update", F_BOOL, allow_update),
-    FLD("purpose", F_STR, purpose),
-    FLD("tcs", F_STR, tcs),
-    FLD("public_key", F_STR, public_key),
-    FLD("issexp", F_DATE, issuer_expires_at),
-    FLD("iss", F_STR, issuer),
-    FLD("sub", F_STR, subject),
-    {"aud", F_AUD, 0},
-    FLD("exp", F_DATE, expires_at),
-    FLD("nbf", F_DATE, not_before),
-    FLD("iat", F_DATE, issued_at),
-    FLD("jti", F_STR, id),
-};
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
-
-/* Go's json field matching: an exact name first, else a case-insensitive one. */
-static const field *find_field(const char *key)
+/* jwt.NumericDate: any JSON number, seconds, rounded down. */
+static ch_status decode_date(const ch_json_field *f, const json_t *v, void *dst, const char *path,
+                             ch_error *err)
 {
-    for (size_t i = 0; i < NFIELDS; i++)
-        if (strcmp(fields[i].name, key) == 0)
-            return &fields[i];
-    for (size_t i = 0; i < NFIELDS; i++)
-        if (strcasecmp(fields[i].name, key) == 0)
-            return &fields[i];
-    return NULL;
-}
-
-static ch_status type_error(ch_error *err, const json_t *v, const field *f, const char *gotype)
-{
-    return ch_error_set(err, CH_ERR_INVALID,
-                        "token is malformed: could not JSON decode claim: json: cannot unmarshal "
-                        "%s into Go struct field ProvisioningClaims.%s of type %s",
-                        ch_json_go_type(v), f->name, gotype);
-}
-
-static ch_status set_field(ch_provjwt *j, const field *f, json_t *v, ch_error *err)
-{
-    char *base = (char *)j;
-    if (json_is_null(v)) {
-        if (f->type == F_OBJ) {
-            json_decref(j->extensions);
-            j->extensions = NULL;
-        }
-        return CH_OK; /* Go leaves non-pointer fields alone on null */
-    }
-    switch (f->type) {
-    case F_STR: {
-        if (!json_is_string(v))
-            return type_error(err, v, f, "string");
-        char **dst = (char **)(base + f->off);
-        free(*dst);
-        *dst = NULL;
-        if (json_string_length(v) > 0 && (*dst = strdup(json_string_value(v))) == NULL)
-            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        return CH_OK;
-    }
-    case F_BOOL:
-        if (!json_is_boolean(v))
-            return type_error(err, v, f, "bool");
-        *(bool *)(base + f->off) = json_is_true(v);
-        return CH_OK;
-    case F_OBJ:
-        if (!json_is_object(v))
-            return type_error(err, v, f, "tokens.MapClaims");
-        json_decref(j->extensions);
-        j->extensions = json_incref(v);
-        return CH_OK;
-    case F_DATE: {
-        if (!json_is_number(v))
-            return ch_error_set(err, CH_ERR_INVALID,
-                                "token is malformed: could not JSON decode claim: could not "
-                                "parse NumericData: json: cannot unmarshal %s into Go value of "
-                                "type json.Number",
-                                ch_json_go_type(v));
-        double d = json_number_value(v);
-        /* Clamped: a C cast of an out-of-range double is undefined. */
-        const double lim = 4.0e18;
-        int64_t s = d >= lim ? (int64_t)lim : d <= -lim ? -(int64_t)lim : (int64_t)d;
-        if ((double)s > d)
-            s--; /* towards minus infinity, as Go's math.Floor; no libm needed */
-        *(int64_t *)(base + f->off) = s;
-        return CH_OK;
-    }
-    case F_AUD: {
-        /* jwt.ClaimStrings: a string or an array of strings; not kept. */
-        if (json_is_string(v))
-            return CH_OK;
-        if (json_is_array(v)) {
-            for (size_t i = 0; i < json_array_size(v); i++)
-                if (!json_is_string(json_array_get(v, i)))
-                    return type_error(err, json_array_get(v, i), f, "string");
-            return CH_OK;
-        }
+    if (!json_is_number(v))
         return ch_error_set(err, CH_ERR_INVALID,
-                            "token is malformed: could not JSON decode claim: invalid type for "
-                            "claim aud");
+                            "could not parse NumericData: json: cannot unmarshal %s into Go "
+                            "value of type json.Number",
+                            ch_json_go_type(v));
+    double d = json_number_value(v);
+    /* Clamped: a C cast of an out-of-range double is undefined. */
+    const double lim = 4.0e18;
+    int64_t s = d >= lim ? (int64_t)lim : d <= -lim ? -(int64_t)lim : (int64_t)d;
+    if ((double)s > d)
+        s--; /* towards minus infinity, as Go's math.Floor; no libm needed */
+    *(int64_t *)dst = s;
+    return CH_OK;
+}
+
+/* jwt.ClaimStrings: a string or an array of strings; not kept. */
+static ch_status check_audience(const ch_json_field *f, const json_t *v, void *dst,
+                                const char *path, ch_error *err)
+{
+    if (json_is_string(v))
+        return CH_OK;
+    if (!json_is_array(v))
+        return ch_error_set(err, CH_ERR_INVALID, "invalid type for claim aud");
+    for (size_t i = 0; i < json_array_size(v); i++)
+        if (!json_is_string(json_array_get(v, i)))
+            return ch_json_type_error(err, json_array_get(v, i), path, "string");
+    return CH_OK;
+}
+
+#define STR(key, member) CH_JSON_FIELD(ch_provjwt, key, CH_JSON_STRING, member)
+#define BOOL(key, member) CH_JSON_FIELD(ch_provjwt, key, CH_JSON_BOOL, member)
+#define DATE(key, member)                                                                          \
+    {                                                                                              \
+        .name = (key), .kind = CH_JSON_INT, .offset = offsetof(ch_provjwt, member),                \
+        .decode = decode_date                                                                      \
     }
+static const ch_json_field claim_fields[] = {
+    STR("cht", token),
+    BOOL("chs", secure),
+    STR("chu", urls),
+    STR("chsrv", srv_domain),
+    BOOL("chpd", provision_default),
+    STR("chrd", registration_data),
+    STR("chf", facts),
+    STR("chusr", nats_user),
+    STR("chpwd", nats_password),
+    {.name = "extensions",
+     .kind = CH_JSON_OBJECT,
+     .offset = offsetof(ch_provjwt, extensions),
+     .go_type = "tokens.MapClaims"},
+    STR("ou", org_unit),
+    BOOL("v2", protocol_v2),
+    BOOL("update", allow_update),
+    STR("purpose", purpose),
+    STR("tcs", tcs),
+    STR("public_key", public_key),
+    DATE("issexp", issuer_expires_at),
+    STR("iss", issuer),
+    STR("sub", subject),
+    {.name = "aud", .kind = CH_JSON_CHECK, .decode = check_audience},
+    DATE("exp", expires_at),
+    DATE("nbf", not_before),
+    DATE("iat", issued_at),
+    STR("jti", id),
+};
+#undef STR
+#undef BOOL
+#undef DATE
+static const ch_json_struct claims_struct = {"tokens.ProvisioningClaims", claim_fields,
+                                             sizeof(claim_fields) / sizeof(claim_fields[0])};
+
+/* Decodes the claims object into j. Empty strings become NULL, as the checks below treat an
+ * absent and an empty claim alike; extensions get their own reference. */
+static ch_status decode_claims(const json_t *claims, ch_provjwt *j, ch_error *err)
+{
+    ch_error e;
+    if (ch_json_decode(claims, &claims_struct, j, &e) != CH_OK) {
+        j->extensions = NULL; /* borrowed until the end */
+        return ch_error_set(err, e.code, "token is malformed: could not JSON decode claim: %s",
+                            e.msg);
     }
+    for (size_t i = 0; i < claims_struct.nfields; i++) {
+        char **s = (char **)((char *)j + claim_fields[i].offset);
+        if (claim_fields[i].kind == CH_JSON_STRING && *s != NULL && (*s)[0] == '\0') {
+            free(*s);
+            *s = NULL;
+        }
+    }
+    json_incref(j->extensions);
     return CH_OK;
 }
 
@@ -231,21 +201,8 @@ ch_status ch_provjwt_parse(const char *text, size_t len, ch_provjwt **out, ch_er
     }
     if ((st = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), "claim", &claims, err)) != CH_OK)
         goto out;
-    if (!json_is_object(claims) && !json_is_null(claims)) {
-        st = ch_error_set(err, CH_ERR_INVALID,
-                          "token is malformed: could not JSON decode claim: json: cannot "
-                          "unmarshal %s into Go value of type tokens.ProvisioningClaims",
-                          ch_json_go_type(claims));
+    if ((st = decode_claims(claims, j, err)) != CH_OK)
         goto out;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(claims, key, v)
-    {
-        const field *f = find_field(key);
-        if (f != NULL && (st = set_field(j, f, v, err)) != CH_OK)
-            goto out;
-    }
 
     const char *alg = ch_json_get_string(header, "alg");
     if (alg == NULL) {
