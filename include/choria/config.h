@@ -102,13 +102,14 @@ typedef struct {
     char *host;    /* IPv6 addresses without brackets */
     uint16_t port; /* 4222 when the entry had none */
     char *url;     /* "nats://host:port", IPv6 in brackets */
+    bool tls;      /* the entry said tls:// */
 } ch_config_server;
 
 /* Parses a comma list of `host`, `host:port`, `nats://host:port` or `tls://host:port`
  * (also `[v6addr]:port`). Every URL comes out as nats:// (as go-choria, which forces the
- * scheme; TLS is a matter of the security settings). A bad entry (other scheme, user info,
- * path, bad host or port) is CH_ERR_INVALID naming it. go-choria requires the port; we
- * default it to 4222. *out is malloc'd (NULL when *count is 0). */
+ * scheme; TLS is a matter of the security settings); a tls:// entry is marked tls. A bad entry
+ * (other scheme, user info, path, bad host or port) is CH_ERR_INVALID naming it. go-choria requires
+ * the port; we default it to 4222. *out is malloc'd (NULL when *count is 0). */
 ch_status ch_config_parse_servers(const char *list, ch_config_server **out, size_t *count,
                                   ch_error *err);
 void ch_config_servers_free(ch_config_server *servers, size_t count);

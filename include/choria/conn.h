@@ -1,13 +1,31 @@
 /* NATS connections the way Choria makes them: several brokers, reconnect forever with a
- * jittered back-off, optional user/password, a connection name, and callbacks. */
+ * jittered back-off, optional user/password or token, TLS, a connection name, and callbacks.
+ *
+ * Every program resolves a ch_conn_settings from its own configuration and turns it into
+ * ch_conn_opts with ch_conn_opts_from_settings, the one place that does; what differs per
+ * connection (callbacks, delivery, batching) is set on the options afterwards.
+ * Secrets (password, token, the key file's contents) never appear in messages or logs. */
 #ifndef CHORIA_CONN_H
 #define CHORIA_CONN_H
 
 #include <nats/nats.h>
 
 #include "choria/common.h"
+#include "choria/config.h"
 
 typedef void (*ch_conn_event_cb)(const char *event, const char *url, void *closure);
+
+/* TLS to the broker. All strings are borrowed. */
+typedef struct {
+    bool enabled;            /* TLS at all; a tls:// URL turns it on too */
+    bool skip_verify;        /* anonymous TLS: the broker's certificate is not checked */
+    const char *ca_file;     /* PEM CAs the broker's certificate must chain to; NULL: the
+                                system's */
+    const char *cert_file;   /* this side's certificate chain, PEM, for mutual TLS */
+    const char *key_file;    /* its private key, PEM */
+    const char *server_name; /* the name the broker's certificate must carry; NULL: the URL's
+                                host */
+} ch_conn_tls;
 
 typedef struct {
     const char *const *servers; /* nats://host:port URLs */
@@ -27,7 +45,36 @@ typedef struct {
                                    request/reply latency matters more than batching here */
     ch_conn_event_cb on_event;  /* "connected", "disconnected", "reconnected", "closed" */
     void *closure;
+    ch_conn_tls tls;
 } ch_conn_opts;
+
+/* How a program reaches its brokers, as resolved from its configuration. Every string is
+ * malloc'd and owned by the settings (clear with ch_conn_settings_clear); NULL means unset. */
+typedef struct {
+    char **servers; /* nats:// or tls:// URLs */
+    int server_count;
+    char *name; /* connection name, the program's identity */
+    char *user; /* NATS user and password */
+    char *password;
+    char *token; /* NATS token, e.g. a provisioning node's JWT */
+    bool tls;    /* TLS even for nats:// URLs */
+    bool tls_skip_verify;
+    char *ca_file, *cert_file, *key_file, *server_name;
+} ch_conn_settings;
+
+/* Appends the brokers of a comma list (host, host:port, nats:// or tls:// URLs, see
+ * ch_config_parse_servers); a tls:// entry turns TLS on. A single full URL with user info is
+ * kept as given (--server nats://user:pass@host:port). CH_ERR_INVALID names the bad entry. */
+ch_status ch_conn_settings_add_servers(ch_conn_settings *s, const char *list, ch_error *err);
+
+/* Replaces one string of s (*field) with a copy of value (NULL clears it). */
+ch_status ch_conn_settings_set(char **field, const char *value, ch_error *err);
+
+void ch_conn_settings_clear(ch_conn_settings *s);
+
+/* Fills the servers, name, credentials and TLS of o from s (borrowed: s must outlive o);
+ * leaves the other fields of o as they are. */
+void ch_conn_opts_from_settings(const ch_conn_settings *s, ch_conn_opts *o);
 
 /* Connects. With retry_initial_connect, CH_OK is returned even when no broker answered yet;
  * on_event("connected") fires once the connection is up. */

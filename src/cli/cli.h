@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "choria/common.h"
+#include "choria/conn.h"
 
 typedef struct {
     const char *path;                  /* "tool event" */
@@ -42,13 +43,11 @@ typedef struct {
 /* Applies one of the shared broker flags; false when c is not one of them. */
 bool cli_broker_option(int c, const char *arg, cli_broker_opts *o);
 
-/* Resolved connection settings for a client command. */
+/* Resolved settings of a client command: how to reach the brokers (conn.name is the
+ * identity), the identity itself and the lifecycle event format. */
 typedef struct {
-    char **servers;
-    int server_count;
+    ch_conn_settings conn;
     char identity[256];
-    char *user;
-    char *password;
     bool legacy_lifecycle_format;
 } cli_client;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "choria/config.h"
+#include "choria/conn.h"
 #include "choria/log.h"
 #include "cli.h"
 
@@ -48,20 +49,6 @@ bool cli_broker_option(int c, const char *arg, cli_broker_opts *o)
     return false;
 }
 
-static ch_status add_servers(cli_client *c, const char *list, ch_error *err)
-{
-    ch_config_server *servers = NULL;
-    size_t count = 0;
-    ch_status s = ch_config_parse_servers(list, &servers, &count, err);
-    if (s != CH_OK)
-        return s;
-    c->servers = calloc(count ? count : 1, sizeof(char *));
-    for (size_t i = 0; c->servers != NULL && i < count; i++)
-        c->servers[c->server_count++] = strdup(servers[i].url);
-    ch_config_servers_free(servers, count);
-    return c->servers != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-}
-
 /* Loads the file named by --config, else the first default client config that exists. An
  * explicit file that cannot be read is an error; a missing default is not. */
 static ch_config *load_config(const cli_broker_opts *o, ch_error *err)
@@ -83,6 +70,19 @@ static ch_config *load_config(const cli_broker_opts *o, ch_error *err)
     return cfg;
 }
 
+/* The brokers: --server, else plugin.choria.middleware_hosts, else go-choria's default when
+ * neither those nor SRV records are set. */
+static ch_status resolve_servers(const cli_broker_opts *o, const ch_config *cfg, cli_client *c,
+                                 ch_error *err)
+{
+    const char *hosts = ch_config_get(cfg, "plugin.choria.middleware_hosts");
+    if (o->server != NULL && o->server[0] != '\0')
+        return ch_conn_settings_add_servers(&c->conn, o->server, err);
+    if (hosts != NULL && hosts[0] != '\0')
+        return ch_conn_settings_add_servers(&c->conn, hosts, err);
+    return ch_conn_settings_add_servers(&c->conn, "puppet:4222", err);
+}
+
 ch_status cli_client_load(const cli_broker_opts *o, cli_client *c)
 {
     memset(c, 0, sizeof(*c));
@@ -91,31 +91,17 @@ ch_status cli_client_load(const cli_broker_opts *o, cli_client *c)
     ch_config_resolved *r = NULL;
     ch_config *cfg = load_config(o, &err);
     ch_status s = cfg != NULL ? ch_config_resolve(cfg, &r, &err) : err.code;
-
     if (s == CH_OK) {
         snprintf(c->identity, sizeof(c->identity), "%s", r->identity);
         c->legacy_lifecycle_format = r->legacy_lifecycle_format;
-        const char *user = ch_config_get(cfg, "plugin.nats.user");
-        const char *pass = ch_config_get(cfg, "plugin.nats.pass");
-        c->user = user != NULL ? strdup(user) : NULL;
-        c->password = pass != NULL ? strdup(pass) : NULL;
-        if (o->server != NULL && strstr(o->server, "://") != NULL) {
-            /* A full URL is used as given, so user:password@ works for --server. */
-            c->servers = calloc(1, sizeof(char *));
-            if (c->servers != NULL && (c->servers[0] = strdup(o->server)) != NULL)
-                c->server_count = 1;
-            else
-                s = ch_error_set(&err, CH_ERR_NOMEM, "out of memory");
-        } else if (o->server != NULL && o->server[0] != '\0') {
-            s = add_servers(c, o->server, &err);
-        } else if (r->middleware_count > 0) {
-            const char *hosts = ch_config_get(cfg, "plugin.choria.middleware_hosts");
-            s = add_servers(c, hosts, &err);
-        } else {
-            /* go-choria's default when neither middleware_hosts nor SRV records are set. */
-            s = add_servers(c, "puppet:4222", &err);
-        }
+        s = ch_conn_settings_set(&c->conn.name, r->identity, &err);
     }
+    if (s == CH_OK)
+        s = ch_conn_settings_set(&c->conn.user, ch_config_get(cfg, "plugin.nats.user"), &err);
+    if (s == CH_OK)
+        s = ch_conn_settings_set(&c->conn.password, ch_config_get(cfg, "plugin.nats.pass"), &err);
+    if (s == CH_OK)
+        s = resolve_servers(o, cfg, c, &err);
     ch_config_resolved_free(r);
     ch_config_free(cfg);
     if (s != CH_OK) {
@@ -127,10 +113,6 @@ ch_status cli_client_load(const cli_broker_opts *o, cli_client *c)
 
 void cli_client_free(cli_client *c)
 {
-    for (int i = 0; i < c->server_count; i++)
-        free(c->servers[i]);
-    free(c->servers);
-    free(c->user);
-    free(c->password);
+    ch_conn_settings_clear(&c->conn);
     memset(c, 0, sizeof(*c));
 }

@@ -90,11 +90,8 @@ static bool open_bucket(const election_opts *o, natsConnection **nc, jsCtx **js,
     ch_log_set_level(o->broker.debug ? CH_LOG_DEBUG : CH_LOG_WARN);
     if (cli_client_load(&o->broker, &client) != CH_OK)
         return false;
-    ch_conn_opts co = {.servers = (const char *const *)client.servers,
-                       .server_count = client.server_count,
-                       .name = client.identity,
-                       .user = client.user,
-                       .password = client.password};
+    ch_conn_opts co = {0};
+    ch_conn_opts_from_settings(&client.conn, &co);
     ch_error err;
     bool ok = ch_conn_connect(&co, nc, &err) == CH_OK;
     if (!ok)
@@ -377,11 +374,8 @@ static ch_leader *campaign(const election_opts *o, const char *name, campaign_ev
     ch_log_set_level(o->broker.debug ? CH_LOG_DEBUG : CH_LOG_WARN);
     if (cli_client_load(&o->broker, &client) != CH_OK)
         return NULL;
-    ch_conn_opts co = {.servers = (const char *const *)client.servers,
-                       .server_count = client.server_count,
-                       .name = client.identity,
-                       .user = client.user,
-                       .password = client.password};
+    ch_conn_opts co = {0};
+    ch_conn_opts_from_settings(&client.conn, &co);
     ch_error err;
     ch_leader *l = NULL;
     if (ch_conn_connect(&co, nc, &err) == CH_OK) {

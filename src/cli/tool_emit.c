@@ -187,13 +187,9 @@ int cli_tool_emit(int argc, char **argv)
     if (cli_client_load(&o.broker, &client) != CH_OK)
         return 1;
     const char *identity = o.identity != NULL ? o.identity : client.identity;
-    ch_conn_opts copts = {
-        .servers = (const char *const *)client.servers,
-        .server_count = client.server_count,
-        .name = identity,
-        .user = client.user,
-        .password = client.password,
-    };
+    ch_conn_opts copts = {0};
+    ch_conn_opts_from_settings(&client.conn, &copts);
+    copts.name = identity; /* the emitted events' identity names the connection too */
     natsConnection *nc = NULL;
     ch_error err;
     ch_error_clear(&err);

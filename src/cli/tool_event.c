@@ -168,15 +168,8 @@ int cli_tool_event(int argc, char **argv)
     if (cli_client_load(&o.broker, &client) != CH_OK)
         return 1;
 
-    ch_conn_opts copts = {
-        .servers = (const char *const *)client.servers,
-        .server_count = client.server_count,
-        .name = client.identity,
-        .user = client.user,
-        .password = client.password,
-        .retry_initial_connect = true,
-        .on_event = on_conn_event,
-    };
+    ch_conn_opts copts = {.retry_initial_connect = true, .on_event = on_conn_event};
+    ch_conn_opts_from_settings(&client.conn, &copts);
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
     ch_error err;

@@ -233,10 +233,7 @@ int cli_tool_fleet(int argc, char **argv)
     cli_client client;
     if (cli_client_load(&b, &client) != CH_OK)
         return 1;
-    o.servers = (const char *const *)client.servers;
-    o.server_count = client.server_count;
-    o.user = client.user;
-    o.password = client.password;
+    o.conn = &client.conn;
     int rc = srv_fleet_run(&o);
     cli_client_free(&client);
     return rc;

@@ -182,6 +182,23 @@ static void wait_for_stop(const sigset_t *set)
     }
 }
 
+/* The brokers of the Choria client configuration, as NATS user "provisioner" when
+ * broker_provisioning_password is set (the broker's provisioning account). */
+static ch_status connection_settings(const prov_config *cfg, const choria_config *cc,
+                                     ch_conn_settings *conn, ch_error *err)
+{
+    const char *hosts = ch_config_get(cc->cfg, "plugin.choria.middleware_hosts");
+    ch_status st = ch_conn_settings_set(&conn->name, cc->resolved->identity, err);
+    if (st == CH_OK && hosts != NULL)
+        st = ch_conn_settings_add_servers(conn, hosts, err);
+    if (st == CH_OK && cfg->broker_provisioning_password[0] != '\0') {
+        st = ch_conn_settings_set(&conn->user, "provisioner", err);
+        if (st == CH_OK)
+            st = ch_conn_settings_set(&conn->password, cfg->broker_provisioning_password, err);
+    }
+    return st;
+}
+
 static int backoff_percent_from_env(void)
 {
     const char *v = getenv("CHORIA_PROVISIONER_BACKOFF_PERCENT");
@@ -195,6 +212,7 @@ static int run(const args *a, const sigset_t *signals)
     ch_error_clear(&err);
     prov_config *cfg = NULL;
     choria_config cc = {0};
+    ch_conn_settings conn = {0};
     prov_daemon *p = NULL;
     int rc = 1;
     if (prov_config_load(a->config, &cfg, &err) != CH_OK) {
@@ -212,11 +230,13 @@ static int run(const args *a, const sigset_t *signals)
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
         goto done;
     }
+    if (connection_settings(cfg, &cc, &conn, &err) != CH_OK) {
+        fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
+        goto done;
+    }
     prov_daemon_opts po = {.cfg = cfg,
                            .config_file = a->config,
-                           .servers = cc.resolved->middleware_urls,
-                           .server_count = (int)cc.resolved->middleware_count,
-                           .identity = cc.resolved->identity,
+                           .conn = &conn,
                            .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
                            .backoff_percent = backoff_percent_from_env()};
     if (prov_daemon_start(&po, &p, &err) != CH_OK) {
@@ -233,6 +253,7 @@ done:
     prov_daemon_stop(p);
     if (a->pid_file != NULL && rc == 0)
         unlink(a->pid_file);
+    ch_conn_settings_clear(&conn);
     ch_config_resolved_free(cc.resolved);
     ch_config_free(cc.cfg);
     prov_config_free(cfg);

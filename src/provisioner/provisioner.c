@@ -184,23 +184,17 @@ static ch_status setup_metrics(prov_daemon *p, ch_error *err)
 
 static ch_status connect_broker(prov_daemon *p, ch_error *err)
 {
-    const prov_config *c = p->o.cfg;
-    bool password = c->broker_provisioning_password[0] != '\0';
-    ch_conn_opts co = {.servers = p->o.servers,
-                       .server_count = p->o.server_count,
-                       .name = p->o.identity,
-                       .user = password ? "provisioner" : NULL,
-                       .password = password ? c->broker_provisioning_password : NULL,
-                       .send_asap = true};
+    ch_conn_opts co = {.send_asap = true};
+    ch_conn_opts_from_settings(p->o.conn, &co);
     ch_error e;
     if (ch_conn_connect(&co, &p->nc, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_CONNECTION,
                             "could not create initial events connection: %s", e.msg);
     char callerid[CH_MAX_IDENTITY_LEN + 16];
-    ch_status st = ch_protocol_callerid(p->o.identity, callerid, sizeof(callerid), err);
+    ch_status st = ch_protocol_callerid(p->o.conn->name, callerid, sizeof(callerid), err);
     ch_rpc_client_opts ro = {.nc = p->nc,
                              .collective = "provisioning",
-                             .identity = p->o.identity,
+                             .identity = p->o.conn->name,
                              .callerid = callerid,
                              .send_asap = true};
     if (st == CH_OK)
@@ -216,7 +210,7 @@ static void publish_startup(prov_daemon *p)
     size_t len = 0;
     ch_error err;
     ch_error_clear(&err);
-    ch_status st = ch_lifecycle_event_new(CH_LIFECYCLE_STARTUP, p->o.identity, "provisioner",
+    ch_status st = ch_lifecycle_event_new(CH_LIFECYCLE_STARTUP, p->o.conn->name, "provisioner",
                                           CH_VERSION, &ev, &err);
     if (st == CH_OK)
         st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
@@ -296,7 +290,7 @@ static ch_status start_election(prov_daemon *p, ch_error *err)
     const char *prefix = p->o.cfg->leader_election_api_prefix;
     ch_leader_opts lo = {.nc = p->nc,
                          .key = "provisioner",
-                         .identity = p->o.identity,
+                         .identity = p->o.conn->name,
                          .api_prefix = strcmp(prefix, "$JS.API") == 0 ? NULL : prefix,
                          .won = on_won,
                          .lost = on_lost,

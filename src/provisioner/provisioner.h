@@ -4,16 +4,16 @@
 #ifndef CHORIA_PROVISIONER_PROVISIONER_H
 #define CHORIA_PROVISIONER_PROVISIONER_H
 
+#include "choria/conn.h"
 #include "hosts.h"
 #include "metrics.h"
 #include "config.h"
 
 typedef struct {
-    const prov_config *cfg;  /* must outlive the provisioner */
-    const char *config_file; /* for the start-up log line */
-    const char *const *servers;
-    int server_count;
-    const char *identity;         /* the provisioner's Choria identity */
+    const prov_config *cfg;       /* must outlive the provisioner */
+    const char *config_file;      /* for the start-up log line */
+    const ch_conn_settings *conn; /* the brokers; conn->name is the provisioner's identity;
+                                     borrowed, must outlive the provisioner */
     int64_t discovery_timeout_ms; /* Choria discovery_timeout; 0 = 2000 */
     int backoff_percent;          /* scales the RPC retry back-off; 0 = 100 (tests) */
     int64_t hold_ms;              /* provisioned hosts held; 0 = 60 s (tests shorten it) */

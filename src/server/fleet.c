@@ -425,7 +425,7 @@ static ch_status write_jwt(fleet *fl, ch_error *err)
         payload, sizeof(payload),
         "{\"cht\":\"%s\",\"chs\":false,\"chu\":\"%s\",\"chpd\":true,\"purpose\":"
         "\"choria_provisioning\",\"sub\":\"choria_provisioning\",\"iss\":\"choria tool fleet\"}",
-        fl->o->token != NULL ? fl->o->token : "fleet", fl->o->servers[0]);
+        fl->o->token != NULL ? fl->o->token : "fleet", fl->o->conn->servers[0]);
     char *h = ch_base64_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 27);
     char *p = ch_base64_encode(payload, strlen(payload));
     snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s/provisioning.jwt", fl->state_dir);
@@ -514,13 +514,9 @@ static ch_status connect_all(fleet *fl, ch_error *err)
         fleet_conn *c = &fl->conns[i];
         char name[64];
         snprintf(name, sizeof(name), "fleet-%d", i);
-        ch_conn_opts o = {.servers = fl->o->servers,
-                          .server_count = fl->o->server_count,
-                          .name = name,
-                          .user = fl->o->user,
-                          .password = fl->o->password,
-                          .send_asap = true,
-                          .global_delivery = true};
+        ch_conn_opts o = {.send_asap = true, .global_delivery = true};
+        ch_conn_opts_from_settings(fl->o->conn, &o);
+        o.name = name; /* one per connection, so the broker tells them apart */
         ch_status st = ch_conn_connect(&o, &c->nc, err);
         for (int a = 0; st == CH_OK && a < 3; a++) {
             char subject[CH_MAX_SUBJECT_LEN];

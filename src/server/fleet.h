@@ -1,17 +1,17 @@
 /* `choria tool fleet`: many simulated provisioning-mode nodes in one process, built from the
- * same agent code as `choria server run` (src/lib/agent*.c, provision_agent.c). */
+ * same agent code as `choria server run` (src/lib/agent/). */
 #ifndef CHORIA_FLEET_H
 #define CHORIA_FLEET_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "choria/conn.h"
+
 typedef struct {
-    int count; /* nodes */
-    const char *const *servers;
-    int server_count;
-    const char *user, *password;
-    const char *prefix; /* identities are <prefix><i>.<domain> */
+    int count;                    /* nodes */
+    const ch_conn_settings *conn; /* the brokers and credentials; borrowed */
+    const char *prefix;           /* identities are <prefix><i>.<domain> */
     const char *domain;
     const char *token;      /* provisioning token (JWT cht); NULL = any token accepted */
     const char *jwt_file;   /* served by choria_provision#jwt; NULL = a generated one */

@@ -201,17 +201,12 @@ static void on_conn_event(const char *event, const char *url, void *closure)
 static ch_status connect_broker(server *s, ch_error *err)
 {
     ch_conn_opts o = {
-        .servers = (const char *const *)s->set.servers,
-        .server_count = s->set.server_count,
-        .name = s->set.identity,
-        .user = s->set.user,
-        .password = s->set.password,
-        .token = s->set.provision_mode ? s->set.jwt_raw : NULL,
         .retry_initial_connect = true,
         .send_asap = true, /* replies leave at once */
         .on_event = on_conn_event,
         .closure = s,
     };
+    ch_conn_opts_from_settings(&s->set.conn, &o);
     char prefix[CH_MAX_SUBJECT_LEN];
     snprintf(prefix, sizeof(prefix), "%s.reply", s->set.main_collective);
     o.inbox_prefix = prefix;

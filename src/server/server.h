@@ -6,6 +6,7 @@
 
 #include "choria/agent.h"
 #include "choria/common.h"
+#include "choria/conn.h"
 
 #define CH_DEFAULT_PROVISIONING_JWT "/etc/choria/provisioning.jwt"
 
@@ -16,13 +17,11 @@ typedef struct {
     char *jwt_raw;  /* its contents: the NATS token while provisioning; NULL if none */
     bool provision_mode;
     char *identity;
-    char **servers; /* nats://host:port */
-    int server_count;
+    ch_conn_settings conn; /* brokers, credentials (JWT chusr/chpwd or plugin.nats.*), and the
+                              JWT as the token while provisioning */
     char **collectives;
     size_t n_collectives;
     char *main_collective;
-    char *user; /* NATS user/password (JWT chusr/chpwd or plugin.nats.*) */
-    char *password;
     char *provision_token; /* JWT cht; NULL when there is no JWT */
     char *facts_file;
     bool allow_update;

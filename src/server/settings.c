@@ -39,21 +39,21 @@ static ch_status set_list(char ***out, size_t *n, const char *const *items, size
 
 static ch_status set_servers(srv_settings *s, const char *list, ch_error *err)
 {
-    ch_config_server *servers = NULL;
-    size_t count = 0;
-    ch_status st = ch_config_parse_servers(list, &servers, &count, err);
-    if (st == CH_OK && count == 0)
+    ch_status st = ch_conn_settings_add_servers(&s->conn, list, err);
+    if (st == CH_OK && s->conn.server_count == 0)
         st = ch_error_set(err, CH_ERR_INVALID, "no brokers configured");
-    if (st == CH_OK) {
-        const char *urls[64];
-        size_t n = count < 64 ? count : 64;
-        for (size_t i = 0; i < n; i++)
-            urls[i] = servers[i].url;
-        size_t got = 0;
-        st = set_list(&s->servers, &got, urls, n);
-        s->server_count = (int)got;
-    }
-    ch_config_servers_free(servers, count);
+    return st;
+}
+
+/* The NATS credentials; empty values are none. */
+static ch_status set_credentials(srv_settings *s, const char *user, const char *password,
+                                 ch_error *err)
+{
+    bool has_user = user != NULL && user[0] != '\0';
+    bool has_password = password != NULL && password[0] != '\0';
+    ch_status st = ch_conn_settings_set(&s->conn.user, has_user ? user : NULL, err);
+    if (st == CH_OK)
+        st = ch_conn_settings_set(&s->conn.password, has_password ? password : NULL, err);
     return st;
 }
 
@@ -102,9 +102,11 @@ static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const
                             "(JWT chu or plugin.choria.middleware_hosts)");
     if (st == CH_OK)
         st = set_servers(s, urls, err);
+    if (st == CH_OK) /* the broker checks the JWT as the connection's token */
+        st = ch_conn_settings_set(&s->conn.token, s->jwt_raw, err);
+    if (st == CH_OK && jwt != NULL)
+        st = set_credentials(s, jwt->nats_user, jwt->nats_password, err);
     if (jwt != NULL) {
-        s->user = dup_or_null(jwt->nats_user);
-        s->password = dup_or_null(jwt->nats_password);
         s->facts_file = dup_or_null(jwt->facts);
         s->allow_update = jwt->allow_update;
     } else {
@@ -130,8 +132,9 @@ static ch_status normal_settings(srv_settings *s, const ch_config *cfg, const ch
     const char *hosts = ch_config_get(cfg, "plugin.choria.middleware_hosts");
     if (st == CH_OK)
         st = set_servers(s, hosts != NULL && hosts[0] != '\0' ? hosts : "puppet:4222", err);
-    s->user = dup_or_null(ch_config_get(cfg, "plugin.nats.user"));
-    s->password = dup_or_null(ch_config_get(cfg, "plugin.nats.pass"));
+    if (st == CH_OK)
+        st = set_credentials(s, ch_config_get(cfg, "plugin.nats.user"),
+                             ch_config_get(cfg, "plugin.nats.pass"), err);
     s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));
     s->ssldir = dup_or_null(ch_config_get(cfg, "plugin.choria.ssldir"));
     ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false, &s->allow_update,
@@ -167,6 +170,9 @@ ch_status srv_settings_load(const char *config_file, const char *jwt_file, srv_s
         st = ch_config_resolve(cfg, &r, err);
     if (st == CH_OK) {
         s->identity = strdup(r->identity);
+        st = ch_conn_settings_set(&s->conn.name, r->identity, err);
+    }
+    if (st == CH_OK) {
         s->legacy_lifecycle_format = r->legacy_lifecycle_format;
         s->log_level = dup_or_null(r->loglevel);
         s->log_file = dup_or_null(r->logfile);
@@ -200,11 +206,9 @@ void srv_settings_free(srv_settings *s)
     free(s->jwt_file);
     free(s->jwt_raw);
     free(s->identity);
-    free_list(s->servers, (size_t)s->server_count);
+    ch_conn_settings_clear(&s->conn);
     free_list(s->collectives, s->n_collectives);
     free(s->main_collective);
-    free(s->user);
-    free(s->password);
     free(s->provision_token);
     free(s->facts_file);
     free(s->update_command);

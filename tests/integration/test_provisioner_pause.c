@@ -23,6 +23,7 @@ typedef struct {
     cht_proc *fleet;
     prov_config *cfg;
     prov_daemon *p;
+    ch_conn_settings conn;
     char dir[256];
 } fixture;
 
@@ -41,6 +42,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     prov_daemon_stop(f->p);
+    ch_conn_settings_clear(&f->conn);
     prov_config_free(f->cfg);
     cht_proc_free(f->fleet);
     cht_broker_free(f->broker);
@@ -71,13 +73,10 @@ static void start_provisioner(fixture *f, int workers, const char *helper, bool 
     snprintf(yaml, sizeof(yaml), "workers: %d\nsite: t\nhelper: %s\n", workers, helper);
     ch_error err;
     CHT_CHECK(prov_config_parse(yaml, strlen(yaml), "test", &f->cfg, &err), &err);
-    const char *servers[] = {cht_broker_url(f->broker)};
-    prov_daemon_opts o = {.cfg = f->cfg,
-                          .servers = servers,
-                          .server_count = 1,
-                          .identity = "provisioner.example.net",
-                          .backoff_percent = 10,
-                          .start_paused = paused};
+    CHT_CHECK(ch_conn_settings_add_servers(&f->conn, cht_broker_url(f->broker), &err), &err);
+    CHT_CHECK(ch_conn_settings_set(&f->conn.name, "provisioner.example.net", &err), &err);
+    prov_daemon_opts o = {
+        .cfg = f->cfg, .conn = &f->conn, .backoff_percent = 10, .start_paused = paused};
     CHT_CHECK(prov_daemon_start(&o, &f->p, &err), &err);
 }
 

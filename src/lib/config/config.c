@@ -755,6 +755,7 @@ static ch_status parse_server(const char *entry, ch_config_server *out, ch_error
             why = "only nats:// and tls:// are supported";
             goto bad;
         }
+        out->tls = n == 3;
         p = sep + 3;
     }
     size_t len = strlen(p);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "choria/util.h"
 
@@ -53,6 +54,30 @@ static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
     return ch_backoff_ms(attempts > 0 ? attempts - 1 : 0, 500, ctx->max_ms);
 }
 
+static bool any_tls_url(const ch_conn_opts *o)
+{
+    for (int i = 0; i < o->server_count; i++)
+        if (strncasecmp(o->servers[i], "tls://", 6) == 0)
+            return true;
+    return false;
+}
+
+/* nats.c's TLS options; it checks the broker's certificate against the URL's host (or
+ * server_name) unless skip_verify. */
+static natsStatus set_tls(natsOptions *opts, const ch_conn_tls *t)
+{
+    natsStatus s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK && t->skip_verify)
+        s = natsOptions_SkipServerVerification(opts, true);
+    if (s == NATS_OK && t->ca_file != NULL)
+        s = natsOptions_LoadCATrustedCertificates(opts, t->ca_file);
+    if (s == NATS_OK && (t->cert_file != NULL || t->key_file != NULL))
+        s = natsOptions_LoadCertificatesChain(opts, t->cert_file, t->key_file);
+    if (s == NATS_OK && t->server_name != NULL)
+        s = natsOptions_SetExpectedHostname(opts, t->server_name);
+    return s;
+}
+
 ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *err)
 {
     *nc = NULL;
@@ -99,11 +124,16 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
         s = natsOptions_SetClosedCB(opts, on_closed, ctx);
     if (s == NATS_OK && o->retry_initial_connect)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, ctx);
+    if (s == NATS_OK && (o->tls.enabled || any_tls_url(o)))
+        s = set_tls(opts, &o->tls);
     if (s != NATS_OK) {
         natsOptions_Destroy(opts);
         free(ctx);
-        return ch_error_set(err, CH_ERR_INVALID, "invalid connection options: %s",
-                            natsStatus_GetText(s));
+        /* nats.c's last error names the TLS file that failed, never a secret */
+        const char *detail = nats_GetLastError(NULL);
+        return ch_error_set(err, CH_ERR_INVALID, "invalid connection options: %s%s%s",
+                            natsStatus_GetText(s), detail != NULL ? ": " : "",
+                            detail != NULL ? detail : "");
     }
 
     s = natsConnection_Connect(nc, opts);
@@ -119,8 +149,12 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
     *nc = NULL;
     char first[512];
     ch_conn_redact_url(o->servers[0], first, sizeof(first));
-    return ch_error_set(err, CH_ERR_CONNECTION, "cannot connect to %s%s: %s", first,
-                        o->server_count > 1 ? " (and others)" : "", natsStatus_GetText(s));
+    /* nats.c's last error says what failed (a TLS handshake, say); it holds no secret */
+    const char *detail = nats_GetLastError(NULL);
+    bool more = detail != NULL && strcmp(detail, natsStatus_GetText(s)) != 0;
+    return ch_error_set(err, CH_ERR_CONNECTION, "cannot connect to %s%s: %s%s%.160s", first,
+                        o->server_count > 1 ? " (and others)" : "", natsStatus_GetText(s),
+                        more ? ": " : "", more ? detail : "");
 }
 
 void ch_conn_close(natsConnection *nc)
@@ -158,4 +192,77 @@ void ch_conn_connected_url(natsConnection *nc, char *out, size_t out_size)
     if (nc == NULL || natsConnection_GetConnectedUrl(nc, raw, sizeof(raw)) != NATS_OK)
         return;
     ch_conn_redact_url(raw, out, out_size);
+}
+
+/* ---- settings ---- */
+
+ch_status ch_conn_settings_set(char **field, const char *value, ch_error *err)
+{
+    char *copy = value != NULL ? strdup(value) : NULL;
+    if (value != NULL && copy == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    free(*field);
+    *field = copy;
+    return CH_OK;
+}
+
+static ch_status add_server(ch_conn_settings *s, const char *url, ch_error *err)
+{
+    char **n = realloc(s->servers, (size_t)(s->server_count + 1) * sizeof(*n));
+    if (n == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    s->servers = n;
+    if ((n[s->server_count] = strdup(url)) == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    s->server_count++;
+    return CH_OK;
+}
+
+ch_status ch_conn_settings_add_servers(ch_conn_settings *s, const char *list, ch_error *err)
+{
+    /* A full URL is used as given, so user:password@ works for --server. */
+    if (list != NULL && strchr(list, ',') == NULL && strchr(list, '@') != NULL &&
+        strstr(list, "://") != NULL) {
+        s->tls = s->tls || strncasecmp(list, "tls://", 6) == 0;
+        return add_server(s, list, err);
+    }
+    ch_config_server *servers = NULL;
+    size_t count = 0;
+    ch_status st = ch_config_parse_servers(list, &servers, &count, err);
+    for (size_t i = 0; st == CH_OK && i < count; i++) {
+        s->tls = s->tls || servers[i].tls;
+        st = add_server(s, servers[i].url, err);
+    }
+    ch_config_servers_free(servers, count);
+    return st;
+}
+
+void ch_conn_settings_clear(ch_conn_settings *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->server_count; i++)
+        free(s->servers[i]);
+    free(s->servers);
+    char *strs[] = {s->name,    s->user,      s->password, s->token,
+                    s->ca_file, s->cert_file, s->key_file, s->server_name};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(strs[i]);
+    memset(s, 0, sizeof(*s));
+}
+
+void ch_conn_opts_from_settings(const ch_conn_settings *s, ch_conn_opts *o)
+{
+    o->servers = (const char *const *)s->servers;
+    o->server_count = s->server_count;
+    o->name = s->name;
+    o->user = s->user;
+    o->password = s->password;
+    o->token = s->token;
+    o->tls = (ch_conn_tls){.enabled = s->tls,
+                           .skip_verify = s->tls_skip_verify,
+                           .ca_file = s->ca_file,
+                           .cert_file = s->cert_file,
+                           .key_file = s->key_file,
+                           .server_name = s->server_name};
 }
