@@ -25,6 +25,7 @@
 #include "choria/common.h"
 #include "choria/lifecycle.h"
 #include "choria/protocol.h"
+#include "choria/security.h"
 
 /* mcorpc status codes (go-choria providers/agent/mcorpc). */
 typedef enum {
@@ -82,6 +83,9 @@ typedef struct {
     ch_provision_state *provision;     /* NULL disables choria_provision */
     const ch_agent_set *agents;        /* the agents this node hosts; NULL = standard */
     ch_node_host host;
+    const ch_protocol_ops *protocol; /* how requests arrive and replies leave; NULL = v1 */
+    const ch_security *security;     /* verifies requests; NULL = no verification, which only
+                                        a provisioning-mode node may use (upstream too) */
 } ch_node;
 
 /* One RPC call as an action sees it. */
@@ -148,32 +152,36 @@ typedef struct {
     char *payload; /* reply NATS payload to publish, NULL when nothing is sent */
     size_t payload_len;
     char subject[CH_MAX_SUBJECT_LEN]; /* where to publish it: the request's reply-to */
+    ch_status dropped;     /* CH_OK when a reply was made, else why the request gets none */
+    char drop_reason[256]; /* for the log when dropped */
 } ch_agent_result;
 
 void ch_agent_result_clear(ch_agent_result *r);
 
-/* The server pipeline for one request NATS payload: decode the three layers (no signature
- * verification while provisioning), drop requests for other collectives, filters that do not
- * match (compound filters included: they are not supported), expired or future TTLs, unknown
- * or inactive agents, and requests without a valid reply-to subject; then run the agent:
- * raw agents get the message body (base64-decoded when it is base64) and reply with their
- * own bytes; mcorpc agents get {"agent","action","data"} parsed from it and reply
+/* The server pipeline for one request NATS payload: decode it with node->protocol, verifying
+ * it with node->security (none while provisioning), drop requests for other collectives,
+ * filters that do not match (compound filters included: they are not supported), expired or
+ * future TTLs, unknown or inactive agents, and requests without a valid reply-to subject; then
+ * run the agent: raw agents get the message body (base64-decoded when it is base64) and reply
+ * with their own bytes; mcorpc agents get {"agent","action","data"} parsed from it and reply
  * {"action","statuscode","statusmsg","data"} (statuscode 4 when the body is not such a
- * request, 2 for an unknown action). The reply is Transport(SecureReply(Reply)) from
+ * request, 2 for an unknown action). The reply is encoded by node->protocol from
  * node->identity, with the request's federation header copied, for result->subject.
- * Dropped requests return CH_OK with result->payload NULL and the reason in err: err->code
- * CH_ERR_INVALID/CH_ERR_TOO_LARGE (undecodable, no valid reply-to), CH_ERR_NO_MATCH (other
+ *
+ * A request that gets no reply is an outcome, not an error: CH_OK with result->payload NULL,
+ * result->dropped saying why and result->drop_reason the detail: CH_ERR_INVALID/
+ * CH_ERR_TOO_LARGE (undecodable or unverified, no valid reply-to), CH_ERR_NO_MATCH (other
  * collective, filter, or a raw agent that chose not to answer), CH_ERR_UNSUPPORTED (compound
- * filter), CH_ERR_EXPIRED (TTL), CH_ERR_NOT_FOUND (unknown or inactive agent); a reply leaves
- * err cleared. Only internal failures (no memory, a reply that cannot be encoded) return an
- * error. now is unix seconds: the TTL reference and the reply time. Calls for distinct nodes
- * may run in parallel (even when they share one facts object); calls on the same node are
- * serialised by the agents themselves where they need it. */
+ * filter), CH_ERR_EXPIRED (TTL), CH_ERR_NOT_FOUND (unknown or inactive agent). Only internal
+ * failures (no memory, a reply that cannot be encoded) return an error, in err. now is unix
+ * seconds: the TTL reference and the reply time. Calls for distinct nodes may run in parallel
+ * (even when they share one facts object); calls on the same node are serialised by the
+ * agents themselves where they need it. */
 ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_t now,
                           ch_agent_result *result, ch_error *err);
 
-/* The same pipeline from the collective check on, for a request decoded by the caller with
- * ch_protocol_request_payload_decode() (which the caller still owns and clears). */
+/* The same pipeline from the collective check on, for a request the caller decoded with
+ * ch_protocol_decode_request() (and still owns and clears). */
 ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
                                   ch_agent_result *result, ch_error *err);
 

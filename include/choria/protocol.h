@@ -232,6 +232,46 @@ ch_status ch_protocol_reply_payload_decode(const char *payload, size_t len, ch_r
 void ch_protocol_request_payload_clear(ch_request_payload *p);
 void ch_protocol_reply_payload_clear(ch_reply_payload *p);
 
+/* ---- Protocol versions ------------------------------------------------------------- */
+
+/* What a protocol version does with whole NATS payloads, so that the RPC client, the agent
+ * pipeline and the fleet never name a version: a table of operations like ch_security_ops,
+ * with the security provider passed in. Version 1 is the table below; a version 2
+ * (go-choria's protocol/v2 envelopes, ed25519 signatures) is another table filling the same
+ * decoded structs. Tables are static and immutable: share them between threads freely.
+ *
+ * sec signs requests (encode_request) and verifies them (decode_request; NULL = no
+ * verification, as a provisioning-mode server); v1 replies carry a hash, not a signature,
+ * so v1 ignores sec for replies. */
+typedef struct {
+    const char *name; /* "choria:v1" */
+    ch_status (*encode_request)(const ch_request_params *p, const ch_security *sec, char **out,
+                                size_t *out_len, ch_error *err);
+    ch_status (*decode_request)(const char *payload, size_t len, const ch_security *sec,
+                                ch_request_payload *out, ch_error *err);
+    ch_status (*encode_reply)(const ch_reply_params *p, const ch_security *sec, char **out,
+                              size_t *out_len, ch_error *err);
+    ch_status (*decode_reply)(const char *payload, size_t len, const ch_security *sec,
+                              ch_reply_payload *out, ch_error *err);
+} ch_protocol_ops;
+
+/* Version 1: Transport(SecureRequest(Request)) and Transport(SecureReply(Reply)). */
+const ch_protocol_ops *ch_protocol_v1(void);
+
+/* Dispatch through proto (NULL = version 1); the same contracts as the v1 functions above. */
+ch_status ch_protocol_encode_request(const ch_protocol_ops *proto, const ch_security *sec,
+                                     const ch_request_params *p, char **out, size_t *out_len,
+                                     ch_error *err);
+ch_status ch_protocol_decode_request(const ch_protocol_ops *proto, const ch_security *sec,
+                                     const char *payload, size_t len, ch_request_payload *out,
+                                     ch_error *err);
+ch_status ch_protocol_encode_reply(const ch_protocol_ops *proto, const ch_security *sec,
+                                   const ch_reply_params *p, char **out, size_t *out_len,
+                                   ch_error *err);
+ch_status ch_protocol_decode_reply(const ch_protocol_ops *proto, const ch_security *sec,
+                                   const char *payload, size_t len, ch_reply_payload *out,
+                                   ch_error *err);
+
 /* ---- Helpers ----------------------------------------------------------------------- */
 
 /* The bytes an agent receives for a request message: the base64 decoding of message when it

@@ -42,16 +42,17 @@
 typedef struct ch_rpc_client ch_rpc_client;
 
 typedef struct {
-    natsConnection *nc;          /* borrowed; must outlive the client */
-    const char *collective;      /* a single subject token, e.g. "provisioning" */
-    const char *identity;        /* this client: senderid and mc_sender; a valid identity */
-    const char *callerid;        /* "choria=<certname>", see ch_protocol_callerid() */
-    int64_t ttl;                 /* request TTL in seconds, 0 = CH_PROTOCOL_DEFAULT_TTL */
-    const ch_security *security; /* borrowed; NULL = insecure */
-    size_t max_pending;          /* 0 = CH_RPC_DEFAULT_MAX_PENDING */
-    size_t max_reply_size;       /* bytes of one reply payload, 0 = CH_MAX_MESSAGE_SIZE */
-    int sub_pending_msgs;        /* nats.c pending limits of the reply subscription, */
-    int sub_pending_bytes;       /* 0 = the CH_RPC_DEFAULT_SUB_PENDING_* values */
+    natsConnection *nc;              /* borrowed; must outlive the client */
+    const char *collective;          /* a single subject token, e.g. "provisioning" */
+    const char *identity;            /* this client: senderid and mc_sender; a valid identity */
+    const char *callerid;            /* "choria=<certname>", see ch_protocol_callerid() */
+    int64_t ttl;                     /* request TTL in seconds, 0 = CH_PROTOCOL_DEFAULT_TTL */
+    const ch_security *security;     /* signs requests; borrowed; NULL = insecure */
+    const ch_protocol_ops *protocol; /* how requests and replies travel; NULL = v1 */
+    size_t max_pending;              /* 0 = CH_RPC_DEFAULT_MAX_PENDING */
+    size_t max_reply_size;           /* bytes of one reply payload, 0 = CH_MAX_MESSAGE_SIZE */
+    int sub_pending_msgs;            /* nats.c pending limits of the reply subscription, */
+    int sub_pending_bytes;           /* 0 = the CH_RPC_DEFAULT_SUB_PENDING_* values */
     /* The connection was made with natsOptions_SetSendAsap(): requests leave at once. When
      * false, each request is followed by a flush (a PING round trip), because nats.c
      * otherwise holds published data for up to 1 ms; a SendAsap connection is faster still

@@ -91,6 +91,7 @@ struct fleet {
     char *jwt_fault; /* contents of jwt_fault_file */
     uint64_t rng;
     const char *collectives[1];
+    const ch_protocol_ops *protocol; /* every node's: provisioning-mode nodes never verify */
     atomic_ullong requests, replies, dropped, delayed_n, errors, vanished;
     pthread_mutex_t delay_lock;
     pthread_cond_t delay_cond;
@@ -226,7 +227,8 @@ static void replace_body(fleet_node *n, const ch_request_payload *req, const cha
                          .federation = req->transport.headers.federation};
     char *payload = NULL;
     size_t len = 0;
-    if (ch_protocol_reply_payload_build(&p, &payload, &len, NULL) == CH_OK) {
+    if (ch_protocol_encode_reply(n->node.protocol, n->node.security, &p, &payload, &len, NULL) ==
+        CH_OK) {
         free(res->payload);
         res->payload = payload;
         res->payload_len = len;
@@ -371,8 +373,8 @@ static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     fleet *fl = n->fl;
     ch_request_payload req = {0};
     fl->requests++;
-    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                                           NULL, &req, NULL) == CH_OK) {
+    if (ch_protocol_decode_request(n->node.protocol, n->node.security, natsMsg_GetData(msg),
+                                   (size_t)natsMsg_GetDataLength(msg), &req, NULL) == CH_OK) {
         char agent[64], action[64];
         body_action(&req, agent, action, sizeof(action));
         bool provisioning_call = strcmp(agent, "choria_provision") == 0;
@@ -397,8 +399,8 @@ static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg
     fleet_conn *c = closure;
     ch_request_payload req = {0};
     c->fl->requests++;
-    if (ch_protocol_request_payload_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                                           NULL, &req, NULL) == CH_OK) {
+    if (ch_protocol_decode_request(c->fl->protocol, NULL, natsMsg_GetData(msg),
+                                   (size_t)natsMsg_GetDataLength(msg), &req, NULL) == CH_OK) {
         char agent[64], action[64];
         body_action(&req, agent, action, sizeof(action));
         for (int i = 0; i < c->n_nodes; i++) {
@@ -497,6 +499,8 @@ static ch_status setup_node(fleet *fl, int i, ch_error *err)
     node->provisioning_jwt_file = fl->jwt_file;
     node->config_file = n->config_file;
     node->provision = &n->prov;
+    node->protocol = fl->protocol;
+    node->security = NULL; /* provisioning mode: requests are not verified */
     node->host = (ch_node_host){.closure = n,
                                 .publish_event = publish_event,
                                 .restart = host_restart,
@@ -788,6 +792,7 @@ int srv_fleet_run(const srv_fleet_opts *o)
     memset(&fl, 0, sizeof(fl));
     fl.o = o;
     fl.collectives[0] = COLLECTIVE;
+    fl.protocol = ch_protocol_v1();
     pthread_mutex_init(&fl.delay_lock, NULL);
     pthread_cond_init(&fl.delay_cond, NULL);
 

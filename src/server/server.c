@@ -114,8 +114,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                                    (size_t)natsMsg_GetDataLength(msg), ch_now_unix(), &res, &err);
     if (st != CH_OK)
         ch_warn("request on %s failed: %s", natsMsg_GetSubject(msg), err.msg);
-    else if (res.payload == NULL && err.msg[0] != '\0')
-        ch_debug("request on %s dropped: %s", natsMsg_GetSubject(msg), err.msg);
+    else if (res.dropped != CH_OK)
+        ch_debug("request on %s dropped: %s", natsMsg_GetSubject(msg), res.drop_reason);
     if (res.payload != NULL &&
         natsConnection_Publish(nc, res.subject, res.payload, (int)res.payload_len) != NATS_OK)
         ch_warn("could not publish reply to %s", res.subject);
@@ -181,6 +181,10 @@ static void setup_node(server *s)
     pthread_mutex_init(&s->prov.mutex, NULL); /* lives until exit or exec */
     n->provision = &s->prov;
     n->agents = &ch_agent_set_standard;
+    n->protocol = ch_protocol_v1();
+    /* A provisioning-mode server verifies nothing, as upstream's; a provisioned one verifies
+     * with its provider, today the insecure one (the only provider implemented). */
+    n->security = s->set.provision_mode ? NULL : ch_security_insecure();
     n->host.closure = s;
     n->host.publish_event = publish_event;
     n->host.restart = host_restart;

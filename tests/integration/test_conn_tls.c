@@ -74,8 +74,7 @@ static int setup(void **state)
     if (cht_broker_start(&o, &f->broker, NULL) != CH_OK)
         return -1;
     snprintf(f->tls_url, sizeof(f->tls_url), "tls://127.0.0.1:%d", cht_broker_port(f->broker));
-    snprintf(f->nats_url, sizeof(f->nats_url), "nats://127.0.0.1:%d",
-             cht_broker_port(f->broker));
+    snprintf(f->nats_url, sizeof(f->nats_url), "nats://127.0.0.1:%d", cht_broker_port(f->broker));
     *state = f;
     return 0;
 }

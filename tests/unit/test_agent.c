@@ -181,8 +181,9 @@ static char *call(fixture *f, const char *agent, const char *body)
     assert_int_equal(handle(f, req, len), CH_OK);
     free(req);
     if (f->result.payload == NULL)
-        fail_msg("no reply: %s", f->err.msg);
+        fail_msg("no reply: %s", f->result.drop_reason);
     assert_int_equal(f->err.code, CH_OK);
+    assert_int_equal(f->result.dropped, CH_OK);
     assert_string_equal(f->result.subject, REPLY_TO);
 
     ch_reply_payload rp;
@@ -215,10 +216,11 @@ static void assert_dropped(fixture *f, const char *payload, size_t len, ch_statu
     assert_null(f->result.payload);
     assert_int_equal(f->result.payload_len, 0);
     assert_string_equal(f->result.subject, "");
-    if (f->err.code != code)
-        fail_msg("dropped with %s (%s), expected %s", ch_status_text(f->err.code), f->err.msg,
-                 ch_status_text(code));
-    assert_true(f->err.msg[0] != '\0');
+    if (f->result.dropped != code)
+        fail_msg("dropped with %s (%s), expected %s", ch_status_text(f->result.dropped),
+                 f->result.drop_reason, ch_status_text(code));
+    assert_true(f->result.drop_reason[0] != '\0');
+    assert_int_equal(f->err.code, CH_OK); /* a drop is not an error */
 }
 
 static void assert_request_dropped(fixture *f, const char *agent, const char *body,
@@ -600,7 +602,7 @@ static void test_missing_or_invalid_reply_to_is_dropped(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *t = transport(secure, bad[i], &len);
         assert_dropped(f, t, len, CH_ERR_INVALID);
-        assert_non_null(strstr(f->err.msg, "reply-to"));
+        assert_non_null(strstr(f->result.drop_reason, "reply-to"));
         free(t);
     }
     char *t = transport(secure, "_INBOX.abc", &len);
@@ -716,6 +718,63 @@ static void test_result_clear_accepts_null_and_zeroes(void **state)
     ch_agent_result_clear(NULL);
 }
 
+/* ---- the node's protocol and security provider ---- */
+
+/* A protocol that counts what passes through it and otherwise is version 1. */
+static int decoded, encoded;
+
+static ch_status counting_decode(const char *payload, size_t len, const ch_security *sec,
+                                 ch_request_payload *out, ch_error *err)
+{
+    decoded++;
+    return ch_protocol_v1()->decode_request(payload, len, sec, out, err);
+}
+
+static ch_status counting_encode_reply(const ch_reply_params *p, const ch_security *sec, char **out,
+                                       size_t *out_len, ch_error *err)
+{
+    encoded++;
+    return ch_protocol_v1()->encode_reply(p, sec, out, out_len, err);
+}
+
+static void test_requests_and_replies_go_through_the_nodes_protocol(void **state)
+{
+    fixture *f = *state;
+    ch_protocol_ops counting = *ch_protocol_v1();
+    counting.name = "counting";
+    counting.decode_request = counting_decode;
+    counting.encode_reply = counting_encode_reply;
+    f->node.protocol = &counting;
+    decoded = encoded = 0;
+    assert_call(f, "discovery", "cGluZw==", "pong");
+    assert_int_equal(decoded, 1);
+    assert_int_equal(encoded, 1);
+}
+
+/* A provider that refuses every signature, as one would a forged request. */
+static ch_status refuse(const ch_security *sec, const char *message, size_t len,
+                        const char *signature, const char *pubcert, const char *callerid,
+                        ch_error *err)
+{
+    return ch_error_set(err, CH_ERR_INVALID, "signature does not verify");
+}
+
+static void test_the_nodes_security_provider_verifies_requests(void **state)
+{
+    fixture *f = *state;
+    static const ch_security_ops refusing_ops = {.name = "refusing", .verify = refuse};
+    const ch_security refusing = {.ops = &refusing_ops};
+    size_t len;
+    char *req = build("discovery", "cGluZw==", NULL, "provisioning", NOW, 60, &len);
+    f->node.security = &refusing;
+    assert_dropped(f, req, len, CH_ERR_INVALID);
+    assert_non_null(strstr(f->result.drop_reason, "signature does not verify"));
+    f->node.security = NULL; /* provisioning mode: nothing is verified */
+    assert_int_equal(handle(f, req, len), CH_OK);
+    assert_non_null(f->result.payload);
+    free(req);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -751,6 +810,8 @@ int main(void)
         T(test_active_names_are_sorted_and_skip_inactive),
         T(test_reply_fail_formats_and_truncates),
         T(test_result_clear_accepts_null_and_zeroes),
+        T(test_requests_and_replies_go_through_the_nodes_protocol),
+        T(test_the_nodes_security_provider_verifies_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

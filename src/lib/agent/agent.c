@@ -267,18 +267,16 @@ done:
 
 /* ---- the pipeline ------------------------------------------------------------------ */
 
-/* A request that gets no reply: the reason in err (code = why), and CH_OK for the caller. */
-static ch_status drop(ch_error *err, ch_status why, const char *fmt, ...)
+/* A request that gets no reply: the reason in the result, and CH_OK for the caller. */
+static ch_status drop(ch_agent_result *r, ch_status why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static ch_status drop(ch_error *err, ch_status why, const char *fmt, ...)
+static ch_status drop(ch_agent_result *r, ch_status why, const char *fmt, ...)
 {
-    if (err != NULL) {
-        va_list ap;
-        err->code = why;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    r->dropped = why;
+    va_start(ap, fmt);
+    vsnprintf(r->drop_reason, sizeof(r->drop_reason), fmt, ap);
+    va_end(ap);
     return CH_OK;
 }
 
@@ -299,7 +297,7 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
         return ch_error_set(err, CH_ERR_INVALID, "no node or no request");
 
     if (!in_list(env->collective, node->collectives, node->n_collectives))
-        return drop(err, CH_ERR_NO_MATCH, "request %s for collective %s is not for this node",
+        return drop(result, CH_ERR_NO_MATCH, "request %s for collective %s is not for this node",
                     env->requestid, env->collective);
     size_t n_names = ch_agent_active_names(node, names, CH_AGENT_MAX_AGENTS);
     s = ch_filter_match(&env->filter, node->identity, names, n_names, node->classes,
@@ -307,16 +305,16 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
     if (s == CH_ERR_NOMEM)
         return ch_error_set(err, s, "matching the filter of %s: %s", env->requestid, e.msg);
     if (s != CH_OK)
-        return drop(err, s, "request %s does not match: %s", env->requestid, e.msg);
+        return drop(result, s, "request %s does not match: %s", env->requestid, e.msg);
     if ((s = ch_protocol_ttl_check(env, now, &e)) != CH_OK)
-        return drop(err, s, "%s", e.msg);
+        return drop(result, s, "%s", e.msg);
     const ch_agent *agent = find_agent(node, env->agent);
     if (agent == NULL || !agent_active(node, agent))
-        return drop(err, CH_ERR_NOT_FOUND, "request %s for %s agent %s discarded", env->requestid,
-                    agent == NULL ? "unknown" : "inactive", env->agent);
+        return drop(result, CH_ERR_NOT_FOUND, "request %s for %s agent %s discarded",
+                    env->requestid, agent == NULL ? "unknown" : "inactive", env->agent);
     const char *reply_to = req->transport.headers.reply_to;
     if (!publish_subject_valid(reply_to))
-        return drop(err, CH_ERR_INVALID, "request %s has %s reply-to subject", env->requestid,
+        return drop(result, CH_ERR_INVALID, "request %s has %s reply-to subject", env->requestid,
                     reply_to == NULL || reply_to[0] == '\0' ? "no" : "an invalid");
 
     if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
@@ -330,7 +328,7 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
             goto done;
         }
         if (s != CH_OK || reply_body == NULL || reply_body[0] == '\0') {
-            s = drop(err, CH_ERR_NO_MATCH, "agent %s did not reply to request %s", agent->name,
+            s = drop(result, CH_ERR_NO_MATCH, "agent %s did not reply to request %s", agent->name,
                      env->requestid);
             goto done;
         }
@@ -344,7 +342,8 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
                           .identity = node->identity,
                           .time = now,
                           .federation = req->transport.headers.federation};
-    s = ch_protocol_reply_payload_build(&rp, &result->payload, &result->payload_len, &e);
+    s = ch_protocol_encode_reply(node->protocol, node->security, &rp, &result->payload,
+                                 &result->payload_len, &e);
     if (s != CH_OK) {
         ch_error_set(err, s, "could not encode the reply to %s: %s", env->requestid, e.msg);
         goto done;
@@ -367,12 +366,14 @@ ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_
     ch_error_clear(err);
     if (node == NULL || payload == NULL)
         return ch_error_set(err, CH_ERR_INVALID, "no node or no payload");
-    /* A provisioning-mode server never verifies signatures (spec 5.4). */
-    ch_status s = ch_protocol_request_payload_decode(payload, len, NULL, &req, &e);
+    /* node->security is NULL in provisioning mode: such a server never verifies, as
+     * upstream's provisioning mode does not. */
+    ch_status s =
+        ch_protocol_decode_request(node->protocol, node->security, payload, len, &req, &e);
     if (s == CH_ERR_NOMEM)
         return ch_error_set(err, s, "could not decode the request: %s", e.msg);
     if (s != CH_OK)
-        return drop(err, s, "could not decode the request: %s", e.msg);
+        return drop(result, s, "could not decode the request: %s", e.msg);
     s = ch_agent_handle_decoded(node, &req, now, result, err);
     ch_protocol_request_payload_clear(&req);
     return s;

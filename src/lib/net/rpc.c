@@ -382,6 +382,7 @@ struct ch_rpc_client {
     char inbox[CH_MAX_SUBJECT_LEN];
     int64_t ttl;
     const ch_security *sec;
+    const ch_protocol_ops *proto;
     size_t max_reply_size;
     bool send_asap;
 
@@ -453,6 +454,7 @@ ch_status ch_rpc_client_new_opts(const ch_rpc_client_opts *o, ch_rpc_client **ou
     c->nc = o->nc;
     c->ttl = ttl;
     c->sec = o->security;
+    c->proto = o->protocol;
     c->send_asap = o->send_asap;
     c->max_reply_size = o->max_reply_size != 0 ? o->max_reply_size : CH_MAX_MESSAGE_SIZE;
     c->collective = strdup(o->collective != NULL ? o->collective : "");
@@ -565,7 +567,7 @@ static ch_status build_request(ch_rpc_client *c, const char *agent, const char *
                            .filter = filter,
                            .reply_to = reply_to,
                            .connected_url = url[0] != '\0' ? url : NULL};
-    return ch_protocol_request_payload_build(&p, c->sec, payload, len, err);
+    return ch_protocol_encode_request(c->proto, c->sec, &p, payload, len, err);
 }
 
 /* Registers a fresh request id with fn, retrying on the (astronomically unlikely) clash. */
@@ -641,8 +643,8 @@ static ch_status judge(ch_rpc_client *c, natsMsg *m, const char *id, const char 
         atomic_fetch_add(&c->no_responders, 1);
         return ch_error_set(err, CH_ERR_NOT_FOUND, "no responders for %s", subject);
     }
-    s = ch_protocol_reply_payload_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &p,
-                                         &e);
+    s = ch_protocol_decode_reply(c->proto, c->sec, natsMsg_GetData(m),
+                                 (size_t)natsMsg_GetDataLength(m), &p, &e);
     if (s == CH_OK && strcmp(p.reply.envelope.requestid, id) != 0)
         s = ch_error_set(&e, CH_ERR_INVALID, "reply for request %.40s", p.reply.envelope.requestid);
     if (s == CH_OK && strcmp(p.reply.envelope.senderid, identity) != 0)

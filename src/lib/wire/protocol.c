@@ -1056,3 +1056,58 @@ ch_status ch_protocol_service_subject(const char *collective, const char *agent,
         return s;
     return write_subject(out, out_size, err, "%s.broadcast.service.%s", collective, agent);
 }
+
+/* ---- protocol versions ---- */
+
+static ch_status v1_encode_reply(const ch_reply_params *p, const ch_security *sec, char **out,
+                                 size_t *out_len, ch_error *err)
+{
+    return ch_protocol_reply_payload_build(p, out, out_len, err);
+}
+
+static ch_status v1_decode_reply(const char *payload, size_t len, const ch_security *sec,
+                                 ch_reply_payload *out, ch_error *err)
+{
+    return ch_protocol_reply_payload_decode(payload, len, out, err);
+}
+
+static const ch_protocol_ops V1 = {
+    .name = "choria:v1",
+    .encode_request = ch_protocol_request_payload_build,
+    .decode_request = ch_protocol_request_payload_decode,
+    .encode_reply = v1_encode_reply,
+    .decode_reply = v1_decode_reply,
+};
+
+const ch_protocol_ops *ch_protocol_v1(void)
+{
+    return &V1;
+}
+
+ch_status ch_protocol_encode_request(const ch_protocol_ops *proto, const ch_security *sec,
+                                     const ch_request_params *p, char **out, size_t *out_len,
+                                     ch_error *err)
+{
+    return (proto != NULL ? proto : &V1)->encode_request(p, sec, out, out_len, err);
+}
+
+ch_status ch_protocol_decode_request(const ch_protocol_ops *proto, const ch_security *sec,
+                                     const char *payload, size_t len, ch_request_payload *out,
+                                     ch_error *err)
+{
+    return (proto != NULL ? proto : &V1)->decode_request(payload, len, sec, out, err);
+}
+
+ch_status ch_protocol_encode_reply(const ch_protocol_ops *proto, const ch_security *sec,
+                                   const ch_reply_params *p, char **out, size_t *out_len,
+                                   ch_error *err)
+{
+    return (proto != NULL ? proto : &V1)->encode_reply(p, sec, out, out_len, err);
+}
+
+ch_status ch_protocol_decode_reply(const ch_protocol_ops *proto, const ch_security *sec,
+                                   const char *payload, size_t len, ch_reply_payload *out,
+                                   ch_error *err)
+{
+    return (proto != NULL ? proto : &V1)->decode_reply(payload, len, sec, out, err);
+}
