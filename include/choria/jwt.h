@@ -12,6 +12,26 @@
 
 #define CH_JWT_MAX_KEY_FILE (256 * 1024)
 
+/* ---- the compact form ---- */
+
+/* A compact JWT cut into its segments, borrowed from the text it was split from. */
+typedef struct {
+    const char *header, *claims, *signature; /* base64url segments */
+    size_t header_len, claims_len, signature_len;
+    size_t signed_len; /* "header.claims", what the signature covers, from header on */
+} ch_jwt_parts;
+
+/* Cuts jwt[0..len) (surrounding white space ignored, at most CH_PROVJWT_MAX_SIZE bytes, no
+ * NUL bytes) into its three segments, as golang-jwt does: "token is malformed: token
+ * contains an invalid number of segments". */
+ch_status ch_jwt_split(const char *jwt, size_t len, ch_jwt_parts *out, ch_error *err);
+
+/* One segment decoded: unpadded base64url, then JSON (bounded): "token is malformed: could
+ * not base64 decode <what>" or "...: could not JSON decode <what>: <why>". *out is a new
+ * reference, any JSON value. */
+ch_status ch_jwt_decode_segment(const char *seg, size_t len, const char *what, json_t **out,
+                                ch_error *err);
+
 /* ---- verification key (jwt_verify_cert) ---- */
 
 typedef struct ch_jwt_key ch_jwt_key;

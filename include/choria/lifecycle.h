@@ -32,6 +32,8 @@
 #ifndef CHORIA_LIFECYCLE_H
 #define CHORIA_LIFECYCLE_H
 
+#include <nats/nats.h>
+
 #include "choria/common.h"
 
 typedef enum {
@@ -133,6 +135,21 @@ ch_status ch_lifecycle_subject(const ch_lifecycle_event *ev, char *out, size_t o
 
 /* The subject `choria tool event` and the provisioner subscribe to. */
 #define CH_LIFECYCLE_SUBJECT_ALL "choria.lifecycle.event.>"
+
+/* The components Choria servers announce themselves as. */
+#define CH_LIFECYCLE_COMPONENT_PROVISION_MODE "provision_mode_server"
+#define CH_LIFECYCLE_COMPONENT_SERVER "server"
+
+/* Encodes ev in format and publishes it on its subject over nc (any thread; nats.c
+ * serialises publishes). CH_ERR_CONNECTION when nats.c refuses the publish. */
+ch_status ch_lifecycle_publish(natsConnection *nc, const ch_lifecycle_event *ev,
+                               ch_lifecycle_format format, ch_error *err);
+
+/* Builds an event of type for identity, component and version (new_version: the version an
+ * upgraded event moves to, else NULL) and publishes it as ch_lifecycle_publish does. */
+ch_status ch_lifecycle_announce(natsConnection *nc, ch_lifecycle_type type, const char *identity,
+                                const char *component, const char *version, const char *new_version,
+                                ch_lifecycle_format format, ch_error *err);
 
 /* The display line of go-choria's Event.String(), e.g.
  * "[startup] n1.example.net: provision_mode_server version 0.26.15". Malloc'd; NULL on no

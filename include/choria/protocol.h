@@ -171,6 +171,9 @@ void ch_protocol_secure_reply_clear(ch_secure_reply *sr);
 void ch_protocol_request_clear(ch_request *r);
 void ch_protocol_reply_clear(ch_reply *r);
 
+/* The collective nodes in provisioning mode join, and provisioners address. */
+#define CH_PROTOCOL_PROVISIONING_COLLECTIVE "provisioning"
+
 /* ---- Whole NATS payloads ----------------------------------------------------------- */
 
 typedef struct {

@@ -57,6 +57,11 @@ typedef struct {
  * "no srv domain or urls", "both srv domain and URLs supplied". */
 ch_status ch_provjwt_parse(const char *text, size_t len, ch_provjwt **out, ch_error *err);
 
+/* The same rules on a header and claims already decoded (ch_jwt_decode_segment), for a
+ * caller that verified the token first and must not decode it twice. Borrows both. */
+ch_status ch_provjwt_from_json(const json_t *header, const json_t *claims, ch_provjwt **out,
+                               ch_error *err);
+
 /* Reads (at most CH_PROVJWT_MAX_SIZE bytes) and parses a JWT file. */
 ch_status ch_provjwt_load_file(const char *path, ch_provjwt **out, ch_error *err);
 

@@ -149,29 +149,20 @@ static ch_status build_event(const emit_opts *o, const char *identity, ch_lifecy
     return s;
 }
 
-/* Publishes one event (a fresh id and timestamp each time) or the raw text. */
+/* Publishes one event (a fresh id and timestamp each time) or the raw text on its subject. */
 static ch_status publish_one(natsConnection *nc, const emit_opts *o, const char *identity,
                              ch_error *err)
 {
     ch_lifecycle_event *ev = NULL;
     char subject[CH_MAX_SUBJECT_LEN];
-    char *body = NULL;
-    size_t len = 0;
     ch_status s = build_event(o, identity, &ev, err);
-    if (s == CH_OK)
-        s = ch_lifecycle_subject(ev, subject, sizeof(subject), err);
-    if (s == CH_OK && o->raw != NULL) {
-        body = strdup(o->raw);
-        len = strlen(o->raw);
-    } else if (s == CH_OK) {
-        s = ch_lifecycle_encode(ev, o->format, &body, &len, err);
-    }
-    if (s == CH_OK) {
-        natsStatus ns = natsConnection_Publish(nc, subject, body, (int)len);
+    if (s == CH_OK && o->raw == NULL)
+        s = ch_lifecycle_publish(nc, ev, o->format, err);
+    else if (s == CH_OK && (s = ch_lifecycle_subject(ev, subject, sizeof(subject), err)) == CH_OK) {
+        natsStatus ns = natsConnection_PublishString(nc, subject, o->raw);
         if (ns != NATS_OK)
             s = ch_error_set(err, CH_ERR_CONNECTION, "publish failed: %s", natsStatus_GetText(ns));
     }
-    free(body);
     ch_lifecycle_event_free(ev);
     return s;
 }

@@ -18,9 +18,10 @@
 
 #include "choria/common.h"
 #include "choria/config.h"
+#include "choria/lifecycle.h"
 
 #define PROV_CONFIG_MAX_WORKERS 4096
-#define PROV_CONFIG_DEFAULT_COMPONENT "provision_mode_server"
+#define PROV_CONFIG_DEFAULT_COMPONENT CH_LIFECYCLE_COMPONENT_PROVISION_MODE
 #define PROV_CONFIG_MAX_DENY 1024 /* entries of cert_deny_list */
 
 typedef struct {

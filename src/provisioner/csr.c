@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "choria/goregex.h"
 #include "choria/pki.h"
 
 struct prov_csr_deny {
@@ -33,17 +34,6 @@ void prov_csr_deny_free(prov_csr_deny *d)
     free(d);
 }
 
-/* RE2 syntax POSIX ERE would silently read differently. */
-static bool re2_only(const char *re)
-{
-    static const char *const ESCAPES[] = {"\\d", "\\D", "\\w", "\\W", "\\s", "\\S",
-                                          "\\b", "\\B", "\\A", "\\z", "(?"};
-    for (size_t i = 0; i < sizeof(ESCAPES) / sizeof(ESCAPES[0]); i++)
-        if (strstr(re, ESCAPES[i]) != NULL)
-            return true;
-    return false;
-}
-
 ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny **out, ch_error *err)
 {
     *out = NULL;
@@ -62,14 +52,16 @@ ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny *
         }
         if (len >= 2 && p[0] == '/' && p[len - 1] == '/')
             p++, len -= 2;
-        char *re = strndup(p, len);
-        if (re == NULL || re2_only(re) || regcomp(&d->res[d->n], re, REG_EXTENDED | REG_NOSUB)) {
-            ch_error_set(err, CH_ERR_INVALID, "invalid pattern %.200s", patterns[i]);
-            free(re);
+        ch_error e;
+        if (ch_goregex_compile(p, len, &d->res[d->n], &e) != CH_OK) {
             prov_csr_deny_free(d);
-            return CH_ERR_INVALID;
+            return ch_error_set(err, CH_ERR_INVALID, "invalid pattern %.200s: %s", patterns[i],
+                                e.msg);
         }
-        d->patterns[d->n++] = re;
+        if ((d->patterns[d->n++] = strndup(p, len)) == NULL) {
+            prov_csr_deny_free(d);
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+        }
     }
     *out = d;
     return CH_OK;
@@ -78,7 +70,7 @@ ch_status prov_csr_deny_compile(char *const *patterns, size_t n, prov_csr_deny *
 static ch_status check_denied(const prov_csr_deny *deny, const char *name, ch_error *err)
 {
     for (size_t i = 0; deny != NULL && i < deny->n; i++)
-        if (regexec(&deny->res[i], name, 0, NULL, 0) == 0)
+        if (ch_goregex_match(&deny->res[i], name))
             return ch_error_set(err, CH_ERR_INVALID, "%.253s matches denied certificate pattern",
                                 name);
     return CH_OK;

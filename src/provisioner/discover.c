@@ -134,7 +134,8 @@ ch_status prov_discoverer_start(const prov_discoverer_opts *o, prov_discoverer *
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     d->o = *o;
     snprintf(d->component, sizeof(d->component), "%s",
-             o->component != NULL && o->component[0] ? o->component : "provision_mode_server");
+             o->component != NULL && o->component[0] ? o->component
+                                                     : CH_LIFECYCLE_COMPONENT_PROVISION_MODE);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
 

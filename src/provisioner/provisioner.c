@@ -193,7 +193,7 @@ static ch_status connect_broker(prov_daemon *p, ch_error *err)
     char callerid[CH_MAX_IDENTITY_LEN + 16];
     ch_status st = ch_protocol_callerid(p->o.conn->name, callerid, sizeof(callerid), err);
     ch_rpc_client_opts ro = {.nc = p->nc,
-                             .collective = "provisioning",
+                             .collective = CH_PROTOCOL_PROVISIONING_COLLECTIVE,
                              .identity = p->o.conn->name,
                              .callerid = callerid,
                              .send_asap = true};
@@ -203,25 +203,14 @@ static ch_status connect_broker(prov_daemon *p, ch_error *err)
 }
 
 /* The provisioner's own startup event, in the Choria format as upstream sends it. */
+/* The provisioner announces itself as upstream's does: component "provisioner", Choria
+ * format. */
 static void publish_startup(prov_daemon *p)
 {
-    ch_lifecycle_event *ev = NULL;
-    char subject[CH_MAX_SUBJECT_LEN], *body = NULL;
-    size_t len = 0;
     ch_error err;
-    ch_error_clear(&err);
-    ch_status st = ch_lifecycle_event_new(CH_LIFECYCLE_STARTUP, p->o.conn->name, "provisioner",
-                                          CH_VERSION, &ev, &err);
-    if (st == CH_OK)
-        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
-    if (st == CH_OK)
-        st = ch_lifecycle_encode(ev, CH_LIFECYCLE_FORMAT_CHORIA, &body, &len, &err);
-    if (st == CH_OK && natsConnection_Publish(p->nc, subject, body, (int)len) != NATS_OK)
-        st = ch_error_set(&err, CH_ERR_CONNECTION, "publish to %s failed", subject);
-    if (st != CH_OK)
+    if (ch_lifecycle_announce(p->nc, CH_LIFECYCLE_STARTUP, p->o.conn->name, "provisioner",
+                              CH_VERSION, NULL, CH_LIFECYCLE_FORMAT_CHORIA, &err) != CH_OK)
         ch_warn("could not publish the startup event: %s", err.msg);
-    free(body);
-    ch_lifecycle_event_free(ev);
 }
 
 static ch_status start_workers(prov_daemon *p, ch_error *err)

@@ -39,13 +39,9 @@ static ch_status load_chain(const char *path, json_t **out, ch_error *err)
     ch_status st = ch_read_file(path, MAX_TOKEN_FILE, &text, &len, err);
     if (st != CH_OK)
         return ch_error_set(err, st, "jwt_signing_token: cannot read %s", path);
-    char *dot1 = strchr(text, '.'), *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
-    unsigned char *raw = NULL;
-    size_t raw_len = 0;
-    if (dot2 != NULL &&
-        ch_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw, &raw_len) == CH_OK)
-        *out = ch_json_parse((const char *)raw, raw_len, MAX_TOKEN_FILE, 16, NULL);
-    free(raw);
+    ch_jwt_parts parts;
+    if (ch_jwt_split(text, len, &parts, NULL) == CH_OK)
+        ch_jwt_decode_segment(parts.claims, parts.claims_len, "claim", out, NULL);
     free(text);
     json_t *c = *out;
     if (!json_is_object(c) || !json_is_string(json_object_get(c, "tcs")))

@@ -23,11 +23,12 @@
 #include "choria/lifecycle.h"
 #include "choria/log.h"
 #include "choria/pki.h"
+#include "choria/provjwt.h"
 #include "choria/util.h"
 
 #define MAX_CALLERS 4
 #define NODES_PER_CONNECTION 2000
-#define COLLECTIVE "provisioning"
+#define COLLECTIVE CH_PROTOCOL_PROVISIONING_COLLECTIVE
 
 typedef struct fleet fleet;
 
@@ -114,27 +115,13 @@ static bool chance(double pct)
 static ch_status publish_event(void *closure, ch_lifecycle_type type, const char *new_version)
 {
     fleet_node *n = closure;
-    ch_lifecycle_event *ev = NULL;
-    char subject[CH_MAX_SUBJECT_LEN];
-    char *body = NULL;
-    size_t len = 0;
     ch_error err;
-    const char *component = n->node.provision_mode ? "provision_mode_server" : "server";
-    ch_status st = ch_lifecycle_event_new(type, n->identity, component, CH_VERSION, &ev, &err);
-    if (st == CH_OK && type == CH_LIFECYCLE_UPGRADED)
-        st = ch_lifecycle_event_set_new_version(ev, new_version);
-    if (st == CH_OK)
-        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
-    if (st == CH_OK)
-        st = ch_lifecycle_encode(ev,
-                                 n->fl->o->legacy_format ? CH_LIFECYCLE_FORMAT_CHORIA
-                                                         : CH_LIFECYCLE_FORMAT_CLOUDEVENT,
-                                 &body, &len, &err);
-    if (st == CH_OK)
-        natsConnection_Publish(n->fl->conns[n->conn].nc, subject, body, (int)len);
-    free(body);
-    ch_lifecycle_event_free(ev);
-    return st;
+    const char *component = n->node.provision_mode ? CH_LIFECYCLE_COMPONENT_PROVISION_MODE
+                                                   : CH_LIFECYCLE_COMPONENT_SERVER;
+    ch_lifecycle_format format =
+        n->fl->o->legacy_format ? CH_LIFECYCLE_FORMAT_CHORIA : CH_LIFECYCLE_FORMAT_CLOUDEVENT;
+    return ch_lifecycle_announce(n->fl->conns[n->conn].nc, type, n->identity, component, CH_VERSION,
+                                 type == CH_LIFECYCLE_UPGRADED ? new_version : NULL, format, &err);
 }
 
 static void host_restart(void *closure, int64_t delay_ms)
@@ -415,38 +402,43 @@ static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 
 /* ---- set-up ---- */
 
+/* An unsigned provisioning JWT ("alg":"none"): nodes read theirs unverified, and a
+ * provisioner that verifies JWTs is given --provisioning-jwt instead. */
+static char *unsigned_jwt(const fleet *fl)
+{
+    json_t *claims = json_pack("{s:s,s:b,s:s,s:b,s:s,s:s,s:s}", "cht",
+                               fl->o->token != NULL ? fl->o->token : "fleet", "chs", 0, "chu",
+                               fl->o->conn->servers[0], "chpd", 1, "purpose", CH_PROVJWT_PURPOSE,
+                               "sub", CH_PROVJWT_PURPOSE, "iss", "choria tool fleet");
+    static const char header[] = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
+    char *body = claims != NULL ? ch_json_encode(claims, NULL) : NULL;
+    char *h = ch_base64url_encode(header, strlen(header));
+    char *p = body != NULL ? ch_base64url_encode(body, strlen(body)) : NULL;
+    char *jwt = NULL;
+    if (h != NULL && p != NULL && asprintf(&jwt, "%s.%s.", h, p) < 0)
+        jwt = NULL;
+    json_decref(claims);
+    free(body);
+    free(h);
+    free(p);
+    return jwt;
+}
+
 static ch_status write_jwt(fleet *fl, ch_error *err)
 {
     if (fl->o->jwt_file != NULL) {
         snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s", fl->o->jwt_file);
         return CH_OK;
     }
-    /* An unsigned provisioning JWT: nodes read theirs unverified. */
-    char payload[1024];
-    snprintf(
-        payload, sizeof(payload),
-        "{\"cht\":\"%s\",\"chs\":false,\"chu\":\"%s\",\"chpd\":true,\"purpose\":"
-        "\"choria_provisioning\",\"sub\":\"choria_provisioning\",\"iss\":\"choria tool fleet\"}",
-        fl->o->token != NULL ? fl->o->token : "fleet", fl->o->conn->servers[0]);
-    char *h = ch_base64_encode("{\"alg\":\"none\",\"typ\":\"JWT\"}", 27);
-    char *p = ch_base64_encode(payload, strlen(payload));
     snprintf(fl->jwt_file, sizeof(fl->jwt_file), "%s/provisioning.jwt", fl->state_dir);
+    char *jwt = unsigned_jwt(fl);
     FILE *fp = fopen(fl->jwt_file, "w");
     ch_status st = CH_OK;
-    if (fp == NULL || h == NULL || p == NULL) {
+    if (jwt == NULL || fp == NULL || fprintf(fp, "%s\n", jwt) < 0)
         st = ch_error_set(err, CH_ERR_IO, "cannot write %s", fl->jwt_file);
-    } else {
-        for (char *s = h; *s; s++)
-            *s = *s == '+' ? '-' : *s == '/' ? '_' : *s;
-        for (char *s = p; *s; s++)
-            *s = *s == '+' ? '-' : *s == '/' ? '_' : *s;
-        h[strcspn(h, "=")] = p[strcspn(p, "=")] = '\0';
-        fprintf(fp, "%s.%s.\n", h, p);
-    }
-    if (fp != NULL)
-        fclose(fp);
-    free(h);
-    free(p);
+    if (fp != NULL && fclose(fp) != 0 && st == CH_OK)
+        st = ch_error_set(err, CH_ERR_IO, "cannot write %s", fl->jwt_file);
+    free(jwt);
     return st;
 }
 

@@ -43,37 +43,23 @@ typedef struct {
 
 static const char *component(const server *s)
 {
-    return s->set.provision_mode ? "provision_mode_server" : "server";
+    return s->set.provision_mode ? CH_LIFECYCLE_COMPONENT_PROVISION_MODE
+                                 : CH_LIFECYCLE_COMPONENT_SERVER;
 }
 
 static ch_status publish_event(void *closure, ch_lifecycle_type type, const char *new_version)
 {
     server *s = closure;
-    ch_lifecycle_event *ev = NULL;
-    char subject[CH_MAX_SUBJECT_LEN];
-    char *body = NULL;
-    size_t len = 0;
     ch_error err;
-    ch_error_clear(&err);
+    ch_lifecycle_format format = s->set.legacy_lifecycle_format ? CH_LIFECYCLE_FORMAT_CHORIA
+                                                                : CH_LIFECYCLE_FORMAT_CLOUDEVENT;
     ch_status st =
-        ch_lifecycle_event_new(type, s->set.identity, component(s), CH_VERSION, &ev, &err);
-    if (st == CH_OK && type == CH_LIFECYCLE_UPGRADED)
-        st = ch_lifecycle_event_set_new_version(ev, new_version);
-    if (st == CH_OK)
-        st = ch_lifecycle_subject(ev, subject, sizeof(subject), &err);
-    if (st == CH_OK)
-        st = ch_lifecycle_encode(ev,
-                                 s->set.legacy_lifecycle_format ? CH_LIFECYCLE_FORMAT_CHORIA
-                                                                : CH_LIFECYCLE_FORMAT_CLOUDEVENT,
-                                 &body, &len, &err);
-    if (st == CH_OK && natsConnection_Publish(s->nc, subject, body, (int)len) != NATS_OK)
-        st = ch_error_set(&err, CH_ERR_CONNECTION, "publish to %s failed", subject);
+        ch_lifecycle_announce(s->nc, type, s->set.identity, component(s), CH_VERSION,
+                              type == CH_LIFECYCLE_UPGRADED ? new_version : NULL, format, &err);
     if (st != CH_OK)
         ch_warn("could not publish %s event: %s", ch_lifecycle_type_name(type), err.msg);
     else
-        ch_debug("published %s event on %s", ch_lifecycle_type_name(type), subject);
-    free(body);
-    ch_lifecycle_event_free(ev);
+        ch_debug("published %s event", ch_lifecycle_type_name(type));
     return st;
 }
 

@@ -8,6 +8,7 @@
 
 #include "choria/config.h"
 #include "choria/log.h"
+#include "choria/protocol.h"
 #include "choria/provjwt.h"
 #include "choria/util.h"
 #include "server.h"
@@ -90,9 +91,9 @@ static ch_status load_jwt(srv_settings *s, ch_provjwt **jwt, ch_error *err)
 static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const ch_provjwt *jwt,
                                     ch_error *err)
 {
-    static const char *const coll[] = {"provisioning"};
+    static const char *const coll[] = {CH_PROTOCOL_PROVISIONING_COLLECTIVE};
     ch_status st = set_list(&s->collectives, &s->n_collectives, coll, 1);
-    s->main_collective = strdup("provisioning");
+    s->main_collective = strdup(CH_PROTOCOL_PROVISIONING_COLLECTIVE);
     const char *urls = jwt != NULL ? jwt->urls : NULL;
     if (urls == NULL || urls[0] == '\0')
         urls = ch_config_get(cfg, "plugin.choria.middleware_hosts");

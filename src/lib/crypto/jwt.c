@@ -118,7 +118,57 @@ void ch_jwt_key_free(ch_jwt_key *k)
     free(k);
 }
 
-/* ---- JWT ---- */
+/* ---- the compact form ---- */
+
+ch_status ch_jwt_split(const char *jwt, size_t len, ch_jwt_parts *out, ch_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (jwt == NULL)
+        len = 0;
+    trim(&jwt, &len);
+    if (len > CH_PROVJWT_MAX_SIZE)
+        return ch_error_set(err, CH_ERR_TOO_LARGE,
+                            "token of %zu bytes exceeds the limit of %d bytes", len,
+                            CH_PROVJWT_MAX_SIZE);
+    if (len > 0 && memchr(jwt, '\0', len) != NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: NUL byte in token");
+    const char *dot1 = len > 0 ? memchr(jwt, '.', len) : NULL;
+    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is malformed: token contains an invalid number of segments");
+    *out = (ch_jwt_parts){.header = jwt,
+                          .header_len = (size_t)(dot1 - jwt),
+                          .claims = dot1 + 1,
+                          .claims_len = (size_t)(dot2 - dot1 - 1),
+                          .signature = dot2 + 1,
+                          .signature_len = len - (size_t)(dot2 + 1 - jwt),
+                          .signed_len = (size_t)(dot2 - jwt)};
+    return CH_OK;
+}
+
+ch_status ch_jwt_decode_segment(const char *seg, size_t len, const char *what, json_t **out,
+                                ch_error *err)
+{
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    ch_error e;
+    *out = NULL;
+    ch_status st = ch_base64url_decode(seg, len, &raw, &raw_len);
+    if (st == CH_ERR_NOMEM)
+        return ch_error_set(err, st, "out of memory");
+    if (st != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not base64 decode %s",
+                            what);
+    *out = ch_json_parse((const char *)raw, raw_len, CH_PROVJWT_MAX_SIZE, CH_MAX_JSON_DEPTH, &e);
+    free(raw);
+    if (*out == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not JSON decode %s: %s",
+                            what, e.msg);
+    return CH_OK;
+}
+
+/* ---- verification and signing ---- */
 
 /* The digest of an alg, NULL for EdDSA; false for an alg we do not accept. */
 static bool alg_digest(const char *alg, const EVP_MD **md, bool *eddsa)
@@ -136,21 +186,6 @@ static bool alg_digest(const char *alg, const EVP_MD **md, bool *eddsa)
     else
         return false;
     return true;
-}
-
-static json_t *decode_segment_json(const char *seg, size_t len)
-{
-    unsigned char *raw = NULL;
-    size_t raw_len = 0;
-    if (ch_base64url_decode(seg, len, &raw, &raw_len) != CH_OK)
-        return NULL;
-    json_t *j = ch_json_parse((const char *)raw, raw_len, CH_PROVJWT_MAX_SIZE, 16, NULL);
-    free(raw);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
 }
 
 static ch_status verify_signature(const ch_jwt_key *key, const char *alg, const char *signed_part,
@@ -198,78 +233,65 @@ static ch_status check_claims(const ch_provjwt *c, int64_t now, ch_error *err)
     return CH_OK;
 }
 
+/* The signature of parts with the alg its header names. */
+static ch_status verify_parts(const ch_jwt_key *key, const ch_jwt_parts *parts,
+                              const json_t *header, ch_error *err)
+{
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    if (alg == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not decode header");
+    return verify_signature(key, alg, parts->header, parts->signed_len, parts->signature,
+                            parts->signature_len, err);
+}
+
 ch_status ch_jwt_verify_provisioning(const ch_jwt_key *key, const char *jwt, size_t len,
                                      int64_t now, ch_provjwt **claims, json_t **claims_json,
                                      ch_error *err)
 {
+    ch_jwt_parts parts;
+    json_t *header = NULL, *body = NULL;
+    ch_provjwt *parsed = NULL;
     if (claims != NULL)
         *claims = NULL;
     if (claims_json != NULL)
         *claims_json = NULL;
-    trim(&jwt, &len);
-    if (len > CH_PROVJWT_MAX_SIZE)
-        return ch_error_set(err, CH_ERR_TOO_LARGE, "token is larger than %d bytes",
-                            CH_PROVJWT_MAX_SIZE);
-    const char *dot1 = memchr(jwt, '.', len);
-    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
-    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jwt)) != NULL)
-        return ch_error_set(err, CH_ERR_INVALID,
-                            "token is malformed: token contains an invalid "
-                            "number of segments");
-    json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
-    const char *alg = json_string_value(json_object_get(header, "alg"));
-    ch_status st = CH_OK;
-    if (alg == NULL)
-        st = ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not decode header");
-    else
-        st = verify_signature(key, alg, jwt, (size_t)(dot2 - jwt), dot2 + 1,
-                              len - (size_t)(dot2 + 1 - jwt), err);
-    json_decref(header);
-    ch_provjwt *parsed = NULL;
+    ch_status st = ch_jwt_split(jwt, len, &parts, err);
     if (st == CH_OK)
-        st = ch_provjwt_parse(jwt, len, &parsed, err);
+        st = ch_jwt_decode_segment(parts.header, parts.header_len, "header", &header, err);
+    if (st == CH_OK)
+        st = verify_parts(key, &parts, header, err);
+    if (st == CH_OK)
+        st = ch_jwt_decode_segment(parts.claims, parts.claims_len, "claim", &body, err);
+    if (st == CH_OK)
+        st = ch_provjwt_from_json(header, body, &parsed, err);
     if (st == CH_OK)
         st = check_claims(parsed, now, err);
-    json_t *j = NULL;
-    if (st == CH_OK && claims_json != NULL &&
-        (j = decode_segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1))) == NULL)
-        st = ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not decode claims");
-    if (st != CH_OK) {
-        ch_provjwt_free(parsed);
-        return st;
-    }
-    if (claims != NULL)
+    json_decref(header);
+    if (st == CH_OK && claims != NULL) {
         *claims = parsed;
-    else
-        ch_provjwt_free(parsed);
-    if (claims_json != NULL)
-        *claims_json = j;
-    return CH_OK;
+        parsed = NULL;
+    }
+    if (st == CH_OK && claims_json != NULL) {
+        *claims_json = body;
+        body = NULL;
+    }
+    ch_provjwt_free(parsed);
+    json_decref(body);
+    return st;
 }
 
 ch_status ch_jwt_verify_signature(const ch_jwt_key *key, const char *jwt, size_t len, ch_error *err)
 {
-    trim(&jwt, &len);
-    if (len > CH_PROVJWT_MAX_SIZE)
-        return ch_error_set(err, CH_ERR_TOO_LARGE, "token is larger than %d bytes",
-                            CH_PROVJWT_MAX_SIZE);
-    const char *dot1 = memchr(jwt, '.', len);
-    const char *dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jwt)) : NULL;
-    if (dot2 == NULL)
-        return ch_error_set(err, CH_ERR_INVALID,
-                            "token is malformed: token contains an invalid "
-                            "number of segments");
-    json_t *header = decode_segment_json(jwt, (size_t)(dot1 - jwt));
-    const char *alg = json_string_value(json_object_get(header, "alg"));
-    ch_status st = alg == NULL ? ch_error_set(err, CH_ERR_INVALID,
-                                              "token is malformed: could not decode header")
-                               : verify_signature(key, alg, jwt, (size_t)(dot2 - jwt), dot2 + 1,
-                                                  len - (size_t)(dot2 + 1 - jwt), err);
+    ch_jwt_parts parts;
+    json_t *header = NULL;
+    ch_status st = ch_jwt_split(jwt, len, &parts, err);
+    if (st == CH_OK)
+        st = ch_jwt_decode_segment(parts.header, parts.header_len, "header", &header, err);
+    if (st == CH_OK)
+        st = verify_parts(key, &parts, header, err);
     json_decref(header);
     return st;
 }
-
-/* ---- signing ---- */
 
 static EVP_PKEY *signing_key(const char *alg, const char *key, bool eddsa, ch_error *err)
 {

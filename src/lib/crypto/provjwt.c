@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "choria/json.h"
+#include "choria/jwt.h"
 #include "choria/util.h"
 
 /* Signing methods golang-jwt v5 registers; ParseUnverified refuses any other alg. */
@@ -133,123 +134,78 @@ static ch_status decode_claims(const json_t *claims, ch_provjwt *j, ch_error *er
     return CH_OK;
 }
 
-static ch_status decode_segment(const char *seg, size_t len, const char *what, json_t **out,
-                                ch_error *err)
+/* golang-jwt's ParseUnverified refuses a header without a known alg. */
+static ch_status check_alg(const json_t *header, ch_provjwt *j, ch_error *err)
 {
-    unsigned char *raw = NULL;
-    size_t raw_len = 0;
-    ch_error jerr = {0};
-    *out = NULL;
-    ch_status st = ch_base64url_decode(seg, len, &raw, &raw_len);
-    if (st == CH_ERR_NOMEM)
-        return ch_error_set(err, st, "out of memory");
-    if (st != CH_OK)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not base64 decode %s",
-                            what);
-    *out = ch_json_parse((const char *)raw, raw_len, CH_PROVJWT_MAX_SIZE, CH_MAX_JSON_DEPTH, &jerr);
-    free(raw);
-    if (*out == NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: could not JSON decode %s: %s",
-                            what, jerr.msg);
+    const char *alg = ch_json_get_string(header, "alg");
+    bool known = false;
+    if (alg == NULL)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is unverifiable: signing method (alg) is unspecified");
+    for (size_t i = 0; i < sizeof(known_algs) / sizeof(known_algs[0]); i++)
+        known = known || strcmp(alg, known_algs[i]) == 0;
+    if (!known)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is unverifiable: signing method (alg) is unavailable");
+    if ((j->alg = strdup(alg)) == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     return CH_OK;
 }
 
-static bool is_ws(char c)
+/* tokens.IsProvisioningToken, then builddefaults.SetBuildBasedOnJWT. */
+static ch_status check_provisioning(ch_provjwt *j, ch_error *err)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    bool by_sub = j->subject != NULL && strcmp(j->subject, CH_PROVJWT_PURPOSE) == 0;
+    bool by_purpose = j->purpose != NULL && strcmp(j->purpose, CH_PROVJWT_PURPOSE) == 0;
+    if (!by_sub && !by_purpose)
+        return ch_error_set(err, CH_ERR_INVALID, "token is not a provisioning token");
+    if (j->token == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "no auth token");
+    if (j->urls == NULL && j->srv_domain == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "no srv domain or urls");
+    if (j->urls != NULL && j->srv_domain != NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "both srv domain and URLs supplied");
+    if (j->org_unit == NULL && (j->org_unit = strdup("choria")) == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    return CH_OK;
+}
+
+ch_status ch_provjwt_from_json(const json_t *header, const json_t *claims, ch_provjwt **out,
+                               ch_error *err)
+{
+    *out = NULL;
+    if (!json_is_object(header) && !json_is_null(header))
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "token is malformed: could not JSON decode header: json: cannot "
+                            "unmarshal %s into Go value of type map[string]interface {}",
+                            ch_json_go_type(header));
+    ch_provjwt *j = calloc(1, sizeof(*j));
+    ch_status st = j != NULL ? decode_claims(claims, j, err)
+                             : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    if (st == CH_OK)
+        st = check_alg(header, j, err);
+    if (st == CH_OK)
+        st = check_provisioning(j, err);
+    if (st != CH_OK) {
+        ch_provjwt_free(j);
+        return st;
+    }
+    *out = j;
+    return CH_OK;
 }
 
 ch_status ch_provjwt_parse(const char *text, size_t len, ch_provjwt **out, ch_error *err)
 {
-    *out = NULL;
-    if (text == NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: empty token");
-    if (len > CH_PROVJWT_MAX_SIZE)
-        return ch_error_set(err, CH_ERR_TOO_LARGE,
-                            "provisioning JWT of %zu bytes exceeds the limit of %d bytes", len,
-                            CH_PROVJWT_MAX_SIZE);
-    while (len > 0 && is_ws(text[0])) {
-        text++;
-        len--;
-    }
-    while (len > 0 && is_ws(text[len - 1]))
-        len--;
-    if (memchr(text, '\0', len) != NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "token is malformed: NUL byte in token");
-
-    const char *d1 = memchr(text, '.', len);
-    const char *d2 = d1 != NULL ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - text)) : NULL;
-    if (d2 == NULL || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - text)) != NULL)
-        return ch_error_set(err, CH_ERR_INVALID,
-                            "token is malformed: token contains an invalid number of segments");
-
+    ch_jwt_parts parts;
     json_t *header = NULL, *claims = NULL;
-    ch_provjwt *j = calloc(1, sizeof(*j));
-    ch_status st = CH_OK;
-    if (j == NULL) {
-        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((st = decode_segment(text, (size_t)(d1 - text), "header", &header, err)) != CH_OK)
-        goto out;
-    if (!json_is_object(header) && !json_is_null(header)) {
-        st = ch_error_set(err, CH_ERR_INVALID,
-                          "token is malformed: could not JSON decode header: json: cannot "
-                          "unmarshal %s into Go value of type map[string]interface {}",
-                          ch_json_go_type(header));
-        goto out;
-    }
-    if ((st = decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), "claim", &claims, err)) != CH_OK)
-        goto out;
-    if ((st = decode_claims(claims, j, err)) != CH_OK)
-        goto out;
-
-    const char *alg = ch_json_get_string(header, "alg");
-    if (alg == NULL) {
-        st = ch_error_set(err, CH_ERR_INVALID,
-                          "token is unverifiable: signing method (alg) is unspecified");
-        goto out;
-    }
-    bool known = false;
-    for (size_t i = 0; i < sizeof(known_algs) / sizeof(known_algs[0]); i++)
-        known = known || strcmp(alg, known_algs[i]) == 0;
-    if (!known) {
-        st = ch_error_set(err, CH_ERR_INVALID,
-                          "token is unverifiable: signing method (alg) is unavailable");
-        goto out;
-    }
-    if ((j->alg = strdup(alg)) == NULL) {
-        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-
-    /* tokens.IsProvisioningToken, then builddefaults.SetBuildBasedOnJWT. */
-    bool by_sub = j->subject != NULL && strcmp(j->subject, CH_PROVJWT_PURPOSE) == 0;
-    bool by_purpose = j->purpose != NULL && strcmp(j->purpose, CH_PROVJWT_PURPOSE) == 0;
-    if (!by_sub && !by_purpose) {
-        st = ch_error_set(err, CH_ERR_INVALID, "token is not a provisioning token");
-        goto out;
-    }
-    if (j->token == NULL) {
-        st = ch_error_set(err, CH_ERR_INVALID, "no auth token");
-        goto out;
-    }
-    if (j->urls == NULL && j->srv_domain == NULL) {
-        st = ch_error_set(err, CH_ERR_INVALID, "no srv domain or urls");
-        goto out;
-    }
-    if (j->urls != NULL && j->srv_domain != NULL) {
-        st = ch_error_set(err, CH_ERR_INVALID, "both srv domain and URLs supplied");
-        goto out;
-    }
-    if (j->org_unit == NULL && (j->org_unit = strdup("choria")) == NULL) {
-        st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    *out = j;
-    j = NULL;
-out:
-    ch_provjwt_free(j);
+    *out = NULL;
+    ch_status st = ch_jwt_split(text, len, &parts, err);
+    if (st == CH_OK)
+        st = ch_jwt_decode_segment(parts.header, parts.header_len, "header", &header, err);
+    if (st == CH_OK)
+        st = ch_jwt_decode_segment(parts.claims, parts.claims_len, "claim", &claims, err);
+    if (st == CH_OK)
+        st = ch_provjwt_from_json(header, claims, out, err);
     json_decref(header);
     json_decref(claims);
     return st;

@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RE_MAX_REPEAT 1000 /* Go's regexp/syntax limit on (nested) repeat counts */
-#define RE_MAX_NESTING 100
-#define RE_MAX_EXPANDED 10000 /* atoms after expanding every repetition */
+#include "choria/goregex.h"
 
 static const char *const op_texts[] = {"==", "!=", "<", "<=", ">", ">=", "=~"};
 
@@ -355,182 +353,17 @@ void ch_filter_encode(const ch_filter *f, ch_buf *b)
 
 /* ---- regular expressions ----------------------------------------------------------- */
 
-/* Parses a {m}, {m,} or {m,n} bound at p[0] == '{'. Returns the characters consumed (0 if
- * it is not a bound, which POSIX then reads literally or rejects) and the largest count. */
-static size_t parse_bound(const char *p, size_t n, long *count)
-{
-    size_t i = 1;
-    long m = 0, x = -1;
-    if (i >= n || !isdigit((unsigned char)p[i]))
-        return 0;
-    while (i < n && isdigit((unsigned char)p[i])) {
-        if (m <= 100000)
-            m = m * 10 + (p[i] - '0');
-        i++;
-    }
-    if (i < n && p[i] == ',') {
-        i++;
-        if (i < n && isdigit((unsigned char)p[i])) {
-            x = 0;
-            while (i < n && isdigit((unsigned char)p[i])) {
-                if (x <= 100000)
-                    x = x * 10 + (p[i] - '0');
-                i++;
-            }
-        }
-    }
-    if (i >= n || p[i] != '}')
-        return 0;
-    *count = x > m ? x : m;
-    return i + 1;
-}
-
-/* glibc compiles a{n} and a+ by copying the tree of `a`, so nested repetition grows the
- * compiled form multiplicatively and a hostile filter could take gigabytes (the fuzzer found
- * `w++++...`). Go's regexp (RE2) refuses back-references, repeat counts over 1000 and a
- * repetition operator applied to another one; refuse those too, and bound the size the
- * pattern expands to. */
-static ch_status regex_guard(const char *p, size_t n, ch_error *err)
-{
-    long size[RE_MAX_NESTING + 1], rep[RE_MAX_NESTING + 1];
-    long last_rep = 1; /* product of the {n} counts applied to the preceding atom */
-    int depth = 0;
-    long last = 0; /* expanded size of the preceding atom; 0: nothing to repeat */
-    int quant = 0; /* 1: just saw a repetition operator, 2: and a lazy '?' after it */
-    const char *why = NULL;
-    size[0] = 0;
-    rep[0] = 1;
-    for (size_t i = 0; i < n && why == NULL; i++) {
-        char c = p[i];
-        long factor = 0;
-        if (c == '*' || c == '+' || c == '?' || c == '{') {
-            long count = 0;
-            size_t used = c == '{' ? parse_bound(p + i, n - i, &count) : 1;
-            if (used == 0) { /* a literal '{' */
-                size[depth] += 1;
-                last = 1;
-                last_rep = 1;
-                quant = 0;
-                continue;
-            }
-            if (c == '?' && quant == 1) { /* Go's lazy a*? a+? a?? a{n}? */
-                quant = 2;
-                continue;
-            }
-            if (quant != 0) {
-                why = "nested repetition operator";
-                break;
-            }
-            if (count > RE_MAX_REPEAT) {
-                why = "repeat count exceeds 1000";
-                break;
-            }
-            factor = c == '+' ? 2 : c == '{' ? (count > 0 ? count : 1) : 1;
-            if (c == '{') { /* Go: nested {n} counts multiply to at most 1000 */
-                if (last_rep * factor > RE_MAX_REPEAT) {
-                    why = "repeat count exceeds 1000";
-                    break;
-                }
-                last_rep *= factor;
-                if (last_rep > rep[depth])
-                    rep[depth] = last_rep;
-            }
-            if (last > 0 && last > RE_MAX_EXPANDED / factor) {
-                why = "pattern expands too much";
-                break;
-            }
-            size[depth] += last * (factor - 1);
-            last *= factor;
-            quant = 1;
-            i += used - 1;
-        } else {
-            quant = 0;
-            if (c == '\\') {
-                if (i + 1 < n && p[i + 1] >= '1' && p[i + 1] <= '9') {
-                    why = "back-references are not supported";
-                    break;
-                }
-                i++;
-                last = 1;
-                last_rep = 1;
-            } else if (c == '[') {
-                size_t j = i + 1;
-                if (j < n && p[j] == '^')
-                    j++;
-                if (j < n && p[j] == ']')
-                    j++;
-                while (j < n && p[j] != ']') {
-                    if (p[j] == '[' && j + 1 < n &&
-                        (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '=')) {
-                        char close = p[j + 1];
-                        j += 2;
-                        while (j + 1 < n && !(p[j] == close && p[j + 1] == ']'))
-                            j++;
-                        j++;
-                    }
-                    j++;
-                }
-                i = j;
-                last = 1;
-                last_rep = 1;
-            } else if (c == '(') {
-                if (depth >= RE_MAX_NESTING) {
-                    why = "nested too deeply";
-                    break;
-                }
-                size[++depth] = 0;
-                rep[depth] = 1;
-                last = 0;
-                continue;
-            } else if (c == ')' && depth > 0) {
-                last = size[depth];
-                last_rep = rep[depth--];
-                size[depth] += last;
-                if (last_rep > rep[depth])
-                    rep[depth] = last_rep;
-                continue;
-            } else if (c == '|') {
-                last = 0;
-                last_rep = 1;
-                continue;
-            } else {
-                last = 1;
-                last_rep = 1;
-            }
-            size[depth] += last;
-        }
-        if (size[depth] > RE_MAX_EXPANDED)
-            why = "pattern expands too much";
-    }
-    if (why != NULL)
-        return ch_error_set(err, CH_ERR_INVALID, "invalid regular expression /%.*s/: %s",
-                            (int)(n > 200 ? 200 : n), p, why);
-    return CH_OK;
-}
-
 static ch_status rx_compile(const char *pattern, size_t len, regex_t *re, ch_error *err)
 {
-    char buf[CH_FILTER_MAX_STRING + 1];
     if (len > CH_FILTER_MAX_STRING)
         return ch_error_set(err, CH_ERR_TOO_LARGE, "regular expression longer than %d bytes",
                             CH_FILTER_MAX_STRING);
-    ch_status s = regex_guard(pattern, len, err);
-    if (s != CH_OK)
-        return s;
-    memcpy(buf, pattern, len);
-    buf[len] = '\0';
-    int rc = regcomp(re, buf, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[128];
-        regerror(rc, re, msg, sizeof(msg));
-        return ch_error_set(err, CH_ERR_INVALID, "invalid regular expression /%s/: %s", buf, msg);
-    }
-    return CH_OK;
+    return ch_goregex_compile(pattern, len, re, err);
 }
 
 static bool rx_exec(const regex_t *re, const char *subject)
 {
-    return regexec(re, subject, 0, NULL, 0) == 0;
+    return ch_goregex_match(re, subject);
 }
 
 /* One-shot match of subject against pattern[0..len). */

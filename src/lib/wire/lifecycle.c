@@ -763,3 +763,39 @@ bool ch_lifecycle_event_matches(const ch_lifecycle_event *ev, const char *compon
         return false;
     return type == CH_LIFECYCLE_UNKNOWN || ev->type == type;
 }
+
+/* ---- publishing ---- */
+
+ch_status ch_lifecycle_publish(natsConnection *nc, const ch_lifecycle_event *ev,
+                               ch_lifecycle_format format, ch_error *err)
+{
+    char subject[CH_MAX_SUBJECT_LEN];
+    char *body = NULL;
+    size_t len = 0;
+    ch_status st = ch_lifecycle_subject(ev, subject, sizeof(subject), err);
+    if (st == CH_OK)
+        st = ch_lifecycle_encode(ev, format, &body, &len, err);
+    if (st == CH_OK) {
+        natsStatus ns = natsConnection_Publish(nc, subject, body, (int)len);
+        if (ns != NATS_OK)
+            st = ch_error_set(err, CH_ERR_CONNECTION, "publish to %s failed: %s", subject,
+                              natsStatus_GetText(ns));
+    }
+    free(body);
+    return st;
+}
+
+ch_status ch_lifecycle_announce(natsConnection *nc, ch_lifecycle_type type, const char *identity,
+                                const char *component, const char *version, const char *new_version,
+                                ch_lifecycle_format format, ch_error *err)
+{
+    ch_lifecycle_event *ev = NULL;
+    ch_status st = ch_lifecycle_event_new(type, identity, component, version, &ev, err);
+    if (st == CH_OK && new_version != NULL &&
+        (st = ch_lifecycle_event_set_new_version(ev, new_version)) != CH_OK)
+        ch_error_set(err, st, "invalid new version");
+    if (st == CH_OK)
+        st = ch_lifecycle_publish(nc, ev, format, err);
+    ch_lifecycle_event_free(ev);
+    return st;
+}
