@@ -35,9 +35,4 @@ ch_status ch_facts_load(const char *paths, json_t **out, size_t *loaded, ch_erro
  * keys sorted at every level. */
 ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, ch_error *err);
 
-/* A deep copy of value with object keys inserted in sorted (bytewise) order at every level,
- * so ch_json_encode() emits what Go emits for a map. NULL on no memory, or when value
- * nests deeper than CH_MAX_JSON_DEPTH. */
-json_t *ch_facts_sorted_copy(const json_t *value);
-
 #endif

@@ -23,9 +23,9 @@
 
 #include "choria/common.h"
 
-#define CH_GOREGEX_MAX_PATTERN 1024  /* bytes of one pattern */
-#define CH_GOREGEX_MAX_REPEAT 1000   /* RE2's limit on (nested) repeat counts */
-#define CH_GOREGEX_MAX_NESTING 100   /* groups */
+#define CH_GOREGEX_MAX_PATTERN 1024   /* bytes of one pattern */
+#define CH_GOREGEX_MAX_REPEAT 1000    /* RE2's limit on (nested) repeat counts */
+#define CH_GOREGEX_MAX_NESTING 100    /* groups */
 #define CH_GOREGEX_MAX_EXPANDED 10000 /* atoms after expanding every repetition */
 
 /* Compiles pattern[0..len) with REG_EXTENDED | REG_NOSUB (unanchored, as Go's MatchString).

@@ -22,6 +22,19 @@ json_t *ch_json_parse(const char *buf, size_t len, size_t max_size, int max_dept
  * length in *len if len is not NULL; NULL on no memory or an unencodable value. */
 char *ch_json_encode(const json_t *value, size_t *len);
 
+/* The same with every object's keys sorted bytewise, as Go's json.Marshal encodes a map
+ * (upstream sorts an inventory or a configuration this way). NULL also when value nests
+ * deeper than CH_MAX_JSON_DEPTH. */
+char *ch_json_encode_sorted(const json_t *value, size_t *len);
+
+/* A deep copy of v whose objects hold their keys in sorted order, so that ch_json_encode
+ * writes them as Go writes a map. NULL for NULL, no memory, or nesting past
+ * CH_MAX_JSON_DEPTH. */
+json_t *ch_json_sorted_copy(const json_t *v);
+
+/* The nesting depth of a decoded value (0 for a scalar); stops counting past limit. */
+int ch_json_depth_of(const json_t *v, int limit);
+
 /* Length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 when it is invalid: overlong,
  * a surrogate, above U+10FFFF or cut short. */
 size_t ch_utf8_seq_len(const unsigned char *s, size_t n);

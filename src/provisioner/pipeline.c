@@ -63,61 +63,6 @@ static bool is_paused(const atomic_bool *flag)
     return flag != NULL && atomic_load(flag);
 }
 
-/* ---- sorted JSON, as Go encodes a map ---- */
-
-static int key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static json_t *sorted_copy(const json_t *v, int depth)
-{
-    if (depth > CH_MAX_JSON_DEPTH)
-        return NULL;
-    if (json_is_array(v)) {
-        json_t *out = json_array();
-        for (size_t i = 0; out != NULL && i < json_array_size(v); i++) {
-            json_t *item = sorted_copy(json_array_get(v, i), depth + 1);
-            if (item == NULL || json_array_append_new(out, item) != 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        }
-        return out;
-    }
-    if (!json_is_object(v))
-        return json_deep_copy(v);
-    size_t n = json_object_size(v), i = 0;
-    const char **keys = malloc((n > 0 ? n : 1) * sizeof(*keys));
-    json_t *out = keys != NULL ? json_object() : NULL;
-    const char *k;
-    json_t *item;
-    json_object_foreach((json_t *)v, k, item)
-    {
-        if (keys != NULL)
-            keys[i++] = k;
-    }
-    if (out != NULL)
-        qsort(keys, n, sizeof(*keys), key_cmp);
-    for (i = 0; out != NULL && i < n; i++) {
-        json_t *copy = sorted_copy(json_object_get(v, keys[i]), depth + 1);
-        if (copy == NULL || json_object_set_new(out, keys[i], copy) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    }
-    free(keys);
-    return out;
-}
-
-char *prov_pipeline_sorted_json(const json_t *v)
-{
-    json_t *copy = sorted_copy(v, 0);
-    char *text = copy != NULL ? ch_json_encode(copy, NULL) : NULL;
-    json_decref(copy);
-    return text;
-}
-
 /* ---- steps ---- */
 
 static json_t *token_data(const prov_pipeline *p)
@@ -210,7 +155,7 @@ static ch_status step_inventory(const prov_pipeline *p, node_state *n, ch_error 
                                      TRIES_INVENTORY, p->rpcutil_timeout_ms, &r, err);
     if (st == CH_OK && !json_is_object(r.data))
         st = ch_error_set(err, CH_ERR_INVALID, "rpcutil#inventory: no inventory received");
-    if (st == CH_OK && (n->inventory = prov_pipeline_sorted_json(r.data)) == NULL)
+    if (st == CH_OK && (n->inventory = ch_json_encode_sorted(r.data, NULL)) == NULL)
         st = ch_error_set(err, CH_ERR_NOMEM, "cannot encode the inventory");
     ch_rpc_result_clear(&r);
     return st;
@@ -374,7 +319,7 @@ static ch_status step_configure(const prov_pipeline *p, node_state *n, ch_error 
     if (h->configuration.count == 0)
         return ch_error_set(err, CH_ERR_INVALID, "empty configuration");
     json_t *conf = kv_object(&h->configuration);
-    char *conf_text = conf != NULL ? prov_pipeline_sorted_json(conf) : NULL;
+    char *conf_text = conf != NULL ? ch_json_encode_sorted(conf, NULL) : NULL;
     json_decref(conf);
     const char *ssldir = n->have_csr && n->csr_ssldir[0] != '\0' ? n->csr_ssldir : h->ssldir;
     json_t *data =

@@ -39,8 +39,4 @@ typedef enum {
 ch_status prov_pipeline_run(const prov_pipeline *p, const char *identity,
                             prov_pipeline_outcome *outcome, ch_error *err);
 
-/* Exposed for tests: the JSON text of v with every object's keys sorted, as Go's encoding of
- * a map does (malloc'd, NULL on no memory). */
-char *prov_pipeline_sorted_json(const json_t *v);
-
 #endif

@@ -13,7 +13,7 @@ static void check(const json_t *facts)
     if (!json_is_object(facts))
         abort();
     char *a = ch_json_encode(facts, NULL);
-    json_t *again = ch_facts_sorted_copy(facts);
+    json_t *again = ch_json_sorted_copy(facts);
     char *b = again != NULL ? ch_json_encode(again, NULL) : NULL;
     if (a == NULL || b == NULL || strcmp(a, b) != 0)
         abort();

@@ -242,11 +242,11 @@ static void test_sorted_copy_sorts_every_level(void **state)
     (void)state;
     json_error_t je;
     json_t *v = json_loads("[{\"b\":{\"d\":1,\"c\":2},\"a\":[]},3]", 0, &je);
-    json_t *c = ch_facts_sorted_copy(v);
+    json_t *c = ch_json_sorted_copy(v);
     assert_encodes(c, "[{\"a\":[],\"b\":{\"c\":2,\"d\":1}},3]");
     json_decref(c);
     json_decref(v);
-    assert_null(ch_facts_sorted_copy(NULL));
+    assert_null(ch_json_sorted_copy(NULL));
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

@@ -61,8 +61,9 @@ static void nested_repetition_and_big_counts_are_refused(void **state)
     refused("a{1001}", "repeat count exceeds 1000");
     refused("(a{100}){11}", "repeat count exceeds 1000");
     refused("((((a{10}){10}){10}){10})", "repeat count exceeds 1000");
-    assert_true(matches("(a{10}){10}", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    assert_true(matches("(a{10}){10}",
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 }
 
 static void patterns_that_expand_too_far_or_nest_too_deep_are_refused(void **state)

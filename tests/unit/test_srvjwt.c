@@ -211,7 +211,7 @@ static void sorted_json_orders_keys_at_every_level(void **state)
     (void)state;
     json_t *v = json_pack("{s:i,s:{s:i,s:i},s:[{s:i,s:i}]}", "z", 1, "a", "y", 1, "b", 2, "m", "q",
                           1, "c", 2);
-    char *text = prov_pipeline_sorted_json(v);
+    char *text = ch_json_encode_sorted(v, NULL);
     assert_string_equal(text, "{\"a\":{\"b\":2,\"y\":1},\"m\":[{\"c\":2,\"q\":1}],\"z\":1}");
     free(text);
     json_decref(v);

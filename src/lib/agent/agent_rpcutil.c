@@ -79,7 +79,7 @@ static bool parse_string_input(const ch_rpc_request *req, ch_rpc_reply *reply, c
 static json_t *fact_value(const ch_node *node, const char *name)
 {
     json_t *v = node->facts != NULL ? ch_filter_fact_lookup(node->facts, name) : NULL;
-    return v != NULL ? ch_facts_sorted_copy(v) : json_null();
+    return v != NULL ? ch_json_sorted_copy(v) : json_null();
 }
 
 static void act_ping(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *reply)
@@ -191,7 +191,7 @@ static void act_get_facts(ch_node *node, const ch_rpc_request *req, ch_rpc_reply
             break;
         p = comma + 1;
     }
-    json_t *sorted = values != NULL ? ch_facts_sorted_copy(values) : NULL;
+    json_t *sorted = values != NULL ? ch_json_sorted_copy(values) : NULL;
     json_decref(values);
     put(reply, reply->data, "values", sorted);
 }

@@ -100,8 +100,7 @@ static const char *repetition(scan *s, const char *p, size_t n, size_t i, size_t
     if (s->quant != 0)
         return "nested repetition operator";
     long factor = c == '+' ? 2 : c == '{' ? (count > 0 ? count : 1) : 1;
-    if (count > CH_GOREGEX_MAX_REPEAT ||
-        (c == '{' && s->last_rep * factor > CH_GOREGEX_MAX_REPEAT))
+    if (count > CH_GOREGEX_MAX_REPEAT || (c == '{' && s->last_rep * factor > CH_GOREGEX_MAX_REPEAT))
         return "repeat count exceeds 1000"; /* RE2: nested counts multiply to at most 1000 */
     if (c == '{') {
         s->last_rep *= factor;

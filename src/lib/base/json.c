@@ -199,32 +199,62 @@ static void append_real(ch_buf *b, double v)
     ch_buf_append_str(b, tmp);
 }
 
-static void encode_value(ch_buf *b, const json_t *v)
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void encode_value(ch_buf *b, const json_t *v, bool sorted);
+
+/* An object's members in iteration order, or bytewise sorted by key as Go encodes a map. */
+static void encode_object(ch_buf *b, const json_t *v, bool sorted)
+{
+    size_t n = json_object_size(v), i = 0;
+    const char **keys = sorted && n > 1 ? malloc(n * sizeof(*keys)) : NULL;
+    const char *key;
+    json_t *item;
+    if (sorted && n > 1 && keys == NULL) {
+        b->failed = true;
+        return;
+    }
+    ch_buf_append(b, "{", 1);
+    json_object_foreach((json_t *)v, key, item)
+    {
+        if (keys != NULL) {
+            keys[i++] = key;
+            continue;
+        }
+        if (i++ > 0)
+            ch_buf_append(b, ",", 1);
+        ch_buf_append_json_string(b, key, strlen(key));
+        ch_buf_append(b, ":", 1);
+        encode_value(b, item, sorted);
+    }
+    if (keys != NULL)
+        qsort(keys, n, sizeof(*keys), key_cmp);
+    for (i = 0; keys != NULL && i < n; i++) {
+        if (i > 0)
+            ch_buf_append(b, ",", 1);
+        ch_buf_append_json_string(b, keys[i], strlen(keys[i]));
+        ch_buf_append(b, ":", 1);
+        encode_value(b, json_object_get(v, keys[i]), sorted);
+    }
+    free(keys);
+    ch_buf_append(b, "}", 1);
+}
+
+static void encode_value(ch_buf *b, const json_t *v, bool sorted)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *item;
-        bool first = true;
-        ch_buf_append(b, "{", 1);
-        json_object_foreach((json_t *)v, key, item)
-        {
-            if (!first)
-                ch_buf_append(b, ",", 1);
-            first = false;
-            ch_buf_append_json_string(b, key, strlen(key));
-            ch_buf_append(b, ":", 1);
-            encode_value(b, item);
-        }
-        ch_buf_append(b, "}", 1);
+    case JSON_OBJECT:
+        encode_object(b, v, sorted);
         break;
-    }
     case JSON_ARRAY: {
         ch_buf_append(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i > 0)
                 ch_buf_append(b, ",", 1);
-            encode_value(b, json_array_get(v, i));
+            encode_value(b, json_array_get(v, i), sorted);
         }
         ch_buf_append(b, "]", 1);
         break;
@@ -256,8 +286,95 @@ char *ch_json_encode(const json_t *value, size_t *len)
         return NULL;
     ch_buf b;
     ch_buf_init(&b);
-    encode_value(&b, value);
+    encode_value(&b, value, false);
     return ch_buf_steal(&b, len);
+}
+
+char *ch_json_encode_sorted(const json_t *value, size_t *len)
+{
+    if (value == NULL || ch_json_depth_of(value, CH_MAX_JSON_DEPTH) > CH_MAX_JSON_DEPTH)
+        return NULL;
+    ch_buf b;
+    ch_buf_init(&b);
+    encode_value(&b, value, true);
+    return ch_buf_steal(&b, len);
+}
+
+int ch_json_depth_of(const json_t *v, int limit)
+{
+    int max = 0;
+    size_t i;
+    const char *k;
+    json_t *e;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+        {
+            int d = max < limit ? ch_json_depth_of(e, limit) : 0;
+            max = d > max ? d : max;
+        }
+        return max + 1;
+    }
+    if (!json_is_object(v))
+        return 0;
+    json_object_foreach((json_t *)v, k, e)
+    {
+        int d = max < limit ? ch_json_depth_of(e, limit) : 0;
+        max = d > max ? d : max;
+    }
+    return max + 1;
+}
+
+/* ---- sorted copies ---- */
+
+static json_t *sorted_copy(const json_t *v, int depth);
+
+static json_t *sorted_object(const json_t *v, int depth)
+{
+    size_t n = json_object_size(v), i = 0;
+    const char **keys = malloc((n > 0 ? n : 1) * sizeof(*keys));
+    json_t *out = keys != NULL ? json_object() : NULL;
+    const char *k;
+    json_t *item;
+    json_object_foreach((json_t *)v, k, item)
+    {
+        if (keys != NULL)
+            keys[i++] = k;
+    }
+    if (out != NULL)
+        qsort(keys, n, sizeof(*keys), key_cmp);
+    for (i = 0; out != NULL && i < n; i++) {
+        json_t *copy = sorted_copy(json_object_get(v, keys[i]), depth + 1);
+        if (copy == NULL || json_object_set_new(out, keys[i], copy) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    free(keys);
+    return out;
+}
+
+static json_t *sorted_copy(const json_t *v, int depth)
+{
+    if (depth > CH_MAX_JSON_DEPTH)
+        return NULL;
+    if (json_is_object(v))
+        return sorted_object(v, depth);
+    if (!json_is_array(v))
+        return json_copy((json_t *)v); /* scalars: a fresh reference is enough */
+    json_t *out = json_array();
+    for (size_t i = 0; out != NULL && i < json_array_size(v); i++) {
+        json_t *item = sorted_copy(json_array_get(v, i), depth + 1);
+        if (item == NULL || json_array_append_new(out, item) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+json_t *ch_json_sorted_copy(const json_t *v)
+{
+    return v != NULL ? sorted_copy(v, 0) : NULL;
 }
 
 int ch_json_depth(const char *buf, size_t len, int limit)

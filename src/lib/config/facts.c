@@ -14,57 +14,6 @@
 #include "choria/log.h"
 #include "choria/util.h"
 
-/* ---- sorted copies ----------------------------------------------------------------- */
-
-static int cmp_keys(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static json_t *sorted_copy(const json_t *v, int depth)
-{
-    if (depth > CH_MAX_JSON_DEPTH)
-        return NULL;
-    if (json_is_array(v)) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr != NULL && i < json_array_size(v); i++) {
-            json_t *c = sorted_copy(json_array_get(v, i), depth + 1);
-            if (c == NULL || json_array_append_new(arr, c) != 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        }
-        return arr;
-    }
-    if (!json_is_object(v))
-        return json_copy((json_t *)v); /* scalars: a fresh reference is enough */
-    size_t n = json_object_size(v), i = 0;
-    const char **keys = malloc((n ? n : 1) * sizeof(*keys));
-    json_t *obj = json_object();
-    const char *key;
-    json_t *item;
-    if (keys == NULL || obj == NULL)
-        goto fail;
-    json_object_foreach((json_t *)v, key, item) keys[i++] = key;
-    qsort(keys, n, sizeof(*keys), cmp_keys);
-    for (i = 0; i < n; i++) {
-        json_t *c = sorted_copy(json_object_get(v, keys[i]), depth + 1);
-        if (c == NULL || json_object_set_new(obj, keys[i], c) != 0)
-            goto fail;
-    }
-    free(keys);
-    return obj;
-fail:
-    free(keys);
-    json_decref(obj);
-    return NULL;
-}
-
-json_t *ch_facts_sorted_copy(const json_t *value)
-{
-    return value != NULL ? sorted_copy(value, 0) : NULL;
-}
-
 /* ---- YAML -> JSON ------------------------------------------------------------------ */
 
 typedef struct {
@@ -468,7 +417,7 @@ ch_status ch_facts_parse(const char *text, size_t len, bool yaml, json_t **out, 
         json_decref(doc);
         return s;
     }
-    *out = sorted_copy(doc, 0);
+    *out = ch_json_sorted_copy(doc);
     json_decref(doc);
     return *out != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
 }
@@ -556,7 +505,7 @@ ch_status ch_facts_load(const char *paths, json_t **out, size_t *loaded, ch_erro
         return ch_error_set(err, fatal, "out of memory loading facts");
     }
     /* merged keys in sorted order, as Go's encoding of the merged map */
-    *out = sorted_copy(merged, 0);
+    *out = ch_json_sorted_copy(merged);
     json_decref(merged);
     if (*out == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory loading facts");
