@@ -2,6 +2,8 @@
 #ifndef CHORIA_UTIL_H
 #define CHORIA_UTIL_H
 
+#include <pthread.h>
+
 #include "choria/common.h"
 
 /* Standard base64 with padding. Returns a malloc'd NUL-terminated string, NULL on no memory. */
@@ -24,6 +26,10 @@ void ch_hex_encode(const void *data, size_t len, char *out);
 /* Hex MD5 of a string into out[33]. */
 void ch_md5_hex(const void *data, size_t len, char out[33]);
 
+/* 64-bit FNV-1a of data[0..len), for hash tables keyed by short strings (ids, identities,
+ * config keys). Not for anything an attacker must not steer. */
+uint64_t ch_hash_fnv1a(const void *data, size_t len);
+
 /* Raw SHA-256 into out[32]. */
 void ch_sha256(const void *data, size_t len, unsigned char out[32]);
 
@@ -41,6 +47,15 @@ int64_t ch_now_unix(void);
 
 /* Monotonic milliseconds, for timeouts and rates. */
 int64_t ch_now_mono_ms(void);
+
+/* A condition variable that waits on the monotonic clock, so that a step of the wall clock
+ * neither stretches nor cuts a wait. Returns pthread_cond_init's result. */
+int ch_cond_init_monotonic(pthread_cond_t *cond);
+
+/* Waits on cond (made by ch_cond_init_monotonic) with mu held until deadline_ms of
+ * ch_now_mono_ms(); false once the deadline has passed, true when woken before it (or
+ * spuriously: callers re-check their condition). */
+bool ch_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ms);
 
 /* RFC 3339 UTC without fraction ("2018-08-24T10:36:13Z") into out[21+]. */
 void ch_format_rfc3339(int64_t unix_seconds, char *out, size_t out_size);

@@ -63,17 +63,6 @@ static void discover_once(prov_discoverer *d)
     ch_rpc_discovery_clear(&res);
 }
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 /* Discovers now, then every interval or when triggered, until stopped. */
 static void *discover_loop(void *arg)
 {
@@ -87,11 +76,9 @@ static void *discover_loop(void *arg)
         else
             ch_debug("Skipping discovery while paused");
         pthread_mutex_lock(&d->lock);
-        struct timespec ts;
-        deadline_in(&ts, d->o.interval_ms > 0 ? d->o.interval_ms : 60000);
-        while (!d->stop && !d->triggered)
-            if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) != 0)
-                break;
+        int64_t deadline = ch_now_mono_ms() + (d->o.interval_ms > 0 ? d->o.interval_ms : 60000);
+        while (!d->stop && !d->triggered && ch_cond_wait_until(&d->cond, &d->lock, deadline)) {
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -137,7 +124,7 @@ ch_status prov_discoverer_start(const prov_discoverer_opts *o, prov_discoverer *
              o->component != NULL && o->component[0] ? o->component
                                                      : CH_LIFECYCLE_COMPONENT_PROVISION_MODE);
     pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->cond, NULL);
+    ch_cond_init_monotonic(&d->cond);
 
     char subject[CH_MAX_SUBJECT_LEN];
     snprintf(subject, sizeof(subject), "choria.lifecycle.event.startup.%s", d->component);

@@ -50,10 +50,7 @@ static int64_t mono(void *ctx)
 
 static size_t hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
+    return (size_t)ch_hash_fnv1a(s, strlen(s));
 }
 
 static ent **find_link(prov_hosts *h, const char *id)
@@ -125,11 +122,7 @@ ch_status prov_hosts_new(const prov_hosts_opts *opts, prov_hosts **out, ch_error
         free(h);
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ch_cond_init_monotonic(&h->cv);
     *out = h;
     return CH_OK;
 }
@@ -201,23 +194,10 @@ prov_hosts_add_result prov_hosts_add(prov_hosts *h, const char *identity)
     return r;
 }
 
-static void deadline_ts(int64_t ms, struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 ch_status prov_hosts_take(prov_hosts *h, int64_t timeout_ms, char *out, uint64_t *gen)
 {
     ch_status rc = CH_ERR_TIMEOUT;
-    struct timespec ts;
-    if (timeout_ms >= 0)
-        deadline_ts(timeout_ms, &ts);
+    int64_t deadline = timeout_ms >= 0 ? ch_now_mono_ms() + timeout_ms : 0;
     pthread_mutex_lock(&h->mu);
     for (;;) {
         if (h->closed) {
@@ -251,7 +231,7 @@ ch_status prov_hosts_take(prov_hosts *h, int64_t timeout_ms, char *out, uint64_t
         }
         if (timeout_ms < 0) {
             pthread_cond_wait(&h->cv, &h->mu);
-        } else if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT) {
+        } else if (!ch_cond_wait_until(&h->cv, &h->mu, deadline)) {
             if (h->len == 0 && !h->closed)
                 break;
         }

@@ -167,16 +167,7 @@ static void *delay_loop(void *arg)
             pthread_mutex_lock(&fl->delay_lock);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = d != NULL ? d->due_ms - now : 100;
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&fl->delay_cond, &fl->delay_lock, &ts);
+        ch_cond_wait_until(&fl->delay_cond, &fl->delay_lock, d != NULL ? d->due_ms : now + 100);
     }
     pthread_mutex_unlock(&fl->delay_lock);
     return NULL;
@@ -786,7 +777,7 @@ int srv_fleet_run(const srv_fleet_opts *o)
     fl.collectives[0] = COLLECTIVE;
     fl.protocol = ch_protocol_v1();
     pthread_mutex_init(&fl.delay_lock, NULL);
-    pthread_cond_init(&fl.delay_cond, NULL);
+    ch_cond_init_monotonic(&fl.delay_cond);
 
     sigset_t signals;
     sigemptyset(&signals);

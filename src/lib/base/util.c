@@ -198,11 +198,44 @@ int64_t ch_now_unix(void)
     return (int64_t)time(NULL);
 }
 
+uint64_t ch_hash_fnv1a(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = UINT64_C(14695981039346656037); /* the 64-bit offset basis */
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
 int64_t ch_now_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ch_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+bool ch_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    if (deadline_ms <= ch_now_mono_ms())
+        return false;
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    return pthread_cond_timedwait(cond, mu, &ts) != ETIMEDOUT;
 }
 
 void ch_format_rfc3339(int64_t unix_seconds, char *out, size_t out_size)

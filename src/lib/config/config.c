@@ -29,12 +29,7 @@ struct ch_config {
 
 static uint64_t hash_key(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return ch_hash_fnv1a(s, len);
 }
 
 /* The slot holding key, or the free slot where it would go. */

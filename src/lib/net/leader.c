@@ -68,16 +68,9 @@ static void setup_metrics(ch_leader *l)
 /* Waits ms or until stopped; true when stopped. */
 static bool nap(ch_leader *l, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    int64_t deadline = ch_now_mono_ms() + ms;
     pthread_mutex_lock(&l->lock);
-    while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0) {
+    while (!l->stop && ch_cond_wait_until(&l->cond, &l->lock, deadline)) {
     }
     bool stopped = l->stop;
     pthread_mutex_unlock(&l->lock);
@@ -258,7 +251,7 @@ ch_status ch_leader_start(const ch_leader_opts *o, ch_leader **out, ch_error *er
     snprintf(l->prefix, sizeof(l->prefix), "%s", o->api_prefix != NULL ? o->api_prefix : "");
     l->campaign_ms = o->campaign_ms > 0 ? o->campaign_ms : CH_LEADER_DEFAULT_CAMPAIGN_MS;
     pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    ch_cond_init_monotonic(&l->cond);
     ch_status st = bind_bucket(l, err);
     if (st == CH_OK) {
         setup_metrics(l);

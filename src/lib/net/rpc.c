@@ -21,35 +21,10 @@
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static int cond_init_mono(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    int rc = pthread_condattr_init(&a);
-    if (rc != 0)
-        return rc;
-    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-    return rc;
-}
-
-/* Waits on cond until mono_ms (ch_now_mono_ms() clock); false once the deadline passed. */
-static bool wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t mono_ms)
-{
-    struct timespec ts = {.tv_sec = mono_ms / 1000, .tv_nsec = (mono_ms % 1000) * 1000000L};
-    return pthread_cond_timedwait(cond, mu, &ts) != ETIMEDOUT;
-}
-
-/* FNV-1a: request ids are random, identities are not; both are short. */
+/* Request ids are random, identities are not; both are short. */
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
+    return ch_hash_fnv1a(s, n);
 }
 
 static size_t pow2_at_least(size_t n)
@@ -450,7 +425,7 @@ ch_status ch_rpc_client_new_opts(const ch_rpc_client_opts *o, ch_rpc_client **ou
     if (c == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "rpc client: out of memory");
     pthread_mutex_init(&c->mu, NULL);
-    cond_init_mono(&c->cond);
+    ch_cond_init_monotonic(&c->cond);
     c->nc = o->nc;
     c->ttl = ttl;
     c->sec = o->security;
@@ -517,7 +492,7 @@ void ch_rpc_client_free(ch_rpc_client *c)
     natsSubscription_Unsubscribe(c->sub); /* fails harmlessly once the connection closed */
     int64_t deadline = ch_now_mono_ms() + FREE_WAIT_MS;
     pthread_mutex_lock(&c->mu);
-    while (!c->sub_done && wait_until(&c->cond, &c->mu, deadline))
+    while (!c->sub_done && ch_cond_wait_until(&c->cond, &c->mu, deadline))
         ;
     bool done = c->sub_done;
     pthread_mutex_unlock(&c->mu);
@@ -685,7 +660,7 @@ ch_status ch_rpc_call_body(ch_rpc_client *c, const char *identity, const char *a
 
     waiter w = {.c = c};
     pthread_mutex_init(&w.mu, NULL);
-    cond_init_mono(&w.cond);
+    ch_cond_init_monotonic(&w.cond);
     if ((s = add_pending(c, id, on_direct, &w, err)) != CH_OK)
         goto destroy;
     if ((s = ch_protocol_reply_subject(c->collective, c->callerid, id, reply_to, sizeof(reply_to),
@@ -701,7 +676,7 @@ ch_status ch_rpc_call_body(ch_rpc_client *c, const char *identity, const char *a
     for (;;) {
         natsMsg *m = NULL;
         pthread_mutex_lock(&w.mu);
-        while (w.n == 0 && !w.closed && wait_until(&w.cond, &w.mu, deadline))
+        while (w.n == 0 && !w.closed && ch_cond_wait_until(&w.cond, &w.mu, deadline))
             ;
         if (w.n > 0) {
             m = w.box[w.head];
@@ -1021,7 +996,7 @@ ch_status ch_rpc_discover(ch_rpc_client *c, const ch_rpc_discover_opts *opts, ch
     out->priv_ = set;
     discovery d = {.set = set, .out = out};
     pthread_mutex_init(&d.mu, NULL);
-    cond_init_mono(&d.cond);
+    ch_cond_init_monotonic(&d.cond);
     int64_t start = ch_now_mono_ms();
 
     if (identities_only(o->filter)) {
@@ -1076,7 +1051,7 @@ ch_status ch_rpc_discover(ch_rpc_client *c, const ch_rpc_discover_opts *opts, ch
             break;
         }
         d.wake_on_new = o->on_identity != NULL;
-        wait_until(&d.cond, &d.mu, end);
+        ch_cond_wait_until(&d.cond, &d.mu, end);
         d.wake_on_new = false;
     }
     pthread_mutex_unlock(&d.mu);
