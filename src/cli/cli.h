@@ -3,6 +3,8 @@
 #define CHORIA_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "choria/common.h"
@@ -42,6 +44,29 @@ typedef struct {
 
 /* Applies one of the shared broker flags; false when c is not one of them. */
 bool cli_broker_option(int c, const char *arg, cli_broker_opts *o);
+
+/* One long flag of a command, stored into its options struct. */
+typedef enum {
+    CLI_FLAG_STRING, /* const char *, borrowed from argv */
+    CLI_FLAG_BOOL,   /* bool, set to true; the flag takes no value */
+    CLI_FLAG_INT,    /* int in [min, max] */
+    CLI_FLAG_INT64,  /* int64_t in [min, max], times scale (e.g. seconds to ms) */
+    CLI_FLAG_PCT,    /* double in [0, 100] */
+} cli_flag_kind;
+
+typedef struct {
+    const char *name; /* without the dashes */
+    cli_flag_kind kind;
+    size_t offset; /* of the field in the options struct */
+    int64_t min, max;
+    int64_t scale; /* CLI_FLAG_INT64 only; 0 = 1 */
+} cli_flag;
+
+/* Parses argv by flags into opts, and the shared --config/--server/--debug into broker when it
+ * is not NULL. A bad value or an unknown flag prints one line naming command ("tool fleet")
+ * and gives -1; otherwise the index of the first argument that is not a flag. */
+int cli_flags_parse(const char *command, const cli_flag *flags, size_t n, void *opts,
+                    cli_broker_opts *broker, int argc, char **argv);
 
 /* Resolved settings of a client command: how to reach the brokers (conn.name is the
  * identity), the identity itself and the lifecycle event format. */

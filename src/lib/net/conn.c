@@ -54,6 +54,14 @@ static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
     return ch_backoff_ms(attempts > 0 ? attempts - 1 : 0, 500, ctx->max_ms);
 }
 
+/* nats.c's last error text without its "(file.c:123): " source prefix; NULL when none. */
+static const char *last_error_detail(void)
+{
+    const char *e = nats_GetLastError(NULL);
+    const char *p = e != NULL && e[0] == '(' ? strstr(e, "): ") : NULL;
+    return p != NULL ? p + 3 : e;
+}
+
 static bool any_tls_url(const ch_conn_opts *o)
 {
     for (int i = 0; i < o->server_count; i++)
@@ -130,7 +138,7 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
         natsOptions_Destroy(opts);
         free(ctx);
         /* nats.c's last error names the TLS file that failed, never a secret */
-        const char *detail = nats_GetLastError(NULL);
+        const char *detail = last_error_detail();
         return ch_error_set(err, CH_ERR_INVALID, "invalid connection options: %s%s%s",
                             natsStatus_GetText(s), detail != NULL ? ": " : "",
                             detail != NULL ? detail : "");
@@ -150,7 +158,7 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
     char first[512];
     ch_conn_redact_url(o->servers[0], first, sizeof(first));
     /* nats.c's last error says what failed (a TLS handshake, say); it holds no secret */
-    const char *detail = nats_GetLastError(NULL);
+    const char *detail = last_error_detail();
     bool more = detail != NULL && strcmp(detail, natsStatus_GetText(s)) != 0;
     return ch_error_set(err, CH_ERR_CONNECTION, "cannot connect to %s%s: %s%s%.160s", first,
                         o->server_count > 1 ? " (and others)" : "", natsStatus_GetText(s),
