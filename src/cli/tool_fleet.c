@@ -8,10 +8,22 @@
 #include "choria/log.h"
 #include "cli.h"
 
-#define STR(name, m) {name, CLI_FLAG_STRING, offsetof(srv_fleet_opts, m), 0, 0, 0}
-#define BOOL(name, m) {name, CLI_FLAG_BOOL, offsetof(srv_fleet_opts, m), 0, 0, 0}
-#define PCT(name, m) {name, CLI_FLAG_PCT, offsetof(srv_fleet_opts, m), 0, 0, 0}
-#define INT(name, m, lo, hi) {name, CLI_FLAG_INT, offsetof(srv_fleet_opts, m), lo, hi, 0}
+#define STR(name, m)                                                                               \
+    {                                                                                              \
+        name, CLI_FLAG_STRING, offsetof(srv_fleet_opts, m), 0, 0, 0                                \
+    }
+#define BOOL(name, m)                                                                              \
+    {                                                                                              \
+        name, CLI_FLAG_BOOL, offsetof(srv_fleet_opts, m), 0, 0, 0                                  \
+    }
+#define PCT(name, m)                                                                               \
+    {                                                                                              \
+        name, CLI_FLAG_PCT, offsetof(srv_fleet_opts, m), 0, 0, 0                                   \
+    }
+#define INT(name, m, lo, hi)                                                                       \
+    {                                                                                              \
+        name, CLI_FLAG_INT, offsetof(srv_fleet_opts, m), lo, hi, 0                                 \
+    }
 static const cli_flag FLAGS[] = {
     INT("count", count, 1, 1000000),
     STR("prefix", prefix),
@@ -50,8 +62,8 @@ static int parse_args(int argc, char **argv, srv_fleet_opts *o, cli_broker_opts 
     o->prefix = "n";
     o->domain = "fleet.local";
     o->delay_ms = 1000;
-    int first = cli_flags_parse("tool fleet", FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), o, b, argc,
-                                argv);
+    int first =
+        cli_flags_parse("tool fleet", FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), o, b, argc, argv);
     if (first < 0)
         return 1;
     if (first < argc) {
