@@ -73,6 +73,12 @@ ch_status ch_fqdn(char *out, size_t out_size);
 /* Jittered back-off: base * 2^attempt capped at max, then uniform in [d/2, 3d/2). ms. */
 int64_t ch_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms);
 
+/* ASCII white space as Go's unicode.IsSpace sees it below 0x80: space, \t \n \v \f \r. */
+bool ch_is_space(char c);
+
+/* Narrows [*s, *s + *len) to drop leading and trailing ASCII white space. */
+void ch_trim(const char **s, size_t *len);
+
 /* Reads a whole file, refusing more than max bytes. *out is malloc'd and NUL-terminated. */
 ch_status ch_read_file(const char *path, size_t max, char **out, size_t *out_len, ch_error *err);
 

@@ -468,3 +468,18 @@ char *ch_base64url_encode(const void *data, size_t len)
     s[strcspn(s, "=")] = '\0';
     return s;
 }
+
+bool ch_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+void ch_trim(const char **s, size_t *len)
+{
+    while (*len > 0 && ch_is_space(**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && ch_is_space((*s)[*len - 1]))
+        (*len)--;
+}

@@ -22,19 +22,11 @@ struct ch_jwt_key {
 
 /* ---- keys ---- */
 
-static void trim(const char **s, size_t *len)
-{
-    while (*len > 0 && isspace((unsigned char)**s))
-        (*s)++, (*len)--;
-    while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
-        (*len)--;
-}
-
 static ch_status ed25519_from_hex(const char *hex, size_t len, const char *where, ch_jwt_key *k,
                                   ch_error *err)
 {
     unsigned char raw[CH_PKI_ED25519_PUB_LEN];
-    trim(&hex, &len);
+    ch_trim(&hex, &len);
     if (ch_pki_hex_decode(hex, len, raw, sizeof(raw), NULL) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "invalid ed25519 public key in %s", where);
     k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, sizeof(raw));
@@ -125,7 +117,7 @@ ch_status ch_jwt_split(const char *jwt, size_t len, ch_jwt_parts *out, ch_error 
     memset(out, 0, sizeof(*out));
     if (jwt == NULL)
         len = 0;
-    trim(&jwt, &len);
+    ch_trim(&jwt, &len);
     if (len > CH_PROVJWT_MAX_SIZE)
         return ch_error_set(err, CH_ERR_TOO_LARGE,
                             "token of %zu bytes exceeds the limit of %d bytes", len,

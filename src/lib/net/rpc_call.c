@@ -176,4 +176,3 @@ ch_status ch_rpc_call(ch_rpc_client *c, const char *identity, const char *agent,
     free(body);
     return s;
 }
-

@@ -268,8 +268,8 @@ static ch_status send_discovery(ch_rpc_client *c, discovery *d, const ch_rpc_dis
     char subject[CH_MAX_SUBJECT_LEN], reply_to[CH_MAX_SUBJECT_LEN];
     char *payload = NULL;
     size_t len = 0;
-    ch_status s = ch_protocol_reply_subject(c->collective, c->callerid, id, reply_to,
-                                            sizeof(reply_to), err);
+    ch_status s =
+        ch_protocol_reply_subject(c->collective, c->callerid, id, reply_to, sizeof(reply_to), err);
     if (s == CH_OK)
         s = ch_protocol_broadcast_subject(c->collective, "discovery", subject, sizeof(subject),
                                           err);

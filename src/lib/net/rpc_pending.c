@@ -198,4 +198,3 @@ uint64_t ch_rpc_pending_unknown(ch_rpc_pending *t)
 {
     return atomic_load(&t->unknown);
 }
-

@@ -138,4 +138,3 @@ ch_status ch_rpc_transport_sender(const char *payload, size_t len,
     free(heap);
     return s;
 }
-

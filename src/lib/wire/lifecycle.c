@@ -242,22 +242,11 @@ static void append_jsoniter_str(ch_buf *b, const char *str, size_t len)
     ch_buf_append(b, "\"", 1);
 }
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 /* s without leading and trailing ASCII white space, as (start, length). */
 static const char *trimmed(const char *s, size_t *len)
 {
-    size_t n = strlen(s);
-    while (n > 0 && is_space(*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && is_space(s[n - 1]))
-        n--;
-    *len = n;
+    *len = strlen(s);
+    ch_trim(&s, len);
     return s;
 }
 
@@ -512,12 +501,7 @@ static bool content_type_is_json(const char *ct)
     if (ct == NULL)
         return true;
     size_t n = strcspn(ct, ";");
-    while (n > 0 && is_space(*ct)) {
-        ct++;
-        n--;
-    }
-    while (n > 0 && is_space(ct[n - 1]))
-        n--;
+    ch_trim(&ct, &n);
     return n == 0 || (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
            (n == 9 && strncasecmp(ct, "text/json", 9) == 0) ||
            (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
