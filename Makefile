@@ -19,6 +19,7 @@ deps:
 # Every test: the normal build (unit, schema, integration), the ASan+UBSan build of the
 # unit tests, and a short run of every fuzz target.
 test: format-check build
+	./scripts/check-structure
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) test-asan test-fuzz test-packaging
 	@echo "make test: all suites passed"

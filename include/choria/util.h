@@ -79,6 +79,10 @@ bool ch_is_space(char c);
 /* Narrows [*s, *s + *len) to drop leading and trailing ASCII white space. */
 void ch_trim(const char **s, size_t *len);
 
+/* rm -rf of path, never following symbolic links; a path that does not exist is fine.
+ * CH_ERR_IO names what could not be removed; "" and "/" are refused. */
+ch_status ch_remove_tree(const char *path, ch_error *err);
+
 /* Reads a whole file, refusing more than max bytes. *out is malloc'd and NUL-terminated. */
 ch_status ch_read_file(const char *path, size_t max, char **out, size_t *out_len, ch_error *err);
 

@@ -705,12 +705,9 @@ static void teardown(fleet *fl)
         free(d->payload);
         free(d);
     }
-    if (fl->own_state_dir) {
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fl->state_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "fleet: could not remove %s\n", fl->state_dir);
-    }
+    ch_error e;
+    if (fl->own_state_dir && ch_remove_tree(fl->state_dir, &e) != CH_OK)
+        fprintf(stderr, "fleet: %s\n", e.msg);
     free(fl->conns);
     free(fl->nodes);
     free(fl->jwt_fault);

@@ -439,21 +439,12 @@ static ch_status check_policies(const json_t *map, const char *suffix, ch_error 
     return CH_OK;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 /* go-choria writePolicies: replace dir with one holding the non-empty policies, 0400. */
 static ch_status write_policies(const char *dir, const json_t *map, ch_error *err)
 {
-    struct stat sb;
     ch_error e;
-    if (lstat(dir, &sb) == 0 && nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return ch_error_set(err, CH_ERR_IO, "could not remove existing policies");
+    if (ch_remove_tree(dir, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_IO, "could not remove existing policies: %s", e.msg);
     if (ch_confwrite_mkdir_p(dir, 0700, &e) != CH_OK)
         return ch_error_set(err, e.code, "%s", e.msg);
     const char *name;

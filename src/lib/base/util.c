@@ -2,6 +2,7 @@
 #include "choria/util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -482,4 +483,21 @@ void ch_trim(const char **s, size_t *len)
     }
     while (*len > 0 && ch_is_space((*s)[*len - 1]))
         (*len)--;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+ch_status ch_remove_tree(const char *path, ch_error *err)
+{
+    struct stat sb;
+    if (path == NULL || path[0] == '\0' || strcmp(path, "/") == 0)
+        return ch_error_set(err, CH_ERR_INVALID, "refusing to remove '%s'", path ? path : "");
+    if (lstat(path, &sb) != 0 && errno == ENOENT)
+        return CH_OK;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return ch_error_set(err, CH_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return CH_OK;
 }
