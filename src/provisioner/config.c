@@ -459,7 +459,7 @@ ch_status prov_config_parse(const char *text, size_t len, const char *name, prov
     prov_config *c = calloc(1, sizeof(*c));
     ch_status st = c != NULL ? init_defaults(c, err) : ch_error_set(err, CH_ERR_NOMEM, "no memory");
     if (st != CH_OK)
-        goto done;
+        goto out;
     /* JSON is YAML, so one parser serves both; facts.c screens out the bytes that hang
      * libfyaml and converts scalars as go-yaml resolves them. */
     st = ch_facts_parse(text, len, true, &doc, &e);
@@ -470,13 +470,13 @@ ch_status prov_config_parse(const char *text, size_t len, const char *name, prov
             ch_error_set(err, st, "could not parse config file %s as YAML: %s", name, e.msg);
         else
             ch_error_set(err, st, "file %s could not be parsed: %s", name, e.msg);
-        goto done;
+        goto out;
     }
     st = decode_config(c, doc, name, err);
     if (st != CH_OK)
-        goto done;
+        goto out;
     st = validate(c, err);
-done:
+out:
     json_decref(doc);
     if (st != CH_OK) {
         prov_config_free(c);

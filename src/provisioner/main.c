@@ -217,22 +217,22 @@ static int run(const args *a, const sigset_t *signals)
     int rc = 1;
     if (prov_config_load(a->config, &cfg, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Provisioning could not be configured: %s\n", err.msg);
-        goto done;
+        goto out;
     }
     if (setup_logging(cfg, a->debug, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: logfile: %s\n", err.msg);
-        goto done;
+        goto out;
     }
     for (size_t i = 0; i < cfg->unknown_keys.count; i++)
         ch_warn("Unknown configuration key %s in %s is ignored", cfg->unknown_keys.items[i],
                 a->config);
     if (load_choria_config(a->choria_config, &cc, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
-        goto done;
+        goto out;
     }
     if (connection_settings(cfg, &cc, &conn, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
-        goto done;
+        goto out;
     }
     prov_daemon_opts po = {.cfg = cfg,
                            .config_file = a->config,
@@ -243,13 +243,13 @@ static int run(const args *a, const sigset_t *signals)
         ch_error("Provisioning could not start: %s", err.msg);
         if (ch_log_get_level() == CH_LOG_OFF || strcasecmp(cfg->logfile, "stderr") != 0)
             fprintf(stderr, "choria-provisioner: Provisioning could not start: %s\n", err.msg);
-        goto done;
+        goto out;
     }
     if (a->pid_file != NULL)
         write_pid(a->pid_file);
     wait_for_stop(signals);
     rc = 0;
-done:
+out:
     prov_daemon_stop(p);
     if (a->pid_file != NULL && rc == 0)
         unlink(a->pid_file);

@@ -79,24 +79,24 @@ static ch_status step_jwt(const prov_pipeline *p, node_state *n, ch_error *err)
                                      TRIES_JWT, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
-        goto done;
+        goto out;
     const char *jwt = data_string(&r, "jwt"), *ecdh = data_string(&r, "ecdh_public");
     if (jwt == NULL || jwt[0] == '\0') {
         st = ch_error_set(err, CH_ERR_INVALID, "no JWT received");
-        goto done;
+        goto out;
     }
     if (ecdh != NULL && ecdh[0] != '\0') {
         unsigned char raw[CH_PKI_X25519_LEN];
         if (ch_pki_hex_decode(ecdh, strlen(ecdh), raw, sizeof(raw), NULL) != CH_OK) {
             st = ch_error_set(err, CH_ERR_INVALID, "invalid ecdh_public received");
-            goto done;
+            goto out;
         }
         snprintf(n->ecdh_public, sizeof(n->ecdh_public), "%s", ecdh);
     }
     if (p->verify_key == NULL) {
         st = ch_error_set(err, CH_ERR_INVALID,
                           "no JWT verification certificate configured, cannot validate JWT");
-        goto done;
+        goto out;
     }
     ch_provjwt *claims = NULL;
     ch_error e;
@@ -105,7 +105,7 @@ static ch_status step_jwt(const prov_pipeline *p, node_state *n, ch_error *err)
     ch_provjwt_free(claims);
     if (st != CH_OK)
         ch_error_set(err, st, "invalid provisioning JWT: %s", e.msg);
-done:
+out:
     ch_rpc_result_clear(&r);
     return st;
 }
@@ -122,7 +122,7 @@ static ch_status step_gen25519(const prov_pipeline *p, node_state *n, ch_error *
                                      TRIES_GEN25519, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
-        goto done;
+        goto out;
     const char *pub = data_string(&r, "public_key"), *sig = data_string(&r, "signature"),
                *dir = data_string(&r, "directory");
     unsigned char pub_raw[CH_PKI_ED25519_PUB_LEN], sig_raw[CH_PKI_ED25519_SIG_LEN];
@@ -142,7 +142,7 @@ static ch_status step_gen25519(const prov_pipeline *p, node_state *n, ch_error *
         if (n->ed_public_key == NULL || n->ed_signature == NULL || n->ed_directory == NULL)
             st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     }
-done:
+out:
     ch_rpc_result_clear(&r);
     return st;
 }
@@ -170,14 +170,14 @@ static ch_status step_gencsr(const prov_pipeline *p, node_state *n, ch_error *er
                                      TRIES_GENCSR, p->provision_timeout_ms, &r, err);
     json_decref(data);
     if (st != CH_OK)
-        goto done;
+        goto out;
     const char *csr = data_string(&r, "csr"), *pub = data_string(&r, "public_key"),
                *ssldir = data_string(&r, "ssldir");
     ch_error e;
     if ((st = prov_csr_check(csr, csr != NULL ? strlen(csr) : 0, n->identity, p->deny, &e)) !=
         CH_OK) {
         ch_error_set(err, st, "invalid CSR: %s", e.msg);
-        goto done;
+        goto out;
     }
     n->csr = strdup(csr);
     n->csr_public_key = strdup(pub != NULL ? pub : "");
@@ -185,7 +185,7 @@ static ch_status step_gencsr(const prov_pipeline *p, node_state *n, ch_error *er
     if (n->csr == NULL || n->csr_public_key == NULL || n->csr_ssldir == NULL)
         st = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
     n->have_csr = st == CH_OK;
-done:
+out:
     ch_rpc_result_clear(&r);
     return st;
 }
@@ -282,7 +282,7 @@ static ch_status encrypt_key(node_state *n, ch_error *err)
     ch_status st = CH_OK;
     if (bio == NULL || PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
         st = ch_error_set(err, CH_ERR_INVALID, "bad key received");
-        goto done;
+        goto out;
     }
     unsigned char peer[CH_PKI_X25519_LEN], priv[CH_PKI_X25519_LEN], pub[CH_PKI_X25519_LEN],
         secret[CH_PKI_X25519_LEN];
@@ -294,7 +294,7 @@ static ch_status encrypt_key(node_state *n, ch_error *err)
     ch_hex_encode(pub, sizeof(pub), n->my_ecdh_public);
     OPENSSL_cleanse(priv, sizeof(priv));
     OPENSSL_cleanse(secret, sizeof(secret));
-done:
+out:
     if (der != NULL)
         OPENSSL_clear_free(der, (size_t)der_len);
     OPENSSL_free(name);

@@ -230,7 +230,7 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
     s = parse_rpc_body(body, len, &rb, &why);
     if (s == CH_ERR_NOMEM) {
         ch_error_set(err, s, "%s", why.msg);
-        goto done;
+        goto out;
     }
     if (s != CH_OK) {
         s = CH_OK;
@@ -259,7 +259,7 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
     if (*reply_body == NULL)
         s = ch_error_set(err, CH_ERR_INTERNAL, "could not encode the %s#%s reply", agent->name,
                          action);
-done:
+out:
     rpc_body_clear(&rb);
     json_decref(reply.data);
     return s;
@@ -319,22 +319,22 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
 
     if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
         ch_error_set(err, s, "request %s: %s", env->requestid, e.msg);
-        goto done;
+        goto out;
     }
     if (agent->raw != NULL) {
         s = agent->raw(node, body, body_len, &reply_body);
         if (s == CH_ERR_NOMEM) {
             ch_error_set(err, s, "out of memory in agent %s", agent->name);
-            goto done;
+            goto out;
         }
         if (s != CH_OK || reply_body == NULL || reply_body[0] == '\0') {
             s = drop(result, CH_ERR_NO_MATCH, "agent %s did not reply to request %s", agent->name,
                      env->requestid);
-            goto done;
+            goto out;
         }
     } else if ((s = run_mcorpc(node, agent, &req->request, body, body_len, &reply_body, err)) !=
                CH_OK) {
-        goto done;
+        goto out;
     }
 
     ch_reply_params rp = {.body = reply_body,
@@ -346,10 +346,10 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
                                  &result->payload_len, &e);
     if (s != CH_OK) {
         ch_error_set(err, s, "could not encode the reply to %s: %s", env->requestid, e.msg);
-        goto done;
+        goto out;
     }
     snprintf(result->subject, sizeof(result->subject), "%s", reply_to);
-done:
+out:
     free(body);
     free(reply_body);
     if (s != CH_OK)

@@ -82,7 +82,7 @@ ch_status ch_base64_decode(const char *in, size_t len, unsigned char **out, size
         if (c == '=') {
             pad++;
             if (quad < 2 || quad + pad > 4)
-                goto invalid;
+                goto out;
             if (quad + pad == 4) {
                 if (quad == 2) {
                     /* Like Go's StdEncoding, non-zero trailing bits are tolerated. */
@@ -96,16 +96,16 @@ ch_status ch_base64_decode(const char *in, size_t len, unsigned char **out, size
                 /* Nothing but CR/LF may follow the padding. */
                 for (size_t j = i + 1; j < len; j++)
                     if (in[j] != '\r' && in[j] != '\n')
-                        goto invalid;
+                        goto out;
                 break;
             }
             continue;
         }
         if (pad > 0)
-            goto invalid;
+            goto out;
         int v = b64_value(c);
         if (v < 0)
-            goto invalid;
+            goto out;
         acc = acc << 6 | (uint32_t)v;
         if (++quad == 4) {
             buf[o++] = (unsigned char)(acc >> 16);
@@ -116,13 +116,13 @@ ch_status ch_base64_decode(const char *in, size_t len, unsigned char **out, size
         }
     }
     if (quad != 0)
-        goto invalid;
+        goto out;
     buf[o] = '\0';
     *out = buf;
     *out_len = o;
     return CH_OK;
 
-invalid:
+out:
     free(buf);
     return CH_ERR_INVALID;
 }

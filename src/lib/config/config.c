@@ -104,23 +104,23 @@ static ch_status store_set(ch_config *cfg, const char *key, size_t klen, const c
         size_t cap = cfg->cap ? cfg->cap * 2 : 32;
         kv_entry *entries = realloc(cfg->entries, cap * sizeof(*entries));
         if (entries == NULL)
-            goto nomem;
+            goto out;
         cfg->entries = entries;
         cfg->cap = cap;
     }
     if ((cfg->count + 1) * 2 > cfg->nslots) {
         if (!grow_index(cfg))
-            goto nomem;
+            goto out;
         slot = find_slot(cfg, key, klen);
     }
     if ((k = strndup(key, klen)) == NULL)
-        goto nomem;
+        goto out;
     cfg->entries[cfg->count].key = k;
     cfg->entries[cfg->count].value = v;
     cfg->slots[slot] = ++cfg->count;
     return CH_OK;
 
-nomem:
+out:
     free(v);
     return CH_ERR_NOMEM;
 }

@@ -87,19 +87,19 @@ static ch_status go_parse_duration(const char *orig, size_t len, int64_t *ns, ch
         return CH_OK;
     }
     if (s == end)
-        goto invalid;
+        goto out;
     while (s < end) {
         uint64_t v = 0, f = 0;
         double scale = 1;
         if (!(*s == '.' || (*s >= '0' && *s <= '9')))
-            goto invalid;
+            goto out;
         const char *start = s;
         for (; s < end && *s >= '0' && *s <= '9'; s++) {
             if (v > limit / 10)
-                goto invalid;
+                goto out;
             v = v * 10 + (uint64_t)(*s - '0');
             if (v > limit)
-                goto invalid;
+                goto out;
         }
         bool pre = s != start, post = false;
         if (s < end && *s == '.') {
@@ -124,7 +124,7 @@ static ch_status go_parse_duration(const char *orig, size_t len, int64_t *ns, ch
             post = s != start;
         }
         if (!pre && !post)
-            goto invalid;
+            goto out;
         const char *unit = s;
         while (s < end && *s != '.' && !(*s >= '0' && *s <= '9'))
             s++;
@@ -141,27 +141,27 @@ static ch_status go_parse_duration(const char *orig, size_t len, int64_t *ns, ch
                                 "time: unknown unit \"%.*s\" in duration \"%.64s\"",
                                 (int)(ulen > 16 ? 16 : ulen), unit, orig);
         if (v > limit / u)
-            goto invalid;
+            goto out;
         v *= u;
         if (f > 0) {
             v += (uint64_t)((double)f * ((double)u / scale));
             if (v > limit)
-                goto invalid;
+                goto out;
         }
         d += v;
         if (d > limit)
-            goto invalid;
+            goto out;
     }
     if (neg) {
         *ns = (int64_t)(0 - d); /* d == 2^63 gives INT64_MIN, as in Go */
         return CH_OK;
     }
     if (d > limit - 1)
-        goto invalid;
+        goto out;
     *ns = (int64_t)d;
     return CH_OK;
 
-invalid:
+out:
     return ch_error_set(err, CH_ERR_INVALID, "time: invalid duration \"%.64s\"", orig);
 }
 
@@ -268,7 +268,7 @@ void ch_config_format_duration(int64_t ns, char *out, size_t out_size)
         buf[--w] = 's';
         if (u == 0) {
             buf[--w] = '0';
-            goto done;
+            goto out;
         } else if (u < 1000) {
             buf[--w] = 'n';
         } else if (u < 1000000) {
@@ -296,7 +296,7 @@ void ch_config_format_duration(int64_t ns, char *out, size_t out_size)
             }
         }
     }
-done:
+out:
     if (neg)
         buf[--w] = '-';
     snprintf(out, out_size, "%.*s", (int)(sizeof(buf) - w), buf + w);

@@ -164,11 +164,11 @@ ch_status ch_config_parse_servers(const char *list, ch_config_server **out, size
     if (ch_config_split_list(list, &items) != CH_OK)
         return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing middleware hosts");
     if (items.count == 0)
-        goto done;
+        goto out;
     ch_config_server *servers = calloc(items.count, sizeof(*servers));
     if (servers == NULL) {
         s = ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing middleware hosts");
-        goto done;
+        goto out;
     }
     size_t n = 0;
     for (; n < items.count; n++)
@@ -176,12 +176,12 @@ ch_status ch_config_parse_servers(const char *list, ch_config_server **out, size
             break;
     if (s != CH_OK) {
         ch_config_servers_free(servers, n);
-        goto done;
+        goto out;
     }
     *out = servers;
     *count = n;
 
-done:
+out:
     ch_config_list_free(&items);
     return s;
 }

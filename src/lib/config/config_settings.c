@@ -127,12 +127,12 @@ ch_status ch_config_resolve(const ch_config *cfg, ch_config_resolved **out, ch_e
         (s = ch_config_parse_servers(ch_config_get(cfg, "plugin.choria.middleware_hosts"),
                                      &r->middleware_hosts, &r->middleware_count, err)) != CH_OK ||
         (s = resolve_identity(cfg, r, err)) != CH_OK)
-        goto fail;
+        goto out;
     if (r->middleware_count > 0) {
         r->middleware_urls = calloc(r->middleware_count, sizeof(*r->middleware_urls));
         if (r->middleware_urls == NULL) {
             s = ch_error_set(err, CH_ERR_NOMEM, "out of memory");
-            goto fail;
+            goto out;
         }
         for (size_t i = 0; i < r->middleware_count; i++)
             r->middleware_urls[i] = r->middleware_hosts[i].url;
@@ -140,7 +140,7 @@ ch_status ch_config_resolve(const ch_config *cfg, ch_config_resolved **out, ch_e
     *out = r;
     return CH_OK;
 
-fail:
+out:
     ch_config_resolved_free(r);
     return s;
 }

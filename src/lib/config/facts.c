@@ -186,31 +186,31 @@ static json_t *yaml_mapping(struct fy_node *fyn, int depth, yconv *c)
             k = resolve_alias(k);
         if (k != NULL && !fy_node_is_scalar(k)) {
             ch_error_set(c->err, CH_ERR_UNSUPPORTED, "YAML mapping key that is not a scalar");
-            goto fail;
+            goto out;
         }
         size_t kn = 0;
         const char *ks = k != NULL ? fy_node_get_scalar(k, &kn) : "";
         char *key = ks != NULL ? strndup(ks, kn) : strdup("");
         if (key == NULL) {
             ch_error_set(c->err, CH_ERR_NOMEM, "out of memory");
-            goto fail;
+            goto out;
         }
         if (strlen(key) != kn) {
             free(key);
             ch_error_set(c->err, CH_ERR_INVALID, "YAML key with a NUL byte");
-            goto fail;
+            goto out;
         }
         json_t *v = yaml_value(fy_node_pair_value(pair), depth + 1, c);
         if (v == NULL || json_object_set_new(obj, key, v) != 0) {
             if (v != NULL)
                 ch_error_set(c->err, CH_ERR_INVALID, "YAML key is not valid UTF-8");
             free(key);
-            goto fail;
+            goto out;
         }
         free(key);
     }
     return obj;
-fail:
+out:
     json_decref(obj);
     return NULL;
 }
@@ -355,11 +355,11 @@ static json_t *parse_yaml(const char *text, size_t len, ch_error *err)
         ch_error_set(err, CH_ERR_INVALID,
                      "invalid YAML: byte 0x%02x at offset %zu is not allowed in YAML text",
                      (unsigned char)text[bad], bad);
-        goto done;
+        goto out;
     }
     if (fyp == NULL || fy_parser_set_string(fyp, text, len) != 0) {
         ch_error_set(err, CH_ERR_NOMEM, "could not create a YAML parser");
-        goto done;
+        goto out;
     }
     /* The first document; an empty stream is Go's null, i.e. no facts. */
     fyd = fy_parse_load_document(fyp);
@@ -369,12 +369,12 @@ static json_t *parse_yaml(const char *text, size_t len, ch_error *err)
                          d.msg[0] != '\0' ? d.msg : "parse error");
         else
             out = json_null();
-        goto done;
+        goto out;
     }
     yconv c = {.nodes = 0, .err = err};
     struct fy_node *root = fy_document_root(fyd);
     out = root != NULL ? yaml_value(root, 0, &c) : json_null();
-done:
+out:
     if (fyd != NULL)
         fy_parse_document_destroy(fyp, fyd);
     if (fyp != NULL)

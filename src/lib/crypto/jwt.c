@@ -45,7 +45,7 @@ static ch_status key_from_pem(const char *text, size_t len, const char *path, ch
     ch_status st = CH_OK;
     if (bio == NULL || PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
         st = ch_error_set(err, CH_ERR_INVALID, "%s holds no readable PEM block", path);
-        goto done;
+        goto out;
     }
     const unsigned char *p = der;
     if (strcmp(name, "CERTIFICATE") == 0) {
@@ -64,7 +64,7 @@ static ch_status key_from_pem(const char *text, size_t len, const char *path, ch
     if (type != EVP_PKEY_RSA && type != EVP_PKEY_ED25519)
         st = ch_error_set(err, CH_ERR_INVALID, "%s does not hold an RSA or ed25519 public key",
                           path);
-done:
+out:
     OPENSSL_free(name);
     OPENSSL_free(header);
     OPENSSL_free(der);

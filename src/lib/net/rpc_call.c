@@ -73,14 +73,70 @@ static ch_status judge(ch_rpc_client *c, natsMsg *m, const char *id, const char 
     return s;
 }
 
+/* The next message of the waiter, NULL at the deadline or when the subscription closed. */
+static natsMsg *next_reply(waiter *w, int64_t deadline, bool *closed)
+{
+    natsMsg *m = NULL;
+    pthread_mutex_lock(&w->mu);
+    while (w->n == 0 && !w->closed && ch_cond_wait_until(&w->cond, &w->mu, deadline)) {
+    }
+    if (w->n > 0) {
+        m = w->box[w->head];
+        w->head = (w->head + 1) % CH_RPC_MAILBOX;
+        w->n--;
+    }
+    *closed = w->closed;
+    pthread_mutex_unlock(&w->mu);
+    return m;
+}
+
+/* A direct call to a node: the request and what the replies decide. */
+typedef struct {
+    const char *identity, *agent, *body, *subject, *id;
+    int64_t timeout_ms;
+} direct_call;
+
+/* Sends the request and judges replies until one decides the call or the deadline passes;
+ * each turn consumes one message or ends the call. */
+static ch_status send_and_await(ch_rpc_client *c, waiter *w, const direct_call *dc,
+                                ch_rpc_result *result, ch_error *err)
+{
+    char reply_to[CH_MAX_SUBJECT_LEN];
+    char *payload = NULL;
+    size_t len = 0;
+    ch_status s = ch_protocol_reply_subject(c->collective, c->callerid, dc->id, reply_to,
+                                            sizeof(reply_to), err);
+    if (s == CH_OK)
+        s = rpc_build_request(c, dc->agent, dc->body, NULL, dc->id, reply_to, &payload, &len, err);
+    int64_t start = ch_now_mono_ms(), deadline = start + dc->timeout_ms;
+    if (s == CH_OK)
+        s = rpc_publish(c, dc->subject, reply_to, payload, len, dc->timeout_ms, err);
+    free(payload);
+    if (s != CH_OK)
+        return s;
+    atomic_fetch_add(&c->requests, 1);
+    for (bool final = false, closed = false; !final;) {
+        natsMsg *m = next_reply(w, deadline, &closed);
+        if (m == NULL && closed)
+            s = ch_error_set(err, CH_ERR_CONNECTION, "the reply subscription closed");
+        else if (m == NULL) {
+            atomic_fetch_add(&c->timeouts, 1);
+            s = ch_error_set(err, CH_ERR_TIMEOUT, "no reply from %s to %s within %lld ms",
+                             dc->identity, dc->agent, (long long)dc->timeout_ms);
+        } else
+            s = judge(c, m, dc->id, dc->identity, dc->subject, result, &final, err);
+        final = final || m == NULL;
+        natsMsg_Destroy(m);
+    }
+    result->elapsed_ms = ch_now_mono_ms() - start;
+    return s;
+}
+
 ch_status ch_rpc_call_body(ch_rpc_client *c, const char *identity, const char *agent,
                            const char *body, int64_t timeout_ms, ch_rpc_result *result,
                            ch_error *err)
 {
     char id[CH_PROTOCOL_REQUEST_ID_LEN + 1], subject[CH_MAX_SUBJECT_LEN];
-    char reply_to[CH_MAX_SUBJECT_LEN];
-    char *payload = NULL;
-    size_t len = 0;
     ch_status s;
     memset(result, 0, sizeof(*result));
     if (!ch_identity_valid(identity))
@@ -93,59 +149,18 @@ ch_status ch_rpc_call_body(ch_rpc_client *c, const char *identity, const char *a
                             (long long)timeout_ms, CH_RPC_MAX_TIMEOUT_MS);
     if ((s = ch_protocol_node_subject(c->collective, identity, subject, sizeof(subject), err)))
         return s;
-
     waiter w = {.c = c};
     pthread_mutex_init(&w.mu, NULL);
     ch_cond_init_monotonic(&w.cond);
-    if ((s = rpc_add_pending(c, id, on_direct, &w, err)) != CH_OK)
-        goto destroy;
-    if ((s = ch_protocol_reply_subject(c->collective, c->callerid, id, reply_to, sizeof(reply_to),
-                                       err)) ||
-        (s = rpc_build_request(c, agent, body, NULL, id, reply_to, &payload, &len, err)))
-        goto done;
-    int64_t start = ch_now_mono_ms(), deadline = start + timeout_ms;
-    if ((s = rpc_publish(c, subject, reply_to, payload, len, timeout_ms, err)) != CH_OK)
-        goto done;
-    atomic_fetch_add(&c->requests, 1);
-
-    /* each turn consumes one message or ends the call; the deadline bounds them all */
-    for (;;) {
-        natsMsg *m = NULL;
-        pthread_mutex_lock(&w.mu);
-        while (w.n == 0 && !w.closed && ch_cond_wait_until(&w.cond, &w.mu, deadline))
-            ;
-        if (w.n > 0) {
-            m = w.box[w.head];
-            w.head = (w.head + 1) % CH_RPC_MAILBOX;
-            w.n--;
-        }
-        bool closed = w.closed;
-        pthread_mutex_unlock(&w.mu);
-        if (m == NULL) {
-            if (closed)
-                s = ch_error_set(err, CH_ERR_CONNECTION, "the reply subscription closed");
-            else {
-                atomic_fetch_add(&c->timeouts, 1);
-                s = ch_error_set(err, CH_ERR_TIMEOUT, "no reply from %s to %s within %lld ms",
-                                 identity, agent, (long long)timeout_ms);
-            }
-            break;
-        }
-        bool final;
-        s = judge(c, m, id, identity, subject, result, &final, err);
-        natsMsg_Destroy(m);
-        if (final)
-            break;
+    if ((s = rpc_add_pending(c, id, on_direct, &w, err)) == CH_OK) {
+        direct_call dc = {identity, agent, body, subject, id, timeout_ms};
+        s = send_and_await(c, &w, &dc, result, err);
+        ch_rpc_pending_remove(c->pending, id); /* on_direct cannot run after this */
+        for (size_t i = 0; i < w.n; i++)
+            natsMsg_Destroy(w.box[(w.head + i) % CH_RPC_MAILBOX]);
     }
-    result->elapsed_ms = ch_now_mono_ms() - start;
-done:
-    ch_rpc_pending_remove(c->pending, id); /* on_direct cannot run after this */
-    for (size_t i = 0; i < w.n; i++)
-        natsMsg_Destroy(w.box[(w.head + i) % CH_RPC_MAILBOX]);
-destroy:
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.mu);
-    free(payload);
     return s;
 }
 

@@ -638,15 +638,15 @@ ch_status ch_lifecycle_parse(const void *data, size_t len, ch_lifecycle_event **
 
     ch_status s = scan_json(&sd, data, len, err);
     if (s != CH_OK)
-        goto done;
+        goto out;
     ch_lifecycle_format format = detect_format(&sd.doc, 0);
     if (format == CH_LIFECYCLE_FORMAT_UNKNOWN) {
         s = ch_error_set(err, CH_ERR_INVALID, "unsupported event format");
-        goto done;
+        goto out;
     }
     if ((ev = calloc(1, sizeof(*ev))) == NULL) {
         s = ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
-        goto done;
+        goto out;
     }
     ev->format = format;
     if (format == CH_LIFECYCLE_FORMAT_CHORIA)
@@ -654,7 +654,7 @@ ch_status ch_lifecycle_parse(const void *data, size_t len, ch_lifecycle_event **
     else
         s = parse_cloudevent(&sd.doc, 0, ev, err);
 
-done:
+out:
     free(sd.heap);
     if (s != CH_OK)
         ch_lifecycle_event_free(ev);

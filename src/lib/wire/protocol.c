@@ -397,21 +397,21 @@ ch_status ch_protocol_transport_decode(const char *buf, size_t len, ch_transport
     json_t *root = out->owned_.root;
     if ((s = check_protocol(root, L, CH_PROTOCOL_TRANSPORT_V1, err)) ||
         (s = get_str(root, L, "data", F_REQUIRED, CH_MAX_MESSAGE_SIZE, &data, err)))
-        goto fail;
+        goto out;
     unsigned char *bytes = NULL;
     size_t nbytes = 0;
     s = ch_base64_decode(data, json_string_length(json_object_get(root, "data")), &bytes, &nbytes);
     if (s != CH_OK) {
         s = ch_error_set(err, s, "transport: data is not valid base64");
-        goto fail;
+        goto out;
     }
     out->owned_.blocks[0] = bytes;
     out->data = bytes;
     out->data_len = nbytes;
     if ((s = decode_headers(json_object_get(root, "headers"), out, err)) != CH_OK)
-        goto fail;
+        goto out;
     return CH_OK;
-fail:
+out:
     ch_protocol_transport_clear(out);
     return s;
 }
@@ -532,19 +532,19 @@ ch_status ch_protocol_secure_reply_decode(const char *buf, size_t len, ch_secure
     if ((s = check_protocol(root, L, CH_PROTOCOL_SECURE_REPLY_V1, err)) ||
         (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)) ||
         (s = get_str(root, L, "hash", req, CH_PROTOCOL_MAX_FIELD, &out->hash, err)))
-        goto fail;
+        goto out;
     /* go-choria's SecureReply.Valid(): base64(sha256(message)) must equal hash exactly */
     if (ch_protocol_reply_hash(out->message, json_string_length(json_object_get(root, "message")),
                                hash) != CH_OK) {
         s = ch_error_set(err, CH_ERR_NOMEM, "secure reply: out of memory hashing");
-        goto fail;
+        goto out;
     }
     if (strcmp(hash, out->hash) != 0) {
         s = ch_error_set(err, CH_ERR_INVALID, "secure reply: reply hash mismatch");
-        goto fail;
+        goto out;
     }
     return CH_OK;
-fail:
+out:
     ch_protocol_secure_reply_clear(out);
     return s;
 }
@@ -626,12 +626,12 @@ ch_status ch_protocol_request_decode(const char *buf, size_t len, ch_request *ou
     json_t *root = out->owned_.root;
     if ((s = check_protocol(root, L, CH_PROTOCOL_REQUEST_V1, err)) ||
         (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
-        goto fail;
+        goto out;
     json_t *env = json_object_get(root, "envelope");
     if (!json_is_object(env)) {
         s = ch_error_set(err, CH_ERR_INVALID, "request: envelope %s",
                          env ? "must be an object" : "is required");
-        goto fail;
+        goto out;
     }
     L = "request envelope";
     if ((s = get_requestid(env, L, &e->requestid, err)) ||
@@ -640,23 +640,23 @@ ch_status ch_protocol_request_decode(const char *buf, size_t len, ch_request *ou
         (s = get_str(env, L, "collective", req, CH_PROTOCOL_MAX_FIELD, &e->collective, err)) ||
         (s = get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
         (s = get_int(env, L, "ttl", &e->ttl, err)) || (s = get_int(env, L, "time", &e->time, err)))
-        goto fail;
+        goto out;
     if (e->ttl < CH_PROTOCOL_MIN_TTL) {
         s = ch_error_set(err, CH_ERR_INVALID, "%s: ttl must be at least %d, not %" PRId64, L,
                          CH_PROTOCOL_MIN_TTL, e->ttl);
-        goto fail;
+        goto out;
     }
     json_t *filter = json_object_get(env, "filter");
     if (filter == NULL) {
         s = ch_error_set(err, CH_ERR_INVALID, "%s: filter is required", L);
-        goto fail;
+        goto out;
     }
     if ((s = ch_filter_parse(filter, &e->filter, &fe)) != CH_OK) {
         s = ch_error_set(err, s, "%s: %s", L, fe.msg);
-        goto fail;
+        goto out;
     }
     return CH_OK;
-fail:
+out:
     ch_protocol_request_clear(out);
     return s;
 }
@@ -722,21 +722,21 @@ ch_status ch_protocol_reply_decode(const char *buf, size_t len, ch_reply *out, c
     json_t *root = out->owned_.root;
     if ((s = check_protocol(root, L, CH_PROTOCOL_REPLY_V1, err)) ||
         (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
-        goto fail;
+        goto out;
     json_t *env = json_object_get(root, "envelope");
     if (!json_is_object(env)) {
         s = ch_error_set(err, CH_ERR_INVALID, "reply: envelope %s",
                          env ? "must be an object" : "is required");
-        goto fail;
+        goto out;
     }
     L = "reply envelope";
     if ((s = get_requestid(env, L, &e->requestid, err)) ||
         (s = get_str(env, L, "senderid", F_REQUIRED, CH_MAX_IDENTITY_LEN, &e->senderid, err)) ||
         (s = get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
         (s = get_int(env, L, "time", &e->time, err)))
-        goto fail;
+        goto out;
     return CH_OK;
-fail:
+out:
     ch_protocol_reply_clear(out);
     return s;
 }
@@ -771,19 +771,19 @@ ch_status ch_protocol_request_payload_build(const ch_request_params *p, const ch
     if (p->filter != NULL)
         r.envelope.filter = *p->filter; /* a shallow copy; never cleared */
     if ((s = ch_protocol_request_encode(&r, &request, &request_len, err)) != CH_OK)
-        goto done;
+        goto out;
     if ((s = ch_security_sign(sec, request, request_len, &signature, &pubcert, err)) != CH_OK)
-        goto done;
+        goto out;
     ch_secure_request sr = {.message = request, .signature = signature, .pubcert = pubcert};
     if ((s = ch_protocol_secure_request_encode(&sr, &secure, &secure_len, err)) != CH_OK)
-        goto done;
+        goto out;
 
     const char *rt = p->reply_to;
     if (rt == NULL) {
         s = ch_protocol_reply_subject(p->collective, p->callerid, p->requestid, reply_to,
                                       sizeof(reply_to), err);
         if (s != CH_OK)
-            goto done;
+            goto out;
         rt = reply_to;
     }
     ch_seen_by hop = {p->connected_url, p->senderid, p->connected_url};
@@ -795,7 +795,7 @@ ch_status ch_protocol_request_payload_build(const ch_request_params *p, const ch
                                   .n_seen_by = p->connected_url ? 1 : 0,
                                   .federation = p->federation}};
     s = ch_protocol_transport_encode(&t, out, out_len, err);
-done:
+out:
     free(request);
     free(secure);
     free(signature);
@@ -821,10 +821,10 @@ ch_status ch_protocol_reply_payload_build(const ch_reply_params *p, char **out, 
                                .agent = p->request->agent,
                                .time = p->time}};
     if ((s = ch_protocol_reply_encode(&r, &reply, NULL, err)) != CH_OK)
-        goto done;
+        goto out;
     ch_secure_reply sr = {.message = reply};
     if ((s = ch_protocol_secure_reply_encode(&sr, &secure, &secure_len, err)) != CH_OK)
-        goto done;
+        goto out;
     ch_seen_by hop = {p->connected_url, p->identity, p->connected_url};
     ch_transport t = {.data = (const unsigned char *)secure,
                       .data_len = secure_len,
@@ -833,7 +833,7 @@ ch_status ch_protocol_reply_payload_build(const ch_reply_params *p, char **out, 
                                   .n_seen_by = p->connected_url ? 1 : 0,
                                   .federation = p->federation}};
     s = ch_protocol_transport_encode(&t, out, out_len, err);
-done:
+out:
     free(reply);
     free(secure);
     return s;
@@ -851,7 +851,7 @@ ch_status ch_protocol_request_payload_decode(const char *payload, size_t len,
                                                out->transport.data_len, &out->secure, err)) ||
         (s = ch_protocol_request_decode(out->secure.message, strlen(out->secure.message),
                                         &out->request, err)))
-        goto fail;
+        goto out;
     if (sec != NULL) {
         ch_error e;
         s = ch_security_verify(sec, out->secure.message, strlen(out->secure.message),
@@ -859,11 +859,11 @@ ch_status ch_protocol_request_payload_decode(const char *payload, size_t len,
                                out->request.envelope.callerid, &e);
         if (s != CH_OK) {
             s = ch_error_set(err, s, "secure request: %s", e.msg);
-            goto fail;
+            goto out;
         }
     }
     return CH_OK;
-fail:
+out:
     ch_protocol_request_payload_clear(out);
     return s;
 }
