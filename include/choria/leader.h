@@ -1,6 +1,7 @@
-/* Leader election in a JetStream KV bucket, as go-choria's streams election (spec
- * upstream-node-and-tools 4, upstream-provisioner 11): campaign with KV create, hold with an
- * update at the last revision, lose on a failed update; "won" only after one confirmed update.
+/* Leader election in a JetStream KV bucket, as go-choria's streams election (go-choria
+ * providers/election/streams, used by choria-io/provisioner hosts/election.go): campaign with KV
+ * create, hold with an update at the last revision, lose on a failed update; "won" only after one
+ * confirmed update.
  *
  * Unlike upstream: the leader refreshes at a quarter of the bucket TTL (not every 0.5 s), it
  * confirms its win 200 ms after the create instead of at the next tick, candidates campaign

@@ -1,6 +1,7 @@
 /* The Choria broker: nats-server configuration, supervision and JetStream set-up.
  *
- * Accounts (Choria's layout, spec upstream-provisioner 4.1):
+ * Accounts (the layout of go-choria's network broker, broker/network/network_accounts.go and
+ * choria_auth.go):
  * - `choria`: the fleet, with JetStream and the CHORIA_EVENTS stream; it imports the lifecycle
  *   events published in the provisioning account, so `choria tool event` sees both;
  * - `provisioning`: unprovisioned nodes (user node_user, from the JWT's chusr/chpwd) may only

@@ -1,6 +1,6 @@
 /* `choria election view|info [REGEX]`, `evict NAME`, `file FILE [NAME]` and `run NAME COMMAND`:
- * the election bucket as go-choria's cmd/election_*.go show, change and use it (spec
- * upstream-node-and-tools 4.4, GOLDEN.md). */
+ * the election bucket as go-choria's cmd/election_*.go show, change and use it, with the same
+ * output as `choria election view`. */
 #include <getopt.h>
 #include <regex.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* `choria jwt provisioning FILE SIGNING-KEY`: writes a signed provisioning JWT, as go-choria's
- * cmd/jwt_provisioner.go does (spec upstream-node-and-tools 1.1). */
+ * cmd/jwt_provisioner.go does. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -336,7 +336,7 @@ static ch_status init_defaults(prov_config *c, ch_error *err)
     return CH_OK;
 }
 
-/* Validation in upstream's order (spec 3.2), with the range checks this port adds. */
+/* Validation in upstream's order (config/config.go Load), with the range checks this port adds. */
 static ch_status validate(prov_config *c, ch_error *err)
 {
     ch_error e;

@@ -6,7 +6,7 @@
  * taken as their text (token: 1234). Unknown keys are not fatal; they are returned in
  * unknown_keys so the caller can warn.
  *
- * Deliberate differences from upstream (spec 3.3 / 14): no logfile means "stderr" (upstream:
+ * Deliberate differences from upstream (see README): no logfile means "stderr" (upstream:
  * a file called "info"), loglevel defaults to "info" and must be a known level, workers and
  * monitor_port are range-checked, an empty server_jwt_validity means the default, and the
  * interval message's typo "minmum" is fixed. Two keys are this project's own: logformat

@@ -1,5 +1,6 @@
 /* Finding nodes in provisioning mode: broadcast discovery (at start, every interval and on
- * demand) and startup lifecycle events, as choria-io/provisioner does (spec 5.3, 5.4). */
+ * demand) and startup lifecycle events, as choria-io/provisioner's hosts/provisioner.go and
+ * hosts/event.go do. */
 #ifndef CHORIA_PROVISIONER_DISCOVER_H
 #define CHORIA_PROVISIONER_DISCOVER_H
 

@@ -178,8 +178,8 @@ static ch_status check_permissions(const json_t *v, const char *path, ch_error *
     return CH_OK;
 }
 
-/* The honoured server claims (spec 8.3) must have the types go-choria decodes them into;
- * the object stays borrowed until the reply is complete. */
+/* The honoured server claims (tokens.ServerClaims fields the helper may set) must have the types
+ * go-choria decodes them into; the object stays borrowed until the reply is complete. */
 static ch_status check_claims(const ch_json_field *f, const json_t *v, void *dst, const char *path,
                               ch_error *err)
 {

@@ -1,9 +1,10 @@
 /* The provisioner's host set and work queue: a bounded FIFO of identities, deduplicated by
  * identity, with a generation number per entry so a queue slot whose host was removed (or
  * removed and re-added) since it was queued is recognised and skipped by the dequeuer.
- * Unlike upstream (spec 5.5, quirk 2/3/4), a queued or busy identity is never queued twice, a
- * full queue is reported to the caller, and the counts are exact at all times.
- * Thread-safe: one mutex, one condition variable; workers block in prov_hosts_take(). */
+ * Unlike upstream's hosts/hosts.go (whose dedupe compares the wrong timestamp), a queued or busy
+ * identity is never queued twice, a full queue is reported to the caller, and the counts are exact
+ * at all times. Thread-safe: one mutex, one condition variable; workers block in prov_hosts_take().
+ */
 #ifndef PROV_HOSTS_H
 #define PROV_HOSTS_H
 

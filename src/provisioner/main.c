@@ -1,5 +1,5 @@
 /* choria-provisioner: command line, configuration, logging, signals and the PID file around the
- * provisioner (spec section 2). */
+ * provisioner (upstream cmd/provisioner.go). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

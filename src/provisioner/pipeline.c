@@ -1,5 +1,5 @@
-/* The provisioning pipeline of one node (spec 6.1): each step fills the node's state or fails
- * with one line saying why. */
+/* The provisioning pipeline of one node (upstream host/host.go Provision): each step fills the
+ * node's state or fails with one line saying why. */
 #include "pipeline.h"
 
 #include <stdio.h>
@@ -70,7 +70,7 @@ static json_t *token_data(const prov_pipeline *p)
     return json_pack("{s:s}", "token", p->cfg->token);
 }
 
-/* Step 2: fetch the provisioning JWT and verify it (spec 6.3, 9.2). */
+/* Step 2: fetch the provisioning JWT and verify it (upstream host/host.go fetchJWT). */
 static ch_status step_jwt(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     json_t *data = token_data(p);
@@ -110,8 +110,8 @@ out:
     return st;
 }
 
-/* Step 3: the node makes an ed25519 key and proves it holds it by signing a nonce (spec 6.4,
- * 9.3). */
+/* Step 3: the node makes an ed25519 key and proves it holds it by signing a nonce (upstream
+ * host/host.go, 9.3). */
 static ch_status step_gen25519(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     char nonce[33];
@@ -147,7 +147,7 @@ out:
     return st;
 }
 
-/* Step 4: the inventory, kept as JSON text for the helper (spec 6.5). */
+/* Step 4: the inventory, kept as JSON text for the helper (rpcutil#inventory). */
 static ch_status step_inventory(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     ch_rpc_result r;
@@ -161,7 +161,8 @@ static ch_status step_inventory(const prov_pipeline *p, node_state *n, ch_error 
     return st;
 }
 
-/* Step 5: a CSR for the identity, checked against the deny list (spec 6.6, 9.5). */
+/* Step 5: a CSR for the identity, checked against the deny list (upstream host/csr.go validateCSR).
+ */
 static ch_status step_gencsr(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     json_t *data = json_pack("{s:s,s:s}", "token", p->cfg->token, "cn", n->identity);
@@ -208,7 +209,7 @@ static void log_helper_stderr(const node_state *n, const ch_process_result *res)
             res->errout_len > MAX_STDERR_LOG || res->errout_truncated ? " ..." : "");
 }
 
-/* Step 6: the helper (spec 8). */
+/* Step 6: the helper (upstream host/helper.go). */
 static ch_status step_helper(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     int64_t t0 = ch_now_mono_ms();
@@ -241,8 +242,8 @@ static ch_status step_helper(const prov_pipeline *p, node_state *n, ch_error *er
     return st;
 }
 
-/* Step 8: the helper asked for the node to be shut down (spec 6.7). A refusal by the node is
- * only a warning, as upstream; no reply at all is a failure. */
+/* Step 8: the helper asked for the node to be shut down (upstream host/host.go). A refusal by the
+ * node is only a warning, as upstream; no reply at all is a failure. */
 static ch_status step_shutdown(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     ch_info("Shutting down host %s based on helper output%s%s", n->identity,
@@ -267,7 +268,7 @@ static ch_status step_shutdown(const prov_pipeline *p, node_state *n, ch_error *
 }
 
 /* Step 11: the helper's private key, encrypted for the node with an X25519 shared secret in
- * Go's legacy PEM encryption (spec 9.6). */
+ * Go's legacy PEM encryption (x509.EncryptPEMBlock, as upstream). */
 static ch_status encrypt_key(node_state *n, ch_error *err)
 {
     if (n->ecdh_public[0] == '\0')
@@ -311,8 +312,8 @@ static json_t *kv_object(const prov_helper_map *m)
     return o;
 }
 
-/* Step 13: configure (spec 6.9). An empty configuration fails at once: upstream retried
- * this local error five times with back-off. */
+/* Step 13: configure (choria_provision#configure). An empty configuration fails at once: upstream
+ * retried this local error five times with back-off. */
 static ch_status step_configure(const prov_pipeline *p, node_state *n, ch_error *err)
 {
     const prov_helper_reply *h = n->reply;

@@ -1,4 +1,4 @@
-/* The per-node provisioning pipeline (upstream Host.Provision, spec section 6): jwt, inventory,
+/* The per-node provisioning pipeline (upstream host/host.go Provision): jwt, inventory,
  * gencsr, the helper, then shutdown or configure + restart. One call provisions one node on the
  * calling worker thread; everything it needs is shared read-only between workers. */
 #ifndef CHORIA_PROVISIONER_PIPELINE_H

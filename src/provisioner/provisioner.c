@@ -1,4 +1,5 @@
-/* The provisioner: connection, discovery, host queue, workers and metrics (spec 5). */
+/* The provisioner: connection, discovery, host queue, workers and metrics (upstream
+ * hosts/hosts.go). */
 #include "provisioner.h"
 
 #include <pthread.h>
@@ -273,7 +274,7 @@ static void on_lost(void *closure)
     prov_daemon_pause(closure);
 }
 
-/* leader_election: paused until the election is won (spec 5.10, 11). */
+/* leader_election: paused until the election is won (upstream hosts/election.go). */
 static ch_status start_election(prov_daemon *p, ch_error *err)
 {
     const char *prefix = p->o.cfg->leader_election_api_prefix;

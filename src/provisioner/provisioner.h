@@ -1,4 +1,4 @@
-/* The provisioner daemon's moving parts wired together (upstream hosts.Process, spec 5): one
+/* The provisioner daemon's moving parts wired together (upstream hosts/hosts.go Process): one
  * NATS connection and one RPC client shared by everything, the discoverer, the host queue, the
  * worker threads running the pipeline, the metrics and the /metrics server. */
 #ifndef CHORIA_PROVISIONER_PROVISIONER_H

@@ -1,4 +1,4 @@
-/* The provisioner's RPC retry wrapper (upstream rpcWrapper, spec 6.2): tries with the FiveSec
+/* The provisioner's RPC retry wrapper (upstream host/rpc.go rpcWrapper): tries with the FiveSec
  * back-off, one rpc_time observation per attempt, one rpc_errors count per failed wrapper,
  * and two deliberate departures from upstream: a node with no subscriber (NATS "no
  * responders") and a node whose provisioning lock another provisioner holds are given up at

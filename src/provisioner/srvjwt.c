@@ -1,4 +1,4 @@
-/* Server JWT issuance (spec 9.4). */
+/* Server JWT issuance for Organization Issuer networks (see srvjwt.h). */
 #include "srvjwt.h"
 
 #include <stdlib.h>
@@ -165,7 +165,8 @@ static int64_t validity(const prov_srvjwt_signer *s, const json_t *claims, int64
     return v;
 }
 
-/* Chain issuer data (spec 9.4): iss, issexp, exp capped, and the chain signature tcs. */
+/* Chain issuer data, as choria-io/tokens writes it: iss, issexp, exp capped, and the chain
+ * signature tcs. */
 static ch_status add_chain(const prov_srvjwt_signer *s, json_t *c, const char *jti, ch_error *err)
 {
     const char *cjti = json_string_value(json_object_get(s->chain, "jti"));

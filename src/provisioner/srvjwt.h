@@ -1,6 +1,6 @@
-/* Server JWTs for Organization Issuer networks (features.ed25519, spec 9.4): the provisioner
- * signs a choria_server token for the ed25519 key each node proved it holds, optionally as a
- * chain issuer (jwt_signing_token). */
+/* Server JWTs for Organization Issuer networks (features.ed25519; upstream host/host.go and
+ * choria-io/tokens): the provisioner signs a choria_server token for the ed25519 key each node
+ * proved it holds, optionally as a chain issuer (jwt_signing_token). */
 #ifndef CHORIA_PROVISIONER_SRVJWT_H
 #define CHORIA_PROVISIONER_SRVJWT_H
 

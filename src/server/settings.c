@@ -1,5 +1,5 @@
 /* Decides how the server runs, from its config file and provisioning JWT, as go-choria's
- * `server run` does (spec upstream-node-and-tools.md 1.2 and 1.3). */
+ * `server run` does (go-choria cmd/server_run.go and its shouldProvision/provisionConfig). */
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
