@@ -54,6 +54,16 @@ void ch_buf_append(ch_buf *b, const char *s, size_t len);
 void ch_buf_append_str(ch_buf *b, const char *s);
 void ch_buf_printf(ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ch_buf_append_json_string(ch_buf *b, const char *s, size_t len);
+
+/* How a JSON string literal is escaped. Both write '"', '\\', \n \r \t escaped, other
+ * control characters as \u00XX and invalid UTF-8 as \ufffd (so the output is always JSON). */
+typedef enum {
+    CH_JSON_ESCAPE_GO,       /* encoding/json: also \b \f, '<' '>' '&' and U+2028/9 escaped */
+    CH_JSON_ESCAPE_JSONITER, /* jsoniter (sdk-go's CloudEvents envelope): nothing more */
+} ch_json_escape;
+
+/* ch_buf_append_json_string in the given style. */
+void ch_buf_append_json_string_as(ch_buf *b, const char *s, size_t len, ch_json_escape style);
 /* Takes ownership of the NUL-terminated data; returns NULL if any append failed. */
 char *ch_buf_steal(ch_buf *b, size_t *len);
 

@@ -122,53 +122,62 @@ size_t ch_utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
-void ch_buf_append_json_string(ch_buf *b, const char *str, size_t len)
+/* The escape of the character at s[i] in style, NULL when it is written as it is; *adv is the
+ * length of the character (a whole UTF-8 sequence). tmp holds a \u00XX escape. */
+static const char *escape_at(const unsigned char *s, size_t i, size_t len, ch_json_escape style,
+                             char tmp[7], size_t *adv)
 {
     static const char hex[] = "0123456789abcdef";
+    unsigned char c = s[i];
+    bool go = style == CH_JSON_ESCAPE_GO;
+    *adv = 1;
+    if (c == '"' || c == '\\') {
+        tmp[0] = '\\', tmp[1] = (char)c, tmp[2] = '\0';
+        return tmp;
+    }
+    if (c == '\n' || c == '\r' || c == '\t' || (go && (c == '\b' || c == '\f'))) {
+        tmp[0] = '\\';
+        tmp[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b' : 'f';
+        tmp[2] = '\0';
+        return tmp;
+    }
+    if (c < 0x20 || (go && (c == '<' || c == '>' || c == '&'))) {
+        snprintf(tmp, 7, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+        return tmp;
+    }
+    if (c < 0x80)
+        return NULL;
+    *adv = ch_utf8_seq_len(s + i, len - i);
+    if (*adv == 0) { /* invalid UTF-8: Go writes U+FFFD; so do we for jsoniter, to stay JSON */
+        *adv = 1;
+        return "\\ufffd";
+    }
+    if (go && *adv == 3 && c == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9))
+        return s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+    return NULL;
+}
+
+void ch_buf_append_json_string_as(ch_buf *b, const char *str, size_t len, ch_json_escape style)
+{
     const unsigned char *s = (const unsigned char *)str;
+    size_t start = 0, i = 0, adv = 1;
+    char tmp[7];
     ch_buf_append(b, "\"", 1);
-    size_t start = 0, i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        const char *esc = NULL;
-        char tmp[7];
-        size_t adv = 1;
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c == '\b')
-            esc = "\\b";
-        else if (c == '\f')
-            esc = "\\f";
-        else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-            snprintf(tmp, sizeof(tmp), "\\u00%c%c", hex[c >> 4], hex[c & 15]);
-            esc = tmp;
-        } else if (c >= 0x80) {
-            adv = ch_utf8_seq_len(s + i, len - i);
-            if (adv == 0) {
-                esc = "\\ufffd"; /* Go replaces invalid UTF-8 */
-                adv = 1;
-            } else if (adv == 3 && c == 0xE2 && s[i + 1] == 0x80 &&
-                       (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
-                esc = s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
-            }
-        }
+    for (; i < len; i += adv) {
+        const char *esc = escape_at(s, i, len, style, tmp, &adv);
         if (esc != NULL) {
             ch_buf_append(b, str + start, i - start);
             ch_buf_append_str(b, esc);
             start = i + adv;
         }
-        i += adv;
     }
     ch_buf_append(b, str + start, len - start);
     ch_buf_append(b, "\"", 1);
+}
+
+void ch_buf_append_json_string(ch_buf *b, const char *str, size_t len)
+{
+    ch_buf_append_json_string_as(b, str, len, CH_JSON_ESCAPE_GO);
 }
 
 /* Go's float formatting: shortest round-trip digits, fixed notation inside [1e-6, 1e21),

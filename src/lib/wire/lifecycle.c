@@ -200,46 +200,10 @@ static void append_choria(ch_buf *b, const ch_lifecycle_event *ev)
 
 /* A string as sdk-go's envelope writer (jsoniter ConfigFastest) writes it: only '"', '\\'
  * and control characters are escaped, '<' '>' '&' stay raw. jsoniter would also copy
- * invalid UTF-8 raw; we write U+FFFD instead so the document stays valid JSON. */
+ * invalid UTF-8 raw; U+FFFD is written instead so the document stays valid JSON. */
 static void append_jsoniter_str(ch_buf *b, const char *str, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t start = 0, i = 0;
-    ch_buf_append(b, "\"", 1);
-    while (i < len) {
-        const char *esc = NULL;
-        char tmp[7];
-        size_t adv = 1;
-        if (s[i] == '"')
-            esc = "\\\"";
-        else if (s[i] == '\\')
-            esc = "\\\\";
-        else if (s[i] == '\n')
-            esc = "\\n";
-        else if (s[i] == '\r')
-            esc = "\\r";
-        else if (s[i] == '\t')
-            esc = "\\t";
-        else if (s[i] < 0x20) {
-            snprintf(tmp, sizeof(tmp), "\\u00%c%c", hex[s[i] >> 4], hex[s[i] & 15]);
-            esc = tmp;
-        } else if (s[i] >= 0x80) {
-            adv = ch_utf8_seq_len(s + i, len - i);
-            if (adv == 0) {
-                esc = "\\ufffd";
-                adv = 1;
-            }
-        }
-        if (esc != NULL) {
-            ch_buf_append(b, str + start, i - start);
-            ch_buf_append_str(b, esc);
-            start = i + adv;
-        }
-        i += adv;
-    }
-    ch_buf_append(b, str + start, len - start);
-    ch_buf_append(b, "\"", 1);
+    ch_buf_append_json_string_as(b, str, len, CH_JSON_ESCAPE_JSONITER);
 }
 
 /* s without leading and trailing ASCII white space, as (start, length). */
