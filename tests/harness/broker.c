@@ -138,7 +138,7 @@ ch_status cht__broker_new(const cht_broker_opts *o, const char *label, int port,
     b->jetstream = o->jetstream;
     b->ready_timeout_ms = o->ready_timeout_ms > 0 ? o->ready_timeout_ms : CHT_READY_TIMEOUT_MS;
     snprintf(b->url, sizeof(b->url), "nats://127.0.0.1:%d", port);
-    st = cht__temp_dir(label, b->dir, sizeof(b->dir), err);
+    st = cht_temp_dir(label, b->dir, sizeof(b->dir), err);
     if (st != CH_OK)
         goto out;
     snprintf(b->conf, sizeof(b->conf), "%s/nats-server.conf", b->dir);
@@ -271,7 +271,7 @@ void cht_broker_free(cht_broker *b)
     if (b->pid > 0 && !cht__pid_stop(b->pid, SIGTERM, CHT_STOP_GRACE_MS, NULL))
         fprintf(stderr, "cht: could not reap nats-server pid %ld\n", (long)b->pid);
     b->pid = 0;
-    cht__temp_dir_remove(b->dir);
+    cht_temp_dir_remove(b->dir, NULL);
     free(b);
 }
 

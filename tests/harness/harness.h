@@ -18,6 +18,9 @@
  * Set CHT_KEEP=1 to keep the temporary directories (config, store, logs) for inspection,
  * CHT_NATS_SERVER to use another nats-server binary.
  *
+ * Unit tests may link the harness for cht_temp_dir and cht_write_file: those start nothing
+ * and leave the process's SIGPIPE disposition alone (it is ignored once a child starts).
+ *
  * Functions that can fail return ch_status and fill err (may be NULL). Long diagnostics
  * (the tail of a server log) are written to stderr because ch_error holds 256 bytes. */
 #ifndef CH_TEST_HARNESS_H
@@ -180,6 +183,100 @@ ch_status cht_proc_signal(cht_proc *p, int sig, ch_error *err);
  * (WIFEXITED/WEXITSTATUS). CH_ERR_TIMEOUT if it still runs. Can be called again. */
 ch_status cht_proc_wait(cht_proc *p, int timeout_ms, int *wstatus, ch_error *err);
 bool cht_proc_exited(const cht_proc *p);
+
+/* ---------------------------------------------------------------------------------------
+ * choria-provisioner: the real binary started from two configuration texts */
+
+#define CHT_PROVISIONER_MAX_ARGS 8 /* entries of cht_provisioner_opts.extra_args */
+
+typedef struct {
+    const char *dir;               /* where both files are written; required, must exist */
+    const char *config;            /* provisioner YAML text; required */
+    const char *config_name;       /* its file in dir, default "provisioner.yaml" */
+    const char *client_config;     /* Choria client config text; NULL: no --choria-config */
+    const char *client_name;       /* its file in dir, default "client.conf" */
+    const char *const *extra_args; /* NULL-ended, appended to the command line */
+    const char *const *env;        /* extra "KEY=VALUE" entries, as in cht_proc_opts */
+    bool no_monitor;               /* no monitor_port lines; implies no_wait */
+    bool no_wait;                  /* return right after the spawn */
+    const char *ready_series;      /* wait until this /metrics series equals ready_value
+                                    * instead of for /healthz, e.g.
+                                    * choria_provisioner_paused{site="x"} */
+    double ready_value;
+    int ready_timeout_ms; /* default CHT_READY_TIMEOUT_MS */
+} cht_provisioner_opts;
+
+/* Writes <dir>/<client_name> and <dir>/<config_name>, picks a free port for /metrics and
+ * /healthz and appends "monitor_port: <port>" and "monitor_bind: 127.0.0.1" to the YAML (so
+ * config must not set them itself, and must end at the top level of its mapping), runs
+ * `choria-provisioner run --config <yaml> [--choria-config <client>] <extra_args>` from
+ * cht_bin_path and waits until GET /healthz answers 200 (or ready_series has ready_value).
+ * *monitor_port (may be NULL) gets the port, 0 with no_monitor.
+ *
+ * CH_OK: *out is the running process; free it with cht_proc_free. On error *out is NULL and
+ * any process started is stopped: CH_ERR_INVALID for missing dir or config, CH_ERR_IO when a
+ * file cannot be written or the program cannot be started, CH_ERR_NOT_FOUND when the binary
+ * is missing, CH_ERR_CONNECTION when it exited before it was ready, CH_ERR_TIMEOUT when it was
+ * not ready within ready_timeout_ms. The last two put its last stderr line into err and all
+ * of its stderr on our stderr. Call from the test's main thread (see cht_proc_spawn). */
+ch_status cht_provisioner_start(const cht_provisioner_opts *o, cht_proc **out, int *monitor_port,
+                                ch_error *err);
+
+/* Member i of a group of provisioners in a leader election: identity p<i>.example.net,
+ * files p<i>.yaml and pc<i>.conf and log p<i>.log in dir, the demo helper, election through
+ * $JS.API; the broker password only when provisioning_password is set. */
+typedef struct {
+    const char *dir;                   /* required, must exist */
+    int index;                         /* i */
+    const char *site;                  /* required */
+    int workers;                       /* default 4 */
+    const char *urls;                  /* plugin.choria.middleware_hosts; required */
+    const char *provisioning_password; /* broker_provisioning_password, NULL: none */
+    bool no_wait;                      /* as in cht_provisioner_opts */
+} cht_member_opts;
+
+/* cht_provisioner_start for that member; same results. */
+ch_status cht_provisioner_start_member(const cht_member_opts *m, cht_proc **out, int *monitor_port,
+                                       ch_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * Temporary directories and files */
+
+/* Each directory made by cht_temp_dir (and each broker's) holds this file with the PID of
+ * the test process, so that a later run can remove what a SIGKILLed test left behind. Tests
+ * that count the entries of such a directory skip it. */
+#define CHT_OWNER_FILE "cht-owner"
+#define CHT_TEMP_DIR_MAX 128 /* directories alive at once, the brokers' included */
+#define CHT_TAG_MAX 64       /* characters of a cht_temp_dir tag */
+
+/* Makes $TMPDIR/cht-<tag>-XXXXXX (TMPDIR defaults to /tmp; mode 0700) and copies its path
+ * into out. The directory is registered with the harness: it goes at exit and on a fatal
+ * signal even when the test never calls cht_temp_dir_remove. tag is 1 to CHT_TAG_MAX
+ * characters of [A-Za-z0-9_-]. CH_ERR_INVALID for a bad tag, CH_ERR_TOO_LARGE when the path
+ * does not fit out_size or CHT_TEMP_DIR_MAX directories exist already, CH_ERR_IO when mkdtemp
+ * fails. On error out is "" (when out_size > 0). Any thread may call it. */
+ch_status cht_temp_dir(const char *tag, char *out, size_t out_size, ch_error *err);
+
+/* rm -rf of a directory from cht_temp_dir, without following symlinks, or with CHT_KEEP=1
+ * only a note on stderr naming it; forgets it either way. CH_OK also for NULL and "" (a setup
+ * that failed before making it); CH_ERR_IO when something in the tree could not be removed. */
+ch_status cht_temp_dir_remove(const char *path, ch_error *err);
+
+/* A cmocka fixture holding one such directory (tag "unit"): cht_dir_setup makes it and puts a
+ * calloc'ed cht_dir_fixture in *state, cht_dir_teardown removes both. Setup returns -1 (the
+ * test fails) with the reason on stderr, teardown -1 when the tree could not be removed. */
+typedef struct {
+    char dir[128]; /* $TMPDIR/cht-unit-XXXXXX; a longer TMPDIR fails the setup */
+} cht_dir_fixture;
+
+int cht_dir_setup(void **state);
+int cht_dir_teardown(void **state);
+
+/* Creates or truncates path and writes the printf-formatted text into it. err comes before
+ * the format because the arguments end in the printf list. CH_ERR_IO names the path when it
+ * cannot be created, written or closed. Tests wrap it: CHT_CHECK(cht_write_file(...), &err). */
+ch_status cht_write_file(const char *path, ch_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------------------------
  * Small helpers */

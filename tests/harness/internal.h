@@ -15,10 +15,8 @@ void cht__reg_init(void);
 void cht__reg_pid_add(pid_t pid);
 void cht__reg_pid_del(pid_t pid);
 bool cht__reg_keep(void); /* CHT_KEEP=1 */
-/* mkdtemp("$TMPDIR/cht-<label>-XXXXXX"), registered for removal; out gets the path. */
-ch_status cht__temp_dir(const char *label, char *out, size_t out_size, ch_error *err);
-/* Removes the tree (unless CHT_KEEP=1) and forgets it. */
-void cht__temp_dir_remove(const char *path);
+/* SIGPIPE ignored in the whole test process, once; called before the first child starts. */
+void cht__ignore_sigpipe(void);
 
 /* proc.c: fork+exec with PDEATHSIG, a new process group, fds 0/1/2 from the given fds
  * (-1: /dev/null) and every other fd closed. Reports exec failures to the caller. */

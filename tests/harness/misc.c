@@ -1,10 +1,11 @@
-/* Project binary paths, log tails and small nats.c helpers for tests. */
+/* Project binary paths, files, log tails and small nats.c helpers for tests. */
 #include "harness.h"
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,24 @@ ch_status cht_bin_path(const char *name, char *out, size_t out_size, ch_error *e
                             "project binary %s missing or not executable (build it first; "
                             "CH_BIN_DIR=%s)",
                             out, dir);
+    return CH_OK;
+}
+
+ch_status cht_write_file(const char *path, ch_error *err, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL)
+        return ch_error_set(err, CH_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vfprintf(fp, fmt, ap);
+    va_end(ap);
+    int e = n < 0 ? errno : 0;
+    /* fclose flushes: a full disk shows up here, not in vfprintf. */
+    if (fclose(fp) != 0 && e == 0)
+        e = errno != 0 ? errno : EIO;
+    if (e != 0)
+        return ch_error_set(err, CH_ERR_IO, "cannot write %s: %s", path, strerror(e));
     return CH_OK;
 }
 

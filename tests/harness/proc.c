@@ -185,6 +185,7 @@ fail:
 ch_status cht__spawn(const cht__spawn_spec *s, pid_t *pid, ch_error *err)
 {
     cht__reg_init();
+    cht__ignore_sigpipe();
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) != 0)
         return ch_error_set(err, CH_ERR_IO, "pipe: %s", strerror(errno));

@@ -20,10 +20,9 @@
 #include <unistd.h>
 
 #define REG_PIDS 256
-#define REG_DIRS 128
+#define REG_DIRS CHT_TEMP_DIR_MAX
 #define REG_DIR_LEN 1024
 #define RM_MAX_DEPTH 32
-#define OWNER_FILE "cht-owner"
 
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -172,7 +171,7 @@ static void sweep_stale(const char *base)
         char path[REG_DIR_LEN], owner[REG_DIR_LEN + 16];
         if (snprintf(path, sizeof(path), "%s/%s", base, e->d_name) >= (int)sizeof(path))
             continue;
-        snprintf(owner, sizeof(owner), "%s/%s", path, OWNER_FILE);
+        snprintf(owner, sizeof(owner), "%s/%s", path, CHT_OWNER_FILE);
         FILE *f = fopen(owner, "r");
         if (f == NULL)
             continue;
@@ -197,12 +196,6 @@ static void reg_init_once(void)
     const char *keep = getenv("CHT_KEEP");
     reg_keep_dirs = keep != NULL && strcmp(keep, "1") == 0;
     atexit(cleanup_all);
-    /* A write to the stdin pipe of a child that exited must fail with EPIPE, not kill the
-     * test. Children get SIGPIPE back to default before exec. */
-    struct sigaction ign;
-    memset(&ign, 0, sizeof(ign));
-    ign.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &ign, NULL);
     for (size_t i = 0; i < sizeof(reg_signals) / sizeof(reg_signals[0]); i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -222,6 +215,24 @@ static void reg_init_once(void)
 void cht__reg_init(void)
 {
     pthread_once(&reg_once, reg_init_once);
+}
+
+static void ignore_sigpipe_once(void)
+{
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, NULL);
+}
+
+/* A write to the stdin pipe of a child that exited must fail with EPIPE, not kill the test.
+ * Only tests that start children get this: a unit test that merely uses cht_temp_dir keeps
+ * the default disposition, so it still sees a SIGPIPE the code under test fails to block.
+ * Children get SIGPIPE back to default before exec. */
+void cht__ignore_sigpipe(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe_once);
 }
 
 bool cht__reg_keep(void)
@@ -254,18 +265,41 @@ void cht__reg_pid_del(pid_t pid)
     pthread_mutex_unlock(&reg_lock);
 }
 
-ch_status cht__temp_dir(const char *label, char *out, size_t out_size, ch_error *err)
+/* A tag becomes part of a file name that sweep_stale and people read: keep it plain. */
+static bool tag_ok(const char *tag)
 {
+    if (tag == NULL || tag[0] == '\0' || strlen(tag) > CHT_TAG_MAX)
+        return false;
+    for (const char *c = tag; *c != '\0'; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_'))
+            return false;
+    }
+    return true;
+}
+
+ch_status cht_temp_dir(const char *tag, char *out, size_t out_size, ch_error *err)
+{
+    if (out == NULL || out_size == 0)
+        return ch_error_set(err, CH_ERR_INVALID, "no buffer for the temporary directory");
+    out[0] = '\0';
+    if (!tag_ok(tag))
+        return ch_error_set(err, CH_ERR_INVALID, "bad temporary directory tag '%s'",
+                            tag != NULL ? tag : "");
     cht__reg_init();
     const char *base = temp_base();
-    int n = snprintf(out, out_size, "%s/cht-%s-XXXXXX", base, label);
-    if (n < 0 || (size_t)n >= out_size || (size_t)n >= REG_DIR_LEN)
+    int n = snprintf(out, out_size, "%s/cht-%s-XXXXXX", base, tag);
+    if (n < 0 || (size_t)n >= out_size || (size_t)n >= REG_DIR_LEN) {
+        out[0] = '\0';
         return ch_error_set(err, CH_ERR_TOO_LARGE, "temporary directory path too long: %s", base);
-    if (mkdtemp(out) == NULL)
+    }
+    if (mkdtemp(out) == NULL) {
+        out[0] = '\0';
         return ch_error_set(err, CH_ERR_IO, "mkdtemp under %s: %s", base, strerror(errno));
+    }
 
     char owner[REG_DIR_LEN + 16];
-    snprintf(owner, sizeof(owner), "%s/%s", out, OWNER_FILE);
+    snprintf(owner, sizeof(owner), "%s/%s", out, CHT_OWNER_FILE);
     FILE *f = fopen(owner, "w");
     if (f != NULL) {
         fprintf(f, "%ld\n", (long)getpid());
@@ -286,23 +320,54 @@ ch_status cht__temp_dir(const char *label, char *out, size_t out_size, ch_error 
     pthread_mutex_unlock(&reg_lock);
     if (slot < 0) {
         rm_tree(out);
+        out[0] = '\0';
         return ch_error_set(err, CH_ERR_TOO_LARGE, "more than %d temporary directories", REG_DIRS);
     }
     return CH_OK;
 }
 
-void cht__temp_dir_remove(const char *path)
+ch_status cht_temp_dir_remove(const char *path, ch_error *err)
 {
     if (path == NULL || path[0] == '\0')
-        return;
+        return CH_OK;
     pthread_mutex_lock(&reg_lock);
     for (int i = 0; i < REG_DIRS; i++) {
         if (__atomic_load_n(&reg_dir_used[i], __ATOMIC_SEQ_CST) && strcmp(reg_dirs[i], path) == 0)
             __atomic_store_n(&reg_dir_used[i], 0, __ATOMIC_SEQ_CST);
     }
     pthread_mutex_unlock(&reg_lock);
-    if (!cht__reg_keep())
-        rm_tree(path);
-    else
+    if (cht__reg_keep()) {
         fprintf(stderr, "cht: CHT_KEEP=1, kept %s\n", path);
+        return CH_OK;
+    }
+    if (rm_tree(path) != 0)
+        return ch_error_set(err, CH_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return CH_OK;
+}
+
+int cht_dir_setup(void **state)
+{
+    cht_dir_fixture *f = calloc(1, sizeof(*f));
+    ch_error err;
+    if (f == NULL)
+        return -1;
+    if (cht_temp_dir("unit", f->dir, sizeof(f->dir), &err) != CH_OK) {
+        fprintf(stderr, "cht_dir_setup: %s\n", err.msg);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int cht_dir_teardown(void **state)
+{
+    cht_dir_fixture *f = *state;
+    ch_error err;
+    ch_status st = cht_temp_dir_remove(f->dir, &err);
+    if (st != CH_OK)
+        fprintf(stderr, "cht_dir_teardown: %s\n", err.msg);
+    free(f);
+    *state = NULL;
+    return st == CH_OK ? 0 : -1;
 }

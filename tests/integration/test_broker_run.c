@@ -28,17 +28,6 @@ typedef struct {
     int client_port, stats_port, monitor_port;
 } fixture;
 
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(fp, fmt, ap);
-    va_end(ap);
-    fclose(fp);
-}
-
 static void sh(const char *fmt, ...)
 {
     char cmd[4096];
@@ -53,22 +42,25 @@ static void sh(const char *fmt, ...)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-broker-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
+    ch_error err;
+    if (cht_temp_dir("broker-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
         return -1;
     f->client_port = cht_free_port();
     f->stats_port = cht_free_port();
     snprintf(f->url, sizeof(f->url), "nats://127.0.0.1:%d", f->client_port);
     char conf[300];
     snprintf(conf, sizeof(conf), "%s/broker.conf", f->dir);
-    write_file(conf,
-               "identity = b1\nplugin.choria.network.listen_address = 127.0.0.1\n"
-               "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
-               "plugin.choria.network.stream.store = %s/js\n"
-               "plugin.choria.network.provisioning.client_password = provpw\n"
-               "plugin.choria.network.provisioning.node_password = nodepw\n"
-               "plugin.choria.network.stream.leader_election_ttl = 10s\n",
-               f->client_port, f->stats_port, f->dir);
+    CHT_CHECK(
+        cht_write_file(conf, &err,
+                       "identity = b1\nplugin.choria.network.listen_address = 127.0.0.1\n"
+                       "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
+                       "plugin.choria.network.stream.store = %s/js\n"
+                       "plugin.choria.network.provisioning.client_password = provpw\n"
+                       "plugin.choria.network.provisioning.node_password = nodepw\n"
+                       "plugin.choria.network.stream.leader_election_ttl = 10s\n",
+                       f->client_port, f->stats_port, f->dir),
+        &err);
     const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
     cht_proc_opts o = {.argv = argv};
     if (cht_proc_spawn(&o, &f->broker, NULL) != CH_OK)
@@ -92,7 +84,7 @@ static int teardown(void **state)
     cht_proc_free(f->server);
     cht_proc_free(f->provisioner);
     cht_proc_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -111,25 +103,21 @@ static natsStatus connect_as(fixture *f, const char *user, const char *password,
     return s;
 }
 
+/* Started without waiting: the test waits for the node to be provisioned. */
 static void start_provisioner(fixture *f)
 {
-    char client[300], conf[300], prov[512], helper[512];
+    char client[300], yaml[1024], helper[512];
     ch_error err;
-    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
     CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
-    snprintf(client, sizeof(client), "%s/client.conf", f->dir);
-    snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
-    write_file(client, "identity = prov.example.net\nplugin.choria.middleware_hosts = %s\n",
-               f->url);
-    f->monitor_port = cht_free_port();
-    write_file(conf,
-               "workers: 2\nsite: br\nhelper: %s\ntoken: t\nbroker_provisioning_password: provpw\n"
-               "leader_election: true\nleader_election_api_prefix: $JS.API\n"
-               "monitor_port: %d\nmonitor_bind: 127.0.0.1\n",
-               helper, f->monitor_port);
-    const char *argv[] = {prov, "run", "--config", conf, "--choria-config", client, NULL};
-    cht_proc_opts o = {.argv = argv};
-    CHT_CHECK(cht_proc_spawn(&o, &f->provisioner, &err), &err);
+    snprintf(client, sizeof(client),
+             "identity = prov.example.net\nplugin.choria.middleware_hosts = %s\n", f->url);
+    snprintf(yaml, sizeof(yaml),
+             "workers: 2\nsite: br\nhelper: %s\ntoken: t\nbroker_provisioning_password: provpw\n"
+             "leader_election: true\nleader_election_api_prefix: $JS.API\n",
+             helper);
+    cht_provisioner_opts o = {
+        .dir = f->dir, .config = yaml, .client_config = client, .no_wait = true};
+    CHT_CHECK(cht_provisioner_start(&o, &f->provisioner, &f->monitor_port, &err), &err);
 }
 
 static double metric(fixture *f, const char *series)
@@ -155,19 +143,22 @@ static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(
     mkdir(sdir, 0700);
     snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", f->dir);
-    write_file(conf, "identity = n1.example.net\nplugin.choria.server.provision = true\n");
+    ch_error err;
+    CHT_CHECK(cht_write_file(conf, &err,
+                             "identity = n1.example.net\nplugin.choria.server.provision = true\n"),
+              &err);
     const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt",
                           jwt,    NULL};
     cht_proc_opts o = {.argv = argv};
-    ch_error err;
     CHT_CHECK(cht_proc_spawn(&o, &f->server, &err), &err);
     for (int i = 0; i < 300 && metric(f, "choria_provisioner_provisioned{site=\"br\"}") != 1; i++)
         usleep(100000);
     if (metric(f, "choria_provisioner_provisioned{site=\"br\"}") != 1)
         fail_msg("not provisioned; provisioner: %s\nbroker: %s", cht_proc_stderr(f->provisioner),
                  cht_proc_stderr(f->broker));
-    assert_true(metric(f, "choria_election_leader{election=\"provisioner\","
-                          "identity=\"prov.example.net\"}") == 1);
+    assert_float_equal(metric(f, "choria_election_leader{election=\"provisioner\","
+                                 "identity=\"prov.example.net\"}"),
+                       1, 0);
     assert_null(strstr(cht_proc_stderr(f->broker), "Violation"));
 }
 
@@ -212,7 +203,8 @@ static void nodes_are_confined_and_a_wrong_password_is_refused(void **state)
     int ws = 0;
     CHT_CHECK(cht_proc_signal(f->broker, SIGTERM, &err), &err);
     CHT_CHECK(cht_proc_wait(f->broker, 10000, &ws, &err), &err);
-    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
 /* Three brokers on one machine from three configuration files form a JetStream cluster with a
@@ -229,18 +221,20 @@ static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
     for (int i = 0; i < 3; i++) {
         char conf[300];
         snprintf(conf, sizeof(conf), "%s/c%d.conf", f->dir, i);
-        write_file(conf,
-                   "identity = broker%d.example.net\n"
-                   "plugin.choria.network.listen_address = 127.0.0.1\n"
-                   "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
-                   "plugin.choria.network.peer_port = %d\n"
-                   "plugin.choria.network.peers = nats://127.0.0.1:%d, nats://127.0.0.1:%d, "
-                   "nats://127.0.0.1:%d\n"
-                   "plugin.choria.network.stream.store = %s/js%d\n"
-                   "plugin.choria.network.provisioning.client_password = provpw\n"
-                   "plugin.choria.network.provisioning.node_password = nodepw\n"
-                   "plugin.choria.network.stream.leader_election_ttl = 5s\n",
-                   i + 1, client[i], stats[i], peer[i], peer[0], peer[1], peer[2], f->dir, i);
+        CHT_CHECK(cht_write_file(
+                      conf, &err,
+                      "identity = broker%d.example.net\n"
+                      "plugin.choria.network.listen_address = 127.0.0.1\n"
+                      "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
+                      "plugin.choria.network.peer_port = %d\n"
+                      "plugin.choria.network.peers = nats://127.0.0.1:%d, nats://127.0.0.1:%d, "
+                      "nats://127.0.0.1:%d\n"
+                      "plugin.choria.network.stream.store = %s/js%d\n"
+                      "plugin.choria.network.provisioning.client_password = provpw\n"
+                      "plugin.choria.network.provisioning.node_password = nodepw\n"
+                      "plugin.choria.network.stream.leader_election_ttl = 5s\n",
+                      i + 1, client[i], stats[i], peer[i], peer[0], peer[1], peer[2], f->dir, i),
+                  &err);
         const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
         cht_proc_opts o = {.argv = argv};
         CHT_CHECK(cht_proc_spawn(&o, &brokers[i], &err), &err);
@@ -274,25 +268,14 @@ static void three_brokers_form_a_cluster_and_survive_losing_one(void **state)
     free(text);
 
     /* Three provisioners on the cluster, a fleet, then kill -9 of one broker. */
-    char prov[512], helper[512];
-    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
-    CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
-    int mport[3];
     for (int i = 0; i < 3; i++) {
-        char cconf[300], pconf[300];
-        snprintf(cconf, sizeof(cconf), "%s/pc%d.conf", f->dir, i);
-        snprintf(pconf, sizeof(pconf), "%s/p%d.yaml", f->dir, i);
-        write_file(cconf, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
-                   urls);
-        mport[i] = cht_free_port();
-        write_file(pconf,
-                   "workers: 4\nsite: c\nhelper: %s\nbroker_provisioning_password: provpw\n"
-                   "leader_election: true\nleader_election_api_prefix: $JS.API\n"
-                   "monitor_port: %d\nmonitor_bind: 127.0.0.1\nlogfile: %s/p%d.log\n",
-                   helper, mport[i], f->dir, i);
-        const char *argv[] = {prov, "run", "--config", pconf, "--choria-config", cconf, NULL};
-        cht_proc_opts o = {.argv = argv};
-        CHT_CHECK(cht_proc_spawn(&o, &provs[i], &err), &err);
+        cht_member_opts m = {.dir = f->dir,
+                             .index = i,
+                             .site = "c",
+                             .urls = urls,
+                             .provisioning_password = "provpw",
+                             .no_wait = true};
+        CHT_CHECK(cht_provisioner_start_member(&m, &provs[i], NULL, &err), &err);
     }
     char fleet_url[128], summary[300];
     snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d", client[2]);

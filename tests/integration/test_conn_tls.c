@@ -55,8 +55,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-tls-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (cht_temp_dir("tls-test", f->dir, sizeof(f->dir), NULL) != CH_OK)
         return -1;
     make_ca(f->dir, "ca");
     make_ca(f->dir, "other-ca");
@@ -83,7 +82,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     cht_broker_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -96,7 +95,7 @@ static ch_status try_connect(fixture *f, const char *url, ch_conn_tls tls, ch_er
     natsConnection *nc = NULL;
     ch_status st = ch_conn_connect(&o, &nc, err);
     if (st == CH_OK)
-        assert_true(natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED);
+        assert_int_equal(natsConnection_Status(nc), NATS_CONN_STATUS_CONNECTED);
     ch_conn_close(nc);
     return st;
 }

@@ -4,6 +4,7 @@
  * `choria server run` node with server.conf are provisioned end to end. Only what must differ
  * on a test machine is changed: ports, directories, the helper and the JWT key; the passwords
  * and the token are the examples' own, so they must agree with each other. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,18 +50,16 @@ static char *replace_line(char *text, const char *prefix, const char *line)
     const char *end = strchr(at, '\n');
     end = end != NULL ? end : at + strlen(at);
     char *out = NULL;
-    assert_true(asprintf(&out, "%.*s%s%s", (int)(at - text), text, line, end) > 0);
+    assert_in_range(asprintf(&out, "%.*s%s%s", (int)(at - text), text, line, end), 1, INT_MAX);
     free(text);
     return out;
 }
 
 static void write_text(fixture *f, const char *name, const char *text, char *path, size_t size)
 {
+    ch_error err;
     snprintf(path, size, "%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
+    CHT_CHECK(cht_write_file(path, &err, "%s", text), &err);
 }
 
 static void run(const char *fmt, ...)
@@ -79,8 +78,9 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-examples-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->choria, sizeof(f->choria), NULL)) {
+    if (cht_temp_dir("examples-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_bin_path("choria", f->choria, sizeof(f->choria), NULL) != CH_OK) {
+        cht_temp_dir_remove(f->dir, NULL);
         free(f);
         return -1;
     }
@@ -94,7 +94,7 @@ static int teardown(void **state)
     cht_proc_free(f->server);
     cht_proc_free(f->provisioner);
     cht_proc_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -125,39 +125,41 @@ static void start_broker(fixture *f)
         fail_msg("the example broker did not start: %s", cht_proc_stderr(f->broker));
 }
 
+/* Started without waiting: the test waits for the node to be provisioned. */
 static void start_provisioner(fixture *f)
 {
-    char line[1024], conf[512], client[512], prov[512], helper[512];
+    char line[1024], helper[512];
     ch_error err;
-    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
     CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
 
-    char *text = read_example("choria.cfg");
+    char *client = read_example("choria.cfg");
     snprintf(line, sizeof(line), "plugin.choria.middleware_hosts = nats://127.0.0.1:%d",
              f->client_port);
-    text = replace_line(text, "plugin.choria.middleware_hosts", line);
-    write_text(f, "choria.cfg", text, client, sizeof(client));
-    free(text);
+    client = replace_line(client, "plugin.choria.middleware_hosts", line);
 
-    text = read_example("choria-provisioner.yaml");
+    char *text = read_example("choria-provisioner.yaml");
     snprintf(line, sizeof(line), "helper: %s", helper);
     text = replace_line(text, "helper:", line);
     snprintf(line, sizeof(line), "jwt_verify_cert: %s/signer.pem", f->dir);
     text = replace_line(text, "jwt_verify_cert:", line);
-    f->monitor_port = cht_free_port();
-    snprintf(line, sizeof(line), "monitor_port: %d\nmonitor_bind: 127.0.0.1", f->monitor_port);
-    text = replace_line(text, "monitor_port:", line);
-    write_text(f, "choria-provisioner.yaml", text, conf, sizeof(conf));
-    free(text);
+    /* cht_provisioner_start appends a free monitor_port and monitor_bind: 127.0.0.1 */
+    text = replace_line(text, "monitor_port:", "# monitor_port: set by the test harness");
 
-    const char *argv[] = {prov, "run", "--config", conf, "--choria-config", client, NULL};
-    const char *env[] = {NULL, NULL};
     char broker_env[128];
     snprintf(broker_env, sizeof(broker_env), "CHORIA_DEMO_BROKER=nats://127.0.0.1:%d",
              f->client_port);
-    env[0] = broker_env;
-    cht_proc_opts o = {.argv = argv, .env = env};
-    CHT_CHECK(cht_proc_spawn(&o, &f->provisioner, &err), &err);
+    const char *env[] = {broker_env, NULL};
+    cht_provisioner_opts o = {.dir = f->dir,
+                              .config = text,
+                              .config_name = "choria-provisioner.yaml",
+                              .client_config = client,
+                              .client_name = "choria.cfg",
+                              .env = env,
+                              .no_wait = true};
+    ch_status st = cht_provisioner_start(&o, &f->provisioner, &f->monitor_port, &err);
+    free(text);
+    free(client);
+    CHT_CHECK(st, &err);
 }
 
 /* A node with the example server.conf and a provisioning JWT made as the README says, with the

@@ -7,6 +7,7 @@
  * RPCs died with the killed broker are retried at the next discovery (1 minute), so this test
  * takes about two minutes. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -35,18 +36,6 @@ typedef struct {
     char dir[256], bin[512], urls[256];
 } fixture;
 
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    if (fp == NULL)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(fp, fmt, ap);
-    va_end(ap);
-    fclose(fp);
-}
-
 static void spawn(const char *const *argv, cht_proc **out)
 {
     cht_proc_opts o = {.argv = argv};
@@ -57,8 +46,8 @@ static void spawn(const char *const *argv, cht_proc **out)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-failover-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
+    if (cht_temp_dir("failover-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_bin_path("choria", f->bin, sizeof(f->bin), NULL) != CH_OK)
         return -1;
     for (int i = 0; i < N; i++)
         f->client[i] = cht_free_port(), f->stats[i] = cht_free_port(), f->peer[i] = cht_free_port();
@@ -77,29 +66,32 @@ static int teardown(void **state)
         cht_proc_free(f->prov[i]);
     for (int i = 0; i < N; i++)
         cht_proc_free(f->broker[i]);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
 
 static void start_brokers(fixture *f)
 {
+    ch_error err;
     for (int i = 0; i < N; i++) {
         char conf[300];
         snprintf(conf, sizeof(conf), "%s/b%d.conf", f->dir, i);
-        write_file(conf,
-                   "identity = broker%d.example.net\n"
-                   "plugin.choria.network.listen_address = 127.0.0.1\n"
-                   "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
-                   "plugin.choria.network.peer_port = %d\n"
-                   "plugin.choria.network.peers = nats://127.0.0.1:%d,nats://127.0.0.1:%d,"
-                   "nats://127.0.0.1:%d\n"
-                   "plugin.choria.network.stream.store = %s/js%d\n"
-                   "plugin.choria.network.provisioning.client_password = provpw\n"
-                   "plugin.choria.network.provisioning.node_password = nodepw\n"
-                   "plugin.choria.network.stream.leader_election_ttl = %ds\n",
-                   i + 1, f->client[i], f->stats[i], f->peer[i], f->peer[0], f->peer[1], f->peer[2],
-                   f->dir, i, TTL_S);
+        CHT_CHECK(
+            cht_write_file(conf, &err,
+                           "identity = broker%d.example.net\n"
+                           "plugin.choria.network.listen_address = 127.0.0.1\n"
+                           "plugin.choria.network.client_port = %d\nplugin.choria.stats_port = %d\n"
+                           "plugin.choria.network.peer_port = %d\n"
+                           "plugin.choria.network.peers = nats://127.0.0.1:%d,nats://127.0.0.1:%d,"
+                           "nats://127.0.0.1:%d\n"
+                           "plugin.choria.network.stream.store = %s/js%d\n"
+                           "plugin.choria.network.provisioning.client_password = provpw\n"
+                           "plugin.choria.network.provisioning.node_password = nodepw\n"
+                           "plugin.choria.network.stream.leader_election_ttl = %ds\n",
+                           i + 1, f->client[i], f->stats[i], f->peer[i], f->peer[0], f->peer[1],
+                           f->peer[2], f->dir, i, TTL_S),
+            &err);
         const char *argv[] = {f->bin, "broker", "run", "--config", conf, NULL};
         spawn(argv, &f->broker[i]);
     }
@@ -114,26 +106,19 @@ static void start_brokers(fixture *f)
     fail_msg("brokers not ready");
 }
 
+/* Started without waiting: the test waits for a leader. */
 static void start_provisioners(fixture *f)
 {
-    char prov[512], helper[512];
     ch_error err;
-    CHT_CHECK(cht_bin_path("choria-provisioner", prov, sizeof(prov), &err), &err);
-    CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
     for (int i = 0; i < N; i++) {
-        char cconf[300], pconf[300];
-        snprintf(cconf, sizeof(cconf), "%s/pc%d.conf", f->dir, i);
-        snprintf(pconf, sizeof(pconf), "%s/p%d.yaml", f->dir, i);
-        write_file(cconf, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
-                   f->urls);
-        f->mport[i] = cht_free_port();
-        write_file(pconf,
-                   "workers: 8\nsite: f\nhelper: %s\nbroker_provisioning_password: provpw\n"
-                   "leader_election: true\nleader_election_api_prefix: $JS.API\n"
-                   "monitor_port: %d\nmonitor_bind: 127.0.0.1\nlogfile: %s/p%d.log\n",
-                   helper, f->mport[i], f->dir, i);
-        const char *argv[] = {prov, "run", "--config", pconf, "--choria-config", cconf, NULL};
-        spawn(argv, &f->prov[i]);
+        cht_member_opts m = {.dir = f->dir,
+                             .index = i,
+                             .site = "f",
+                             .workers = 8,
+                             .urls = f->urls,
+                             .provisioning_password = "provpw",
+                             .no_wait = true};
+        CHT_CHECK(cht_provisioner_start_member(&m, &f->prov[i], &f->mport[i], &err), &err);
     }
 }
 
@@ -178,7 +163,7 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     start_provisioners(f);
     int64_t took = 0;
     int leader = wait_leader(f, -1, 20000, &took);
-    assert_true(leader >= 0);
+    assert_in_range(leader, 0, N - 1);
 
     char fleet_url[128], summary[300];
     snprintf(fleet_url, sizeof(fleet_url), "nats://provisioning:nodepw@127.0.0.1:%d", f->client[2]);
@@ -205,7 +190,7 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     drop(f, leader, SIGKILL);
     leader = wait_leader(f, leader, (TTL_S + 10) * 1000, &took);
     int64_t crash = ch_now_mono_ms() - t0;
-    assert_true(leader >= 0);
+    assert_in_range(leader, 0, N - 1);
     usleep(300000);
 
     /* 2: graceful stop of the next leader: its key is deleted at once. */
@@ -213,7 +198,7 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     drop(f, leader, SIGTERM);
     leader = wait_leader(f, leader, 10000, &took);
     int64_t graceful = ch_now_mono_ms() - t0;
-    assert_true(leader >= 0);
+    assert_in_range(leader, 0, N - 1);
 
     /* 3: evict the last one; it steps down and campaigns again. */
     char cmd[1024];
@@ -226,7 +211,7 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
     usleep(50000);
     leader = wait_leader(f, -1, 10000, &took);
     int64_t evict = ch_now_mono_ms() - t0;
-    assert_true(leader >= 0);
+    assert_in_range(leader, 0, N - 1);
 
     /* 4: kill -9 of a broker the provisioner is not using on purpose (any will do). */
     ch_error err;
@@ -257,11 +242,11 @@ static void fleet_survives_leader_crash_stop_evict_and_a_broker_crash(void **sta
      * Two provisioners working on a node at once would show as a configure from one between
      * the other's configure and restart; only the pipelines cut short by the leaders that
      * died or were evicted (8 workers each) may look like that. */
-    assert_true(several >= interleaved);
-    assert_true(interleaved <= 3 * 8);
-    assert_true(crash <= (TTL_S + 3) * 1000);
-    assert_true(graceful <= 3000);
-    assert_true(evict <= 3000);
+    assert_in_range(several, interleaved, LONG_MAX);
+    assert_in_range(interleaved, 0, 3 * 8);
+    assert_in_range(crash, 0, (TTL_S + 3) * 1000);
+    assert_in_range(graceful, 0, 3000);
+    assert_in_range(evict, 0, 3000);
 }
 
 int main(void)

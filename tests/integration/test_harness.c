@@ -4,6 +4,7 @@
  *
  * The crash-safety tests run this executable again with CHT_SELFTEST=<mode>: the child
  * starts a broker, reports its pid and directory in a file and then misbehaves. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,7 @@ typedef struct {
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
+    char dir[256]; /* cht_temp_dir, or "" */
 } fixture;
 
 static int setup(void **state)
@@ -87,6 +89,7 @@ static int teardown(void **state)
     cht_proc_free(f->proc);
     cht_cluster_free(f->cluster);
     cht_broker_free(f->broker);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -125,7 +128,8 @@ static void test_broker_is_healthy_on_loopback_with_working_accessors(void **sta
     char want[64];
     snprintf(want, sizeof(want), "nats://127.0.0.1:%d", cht_broker_port(b));
     assert_string_equal(cht_broker_url(b), want);
-    assert_true(cht_broker_port(b) > 0 && cht_broker_http_port(b) > 0);
+    assert_in_range(cht_broker_port(b), 1, 65535);
+    assert_in_range(cht_broker_http_port(b), 1, 65535);
     assert_int_not_equal(cht_broker_port(b), cht_broker_http_port(b));
     assert_int_equal(cht_broker_cluster_port(b), 0);
     assert_true(cht_broker_running(b));
@@ -183,7 +187,7 @@ static void test_broker_jetstream_kv_put_get_with_ttl_in_nanoseconds(void **stat
     CHT_CHECK(cht_nats_connect(cht_broker_url(f->broker), 2000, &f->nc, &err), &err);
     create_kv(f, "CHT_SINGLE", 1, 60 * NS_PER_SEC);
     assert_int_equal(kvStore_PutString(&rev, f->kv, "greeting", "hello"), NATS_OK);
-    assert_true(rev >= 1);
+    assert_in_range(rev, 1, UINT64_MAX);
     assert_kv_value(f->kv, "greeting", "hello");
     assert_int_equal(kvStore_Status(&sts, f->kv), NATS_OK);
     assert_int_equal(kvStatus_TTL(sts), 60 * NS_PER_SEC);
@@ -235,7 +239,7 @@ static void test_broker_restart_keeps_port_and_store_and_client_reconnects(void 
     int64_t deadline = ch_now_mono_ms() + 10000;
     while (__atomic_load_n(&ev.reconnects, __ATOMIC_SEQ_CST) == 0 && ch_now_mono_ms() < deadline)
         usleep(20 * 1000);
-    assert_true(__atomic_load_n(&ev.disconnects, __ATOMIC_SEQ_CST) >= 1);
+    assert_in_range(__atomic_load_n(&ev.disconnects, __ATOMIC_SEQ_CST), 1, INT_MAX);
     assert_int_equal(__atomic_load_n(&ev.reconnects, __ATOMIC_SEQ_CST), 1);
 
     /* The subscription was resent on reconnect and the store survived the restart. */
@@ -276,7 +280,7 @@ static void test_broker_wait_ready_times_out_when_broker_hangs(void **state)
     int64_t took = ch_now_mono_ms() - t0;
     CHT_CHECK(cht_broker_signal(f->broker, SIGCONT, &err), &err);
     assert_int_equal(st, CH_ERR_TIMEOUT);
-    assert_true(took >= 450 && took < 2000);
+    assert_in_range(took, 450, 1999);
     assert_non_null(strstr(err.msg, "not ready after 500 ms"));
     CHT_CHECK(cht_broker_wait_ready(f->broker, 0, &err), &err);
 }
@@ -341,7 +345,7 @@ static void test_broker_start_fails_fast_and_loudly_on_bad_config(void **state)
     int64_t t0 = ch_now_mono_ms();
     assert_int_not_equal(cht_broker_start(&o, &f->broker, &err), CH_OK);
     assert_null(f->broker);
-    assert_true(ch_now_mono_ms() - t0 < 5000); /* noticed the exit, did not wait 10 s */
+    assert_in_range(ch_now_mono_ms() - t0, 0, 4999); /* noticed the exit, did not wait 10 s */
     assert_non_null(strstr(err.msg, "exited"));
     assert_non_null(strstr(err.msg, "nats-server.log"));
 }
@@ -367,7 +371,7 @@ static void test_cluster_r3_kv_stays_writable_after_leader_crash(void **state)
              cht_cluster_url(c, 2));
     assert_string_equal(cht_cluster_urls(c), want);
     assert_string_equal(cht_broker_name(cht_cluster_node(c, 2)), "n3");
-    assert_true(cht_broker_cluster_port(cht_cluster_node(c, 0)) > 0);
+    assert_in_range(cht_broker_cluster_port(cht_cluster_node(c, 0)), 1, 65535);
     assert_null(cht_cluster_node(c, 3));
 
     CHT_CHECK(cht_nats_connect(cht_cluster_urls(c), 2000, &f->nc, &err), &err);
@@ -385,7 +389,7 @@ static void test_cluster_r3_kv_stays_writable_after_leader_crash(void **state)
     assert_non_null(si->Cluster);
     int victim = name_to_index(si->Cluster->Leader);
     jsStreamInfo_Destroy(si);
-    assert_true(victim >= 0 && victim < 3);
+    assert_in_range(victim, 0, 2);
     pid_t victim_pid = cht_broker_pid(cht_cluster_node(c, victim));
     CHT_CHECK(cht_cluster_crash_node(c, victim, &err), &err);
     assert_false(cht_pid_alive(victim_pid));
@@ -431,7 +435,7 @@ static void test_cluster_r3_kv_stays_writable_after_leader_crash(void **state)
     for (int i = 0; i < 3; i++) {
         pids[i] = cht_broker_pid(cht_cluster_node(c, i));
         snprintf(dirs[i], sizeof(dirs[i]), "%s", cht_broker_dir(cht_cluster_node(c, i)));
-        assert_true(pids[i] > 0);
+        assert_in_range(pids[i], 1, INT_MAX);
     }
     kvStore_Destroy(f->kv);
     f->kv = NULL;
@@ -472,14 +476,14 @@ static void test_proc_reads_lines_with_timeouts_stderr_env_and_exit_status(void 
     ch_error err;
     char errfile[] = "/tmp/cht-stderr-XXXXXX";
     int fd = mkstemp(errfile);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     close(fd);
     const char *argv[] = {"/bin/sh", "-c",
                           "echo one; echo two >&2; sleep 0.3; echo \"three $CHT_VAR\"; exit 3",
                           NULL};
     const char *env[] = {"CHT_VAR=from-env", NULL};
     spawn(f, argv, env, errfile, false);
-    assert_true(cht_proc_pid(f->proc) > 0);
+    assert_in_range(cht_proc_pid(f->proc), 1, INT_MAX);
 
     expect_line(f->proc, 2000, "one");
     char *line = NULL;
@@ -487,7 +491,7 @@ static void test_proc_reads_lines_with_timeouts_stderr_env_and_exit_status(void 
     assert_int_equal(cht_proc_read_line(f->proc, 100, &line), CHT_READ_TIMEOUT);
     int64_t took = ch_now_mono_ms() - t0;
     assert_null(line);
-    assert_true(took >= 95 && took < 600); /* the bound, not much later */
+    assert_in_range(took, 95, 599); /* the bound, not much later */
     expect_line(f->proc, 2000, "three from-env");
     assert_int_equal(cht_proc_read_line(f->proc, 2000, &line), CHT_READ_EOF);
 
@@ -521,7 +525,7 @@ static void test_proc_read_until_then_signal_and_wait(void **state)
     int ws = 0;
     int64_t t0 = ch_now_mono_ms();
     assert_int_equal(cht_proc_wait(f->proc, 100, &ws, &err), CH_ERR_TIMEOUT);
-    assert_true(ch_now_mono_ms() - t0 < 400);
+    assert_in_range(ch_now_mono_ms() - t0, 0, 399);
     assert_false(cht_proc_exited(f->proc));
     CHT_CHECK(cht_proc_signal(f->proc, SIGTERM, &err), &err);
     CHT_CHECK(cht_proc_wait(f->proc, 2000, &ws, &err), &err);
@@ -540,7 +544,7 @@ static void test_proc_free_kills_a_running_child(void **state)
     int64_t t0 = ch_now_mono_ms();
     cht_proc_free(f->proc);
     f->proc = NULL;
-    assert_true(ch_now_mono_ms() - t0 < 2000);
+    assert_in_range(ch_now_mono_ms() - t0, 0, 1999);
     assert_int_equal(kill(pid, 0), -1);
 }
 
@@ -575,7 +579,8 @@ static void test_proc_stdin_pipe_and_partial_last_line(void **state)
     assert_int_equal(cht_proc_read_line(f->proc, 2000, &line), CHT_READ_EOF);
     int ws = 0;
     CHT_CHECK(cht_proc_wait(f->proc, 2000, &ws, &err), &err);
-    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
 static void test_proc_and_bin_path_fail_clearly_on_missing_programs(void **state)
@@ -599,6 +604,126 @@ static void test_proc_and_bin_path_fail_clearly_on_missing_programs(void **state
     assert_non_null(strstr(err.msg, "no-such-binary"));
     CHT_CHECK(cht_bin_path("choria", path, sizeof(path), &err), &err);
     assert_int_equal(access(path, X_OK), 0);
+}
+
+/* --------------------------------------------------------------------------------------
+ * Temporary directories, files and choria-provisioner */
+
+static char *read_text(const char *path)
+{
+    char *text = NULL;
+    ch_error err;
+    CHT_CHECK(ch_read_file(path, 1024 * 1024, &text, NULL, &err), &err);
+    return text;
+}
+
+static void test_temp_dir_holds_written_files_until_removed(void **state)
+{
+    fixture *f = *state;
+    ch_error err;
+    char path[512], small[8];
+    CHT_CHECK(cht_temp_dir("selftest", f->dir, sizeof(f->dir), &err), &err);
+    assert_non_null(strstr(f->dir, "/cht-selftest-"));
+    struct stat sb;
+    assert_int_equal(stat(f->dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/%s", f->dir, CHT_OWNER_FILE);
+    char *text = read_text(path);
+    assert_int_equal(atol(text), (long)getpid());
+    free(text);
+
+    snprintf(path, sizeof(path), "%s/a.conf", f->dir);
+    CHT_CHECK(cht_write_file(path, &err, "port = %d\nname = %s\n", 4222, "x"), &err);
+    CHT_CHECK(cht_write_file(path, &err, "short\n"), &err); /* truncates */
+    text = read_text(path);
+    assert_string_equal(text, "short\n");
+    free(text);
+    snprintf(path, sizeof(path), "%s/missing/a.conf", f->dir);
+    assert_int_equal(cht_write_file(path, &err, "x"), CH_ERR_IO);
+    assert_non_null(strstr(err.msg, path));
+
+    assert_int_equal(cht_temp_dir("no/slash", small, sizeof(small), &err), CH_ERR_INVALID);
+    assert_string_equal(small, "");
+    assert_int_equal(cht_temp_dir("selftest", small, sizeof(small), &err), CH_ERR_TOO_LARGE);
+    assert_string_equal(small, "");
+
+    CHT_CHECK(cht_temp_dir_remove(f->dir, &err), &err);
+    if (getenv("CHT_KEEP") == NULL)
+        assert_false(dir_exists(f->dir));
+    f->dir[0] = '\0';
+    CHT_CHECK(cht_temp_dir_remove(f->dir, &err), &err);
+    CHT_CHECK(cht_temp_dir_remove(NULL, &err), &err);
+}
+
+static void test_provisioner_start_waits_for_healthz_with_the_monitor_lines_appended(void **state)
+{
+    fixture *f = *state;
+    ch_error err;
+    char client[300], pid[300], path[300], want[128];
+    int port = 0, status = 0;
+    CHT_CHECK(cht_temp_dir("selftest", f->dir, sizeof(f->dir), &err), &err);
+    snprintf(client, sizeof(client),
+             "identity = p.example.net\nplugin.choria.middleware_hosts = %s\n",
+             cht_broker_url(f->broker));
+    snprintf(pid, sizeof(pid), "%s/p.pid", f->dir);
+    const char *args[] = {"--pid", pid, NULL};
+    const char *env[] = {"CHORIA_PROVISIONER_BACKOFF_PERCENT=10", NULL};
+    cht_provisioner_opts o = {.dir = f->dir,
+                              .config = "site: selftest\nhelper: /bin/true", /* no newline */
+                              .config_name = "p.yaml",
+                              .client_config = client,
+                              .extra_args = args,
+                              .env = env};
+    CHT_CHECK(cht_provisioner_start(&o, &f->proc, &port, &err), &err);
+    assert_in_range(port, 1, 65535);
+    CHT_CHECK(cht_http_get(port, "/healthz", 2000, &status, NULL, &err), &err);
+    assert_int_equal(status, 200);
+    assert_int_equal(access(pid, R_OK), 0);
+
+    snprintf(path, sizeof(path), "%s/p.yaml", f->dir);
+    snprintf(want, sizeof(want),
+             "site: selftest\nhelper: /bin/true\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\n",
+             port);
+    char *text = read_text(path);
+    assert_string_equal(text, want);
+    free(text);
+    snprintf(path, sizeof(path), "%s/client.conf", f->dir);
+    text = read_text(path);
+    assert_string_equal(text, client);
+    free(text);
+}
+
+static void test_provisioner_start_reports_an_early_exit_and_a_timeout(void **state)
+{
+    fixture *f = *state;
+    ch_error err;
+    cht_proc *p = NULL;
+    int port = -1;
+    CHT_CHECK(cht_temp_dir("selftest", f->dir, sizeof(f->dir), &err), &err);
+    cht_provisioner_opts o = {.dir = f->dir, .config = "interval: 10s\nhelper: /bin/true\n"};
+    assert_int_equal(cht_provisioner_start(&o, &p, &port, &err), CH_ERR_CONNECTION);
+    assert_null(p);
+    assert_int_equal(port, 0);
+    assert_non_null(strstr(err.msg, "exited"));
+    assert_non_null(strstr(err.msg, "interval is too small")); /* its last stderr line */
+
+    char client[300];
+    snprintf(client, sizeof(client), "plugin.choria.middleware_hosts = %s\n",
+             cht_broker_url(f->broker));
+    cht_provisioner_opts never = {.dir = f->dir,
+                                  .config = "site: t\nhelper: /bin/true\n",
+                                  .client_config = client,
+                                  .ready_series = "choria_provisioner_paused{site=\"t\"}",
+                                  .ready_value = 42,
+                                  .ready_timeout_ms = 1500};
+    int64_t t0 = ch_now_mono_ms();
+    assert_int_equal(cht_provisioner_start(&never, &p, &port, &err), CH_ERR_TIMEOUT);
+    assert_in_range(ch_now_mono_ms() - t0, 1500, 10000);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "choria_provisioner_paused{site=\"t\"} is not 42"));
+
+    cht_provisioner_opts none = {.dir = f->dir};
+    assert_int_equal(cht_provisioner_start(&none, &p, NULL, &err), CH_ERR_INVALID);
 }
 
 /* --------------------------------------------------------------------------------------
@@ -672,7 +797,7 @@ static int run_selftest(fixture *f, const char *mode, int signal_after_ready, pi
     ch_error err;
     char out[] = "/tmp/cht-selftest-XXXXXX";
     int fd = mkstemp(out);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     close(fd);
     char env_mode[64], env_out[128];
     snprintf(env_mode, sizeof(env_mode), "CHT_SELFTEST=%s", mode);
@@ -681,7 +806,7 @@ static int run_selftest(fixture *f, const char *mode, int signal_after_ready, pi
     const char *env[] = {env_mode, env_out, NULL};
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    assert_true(n > 0);
+    assert_in_range(n, 1, sizeof(self) - 1);
     self[n] = '\0';
     argv[0] = self;
     spawn(f, argv, env, NULL, false);
@@ -747,7 +872,10 @@ static void test_segv_kills_brokers_and_removes_dirs(void **state)
     pid_t pid;
     char dir[1024];
     int ws = run_selftest(f, "segv", 0, &pid, dir, sizeof(dir));
-    assert_true(WIFSIGNALED(ws) || (WIFEXITED(ws) && WEXITSTATUS(ws) != 0)); /* ASan exits */
+    if (!WIFSIGNALED(ws)) { /* ASan exits */
+        assert_true(WIFEXITED(ws));
+        assert_int_not_equal(WEXITSTATUS(ws), 0);
+    }
     assert_broker_cleaned(pid, dir);
 }
 
@@ -837,6 +965,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proc_stdin_pipe_and_partial_last_line, setup,
                                         teardown),
         cmocka_unit_test(test_proc_and_bin_path_fail_clearly_on_missing_programs),
+        cmocka_unit_test_setup_teardown(test_temp_dir_holds_written_files_until_removed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_provisioner_start_waits_for_healthz_with_the_monitor_lines_appended, setup_broker,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_provisioner_start_reports_an_early_exit_and_a_timeout,
+                                        setup_broker, teardown),
         cmocka_unit_test_setup_teardown(test_failed_assertion_still_runs_teardown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_kills_brokers_and_removes_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segv_kills_brokers_and_removes_dirs, setup, teardown),

@@ -1,11 +1,13 @@
 /* The monitoring server over real sockets: /metrics passes `promtool check metrics` and
  * carries every metric the bundled Grafana dashboard queries. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,7 @@ static char *get(int port, const char *path, int want_status)
 static void raw_head(int port, const char *request, char *out, size_t size)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -95,21 +97,23 @@ static void raw_head(int port, const char *request, char *out, size_t size)
 static void test_metrics_served_as_text_format_0_0_4(void **state)
 {
     fixture *f = *state;
-    assert_true(f->port > 0);
+    assert_in_range(f->port, 1, 65535);
     char *body = get(f->port, "/metrics", 200);
     assert_non_null(strstr(body, "choria_provisioner_discovered{site=\"lab \\\"1\\\"\"} 1\n"));
     assert_non_null(strstr(body, "# TYPE choria_provisioner_rpc_time summary\n"));
     free(body);
 
-    char head[4096];
+    char head[4096], status[16];
     raw_head(f->port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", head,
              sizeof(head));
-    assert_true(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    snprintf(status, sizeof(status), "%.12s", head);
+    assert_string_equal(status, "HTTP/1.1 200");
     assert_non_null(strcasestr(head, "\r\nContent-Type: text/plain; version=0.0.4; "
                                      "charset=utf-8\r\n"));
     raw_head(f->port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", head,
              sizeof(head));
-    assert_true(strncmp(head, "HTTP/1.1 405", 12) == 0);
+    snprintf(status, sizeof(status), "%.12s", head);
+    assert_string_equal(status, "HTTP/1.1 405");
 }
 
 static void test_updates_show_on_the_next_scrape(void **state)
@@ -140,7 +144,7 @@ static void test_promtool_finds_no_format_error(void **state)
     char *body = get(f->port, "/metrics", 200);
     char path[] = "/tmp/ch-metrics-XXXXXX";
     int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
     close(fd);
     free(body);
@@ -190,7 +194,7 @@ static void test_every_dashboard_metric_is_exposed(void **state)
         fail_msg("%s: %s", path, jerr.text);
     json_t *exprs = json_array();
     collect_exprs(dash, exprs);
-    assert_true(json_array_size(exprs) > 0);
+    assert_in_range(json_array_size(exprs), 1, SIZE_MAX);
 
     char *body = get(f->port, "/metrics", 200);
     size_t checked = 0, i;
@@ -207,7 +211,7 @@ static void test_every_dashboard_metric_is_exposed(void **state)
             while (name_char(p[n]))
                 n++;
             char want[160];
-            assert_true(n + 3 < sizeof(want));
+            assert_in_range(n + 3, 0, sizeof(want) - 1);
             /* a sample line starting with the name, followed by its labels */
             snprintf(want, sizeof(want), "\n%.*s{", (int)n, p);
             if (strstr(body, want) == NULL)
@@ -216,7 +220,7 @@ static void test_every_dashboard_metric_is_exposed(void **state)
             p += n;
         }
     }
-    assert_true(checked >= 10);
+    assert_in_range(checked, 10, SIZE_MAX);
     free(body);
     json_decref(exprs);
     json_decref(dash);

@@ -34,22 +34,11 @@ typedef struct {
     char dir[256];
 } fixture;
 
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(fp, fmt, ap);
-    va_end(ap);
-    fclose(fp);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-elect-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, NULL) != CH_OK ||
+    if (cht_temp_dir("elect-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_broker_start(NULL, &f->broker, NULL) != CH_OK ||
         cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, NULL) != CH_OK)
         return -1;
     kvConfig kc;
@@ -75,38 +64,18 @@ static int teardown(void **state)
     natsConnection_Close(f->nc);
     natsConnection_Destroy(f->nc);
     cht_broker_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
 
+/* Provisioner i, once it serves /healthz. */
 static void start_provisioner(fixture *f, int i)
 {
-    char client[300], conf[300], bin[512], helper[512];
     ch_error err;
-    CHT_CHECK(cht_bin_path("choria-provisioner", bin, sizeof(bin), &err), &err);
-    CHT_CHECK(cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err), &err);
-    snprintf(client, sizeof(client), "%s/client%d.conf", f->dir, i);
-    snprintf(conf, sizeof(conf), "%s/provisioner%d.yaml", f->dir, i);
-    write_file(client, "identity = p%d.example.net\nplugin.choria.middleware_hosts = %s\n", i,
-               cht_broker_url(f->broker));
-    f->port[i] = cht_free_port();
-    write_file(conf,
-               "workers: 4\nsite: ha\nmonitor_port: %d\nmonitor_bind: 127.0.0.1\nhelper: %s\n"
-               "leader_election: true\nleader_election_api_prefix: $JS.API\n"
-               "logfile: %s/p%d.log\n",
-               f->port[i], helper, f->dir, i);
-    const char *argv[] = {bin, "run", "--config", conf, "--choria-config", client, NULL};
-    cht_proc_opts o = {.argv = argv};
-    CHT_CHECK(cht_proc_spawn(&o, &f->prov[i], &err), &err);
-    for (int t = 0; t < 100; t++) {
-        int status = 0;
-        if (cht_http_get(f->port[i], "/healthz", 1000, &status, NULL, NULL) == CH_OK &&
-            status == 200)
-            return;
-        usleep(100000);
-    }
-    fail_msg("provisioner %d did not start: %s", i, cht_proc_stderr(f->prov[i]));
+    cht_member_opts m = {
+        .dir = f->dir, .index = i, .site = "ha", .urls = cht_broker_url(f->broker)};
+    CHT_CHECK(cht_provisioner_start_member(&m, &f->prov[i], &f->port[i], &err), &err);
 }
 
 /* choria_provisioner_paused of provisioner i, -1 when it does not answer. */
@@ -129,7 +98,7 @@ static int wait_single_leader(fixture *f, int64_t timeout_ms, int64_t *took)
             *took = ch_now_mono_ms() - t0;
             return who;
         }
-        assert_true(leaders <= 1);
+        assert_in_range(leaders, 0, 1);
         usleep(50000);
     }
     return -1;
@@ -174,7 +143,7 @@ static void one_leader_provisions_and_fail_over_is_fast(void **state)
         start_provisioner(f, i);
     int64_t took = 0;
     int leader = wait_single_leader(f, 10000, &took);
-    assert_true(leader >= 0);
+    assert_in_range(leader, 0, N - 1);
     check_summary(run_fleet(f, "a"));
 
     /* Graceful stop of the leader: its key is deleted, a standby leads within 3 s. */
@@ -188,8 +157,8 @@ static void one_leader_provisions_and_fail_over_is_fast(void **state)
     leader = wait_single_leader(f, 10000, &took);
     took = ch_now_mono_ms() - t0;
     fprintf(stderr, "fail-over after a graceful stop: %lld ms\n", (long long)took);
-    assert_true(leader >= 0);
-    assert_true(took <= 3000);
+    assert_in_range(leader, 0, N - 1);
+    assert_in_range(took, 0, 3000);
 
     /* kill -9 of the new leader: its key lives until the TTL, then the last one leads. */
     t0 = ch_now_mono_ms();
@@ -200,8 +169,8 @@ static void one_leader_provisions_and_fail_over_is_fast(void **state)
     leader = wait_single_leader(f, (TTL_S + 10) * 1000, &took);
     took = ch_now_mono_ms() - t0;
     fprintf(stderr, "fail-over after kill -9: %lld ms (TTL %d s)\n", (long long)took, TTL_S);
-    assert_true(leader >= 0);
-    assert_true(took <= (TTL_S + 3) * 1000);
+    assert_in_range(leader, 0, N - 1);
+    assert_in_range(took, 0, (TTL_S + 3) * 1000);
     check_summary(run_fleet(f, "b"));
 }
 
@@ -209,21 +178,21 @@ static void a_missing_election_bucket_stops_the_start_with_a_clear_error(void **
 {
     fixture *f = *state;
     assert_int_equal(js_DeleteKeyValue(f->js, CH_LEADER_DEFAULT_BUCKET), NATS_OK);
-    char client[300], conf[300], bin[512];
+    char client[300];
     ch_error err;
-    CHT_CHECK(cht_bin_path("choria-provisioner", bin, sizeof(bin), &err), &err);
-    snprintf(client, sizeof(client), "%s/client.conf", f->dir);
-    snprintf(conf, sizeof(conf), "%s/provisioner.yaml", f->dir);
-    write_file(client, "identity = p.example.net\nplugin.choria.middleware_hosts = %s\n",
-               cht_broker_url(f->broker));
-    write_file(conf, "helper: /bin/true\nleader_election: true\n"
-                     "leader_election_api_prefix: $JS.API\n");
-    const char *argv[] = {bin, "run", "--config", conf, "--choria-config", client, NULL};
-    cht_proc_opts o = {.argv = argv};
-    CHT_CHECK(cht_proc_spawn(&o, &f->prov[0], &err), &err);
+    snprintf(client, sizeof(client),
+             "identity = p.example.net\nplugin.choria.middleware_hosts = %s\n",
+             cht_broker_url(f->broker));
+    cht_provisioner_opts o = {
+        .dir = f->dir,
+        .config = "helper: /bin/true\nleader_election: true\nleader_election_api_prefix: $JS.API\n",
+        .client_config = client,
+        .no_monitor = true};
+    CHT_CHECK(cht_provisioner_start(&o, &f->prov[0], NULL, &err), &err);
     int ws = 0;
     CHT_CHECK(cht_proc_wait(f->prov[0], 10000, &ws, &err), &err);
-    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) != 0);
+    assert_true(WIFEXITED(ws));
+    assert_int_not_equal(WEXITSTATUS(ws), 0);
     assert_non_null(strstr(cht_proc_stderr(f->prov[0]),
                            "leader_election: cannot access KV Bucket CHORIA_LEADER_ELECTION"));
 }

@@ -30,8 +30,8 @@ typedef struct {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-pause-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, NULL) != CH_OK)
+    if (cht_temp_dir("pause-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_broker_start(NULL, &f->broker, NULL) != CH_OK)
         return -1;
     ch_log_set_level(CH_LOG_ERROR);
     *state = f;
@@ -46,7 +46,7 @@ static int teardown(void **state)
     prov_config_free(f->cfg);
     cht_proc_free(f->fleet);
     cht_broker_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -90,7 +90,7 @@ static void wait_value(fixture *f, ch_metric *m, double want, int timeout_ms)
 {
     for (int waited = 0; waited < timeout_ms && value(f, m) != want; waited += 50)
         usleep(50000);
-    assert_true(value(f, m) == want);
+    assert_float_equal(value(f, m), want, 0);
 }
 
 static void demo_helper(char *out, size_t size)
@@ -107,7 +107,7 @@ static void nothing_happens_while_paused_and_resume_discovers_at_once(void **sta
     start_fleet(f, "20");
     start_provisioner(f, 4, helper, true);
     prov_metrics *m = prov_daemon_metrics(f->p);
-    assert_true(value(f, m->paused) == 1);
+    assert_float_equal(value(f, m->paused), 1, 0);
 
     /* A startup event and the interval tick would normally queue nodes. */
     char bin[512], cmd[1024];
@@ -119,16 +119,16 @@ static void nothing_happens_while_paused_and_resume_discovers_at_once(void **sta
              bin, cht_broker_url(f->broker));
     assert_int_equal(system(cmd), 0);
     usleep(1500000);
-    assert_true(value(f, m->discover_cycles) == 0);
-    assert_true(value(f, m->event_discovered) == 0);
-    assert_true(value(f, m->waiting_nodes) == 0);
+    assert_float_equal(value(f, m->discover_cycles), 0, 0);
+    assert_float_equal(value(f, m->event_discovered), 0, 0);
+    assert_float_equal(value(f, m->waiting_nodes), 0, 0);
     assert_int_equal(ch_metric_count(m->helper_time), 0);
 
     prov_daemon_resume(f->p);
-    assert_true(value(f, m->paused) == 0);
+    assert_float_equal(value(f, m->paused), 0, 0);
     wait_value(f, m->provisioned, 20, 20000);
-    assert_true(value(f, m->discover_cycles) == 1);
-    assert_true(value(f, m->discovered) == 20);
+    assert_float_equal(value(f, m->discover_cycles), 1, 0);
+    assert_float_equal(value(f, m->discovered), 20, 0);
 }
 
 static void pausing_empties_the_queue_and_starts_no_more_helpers(void **state)
@@ -148,16 +148,16 @@ static void pausing_empties_the_queue_and_starts_no_more_helpers(void **state)
     wait_value(f, m->provisioned, 2, 20000);
 
     prov_daemon_pause(f->p);
-    assert_true(value(f, m->paused) == 1);
-    assert_true(value(f, m->work_queue_entries) == 0);
+    assert_float_equal(value(f, m->paused), 1, 0);
+    assert_float_equal(value(f, m->work_queue_entries), 0, 0);
     /* The node in flight fails at its next step; after that nothing moves. */
     usleep(1500000);
     double helpers = (double)ch_metric_count(m->helper_time);
     double done = value(f, m->provisioned) + value(f, m->provision_errors);
     usleep(1500000);
-    assert_true((double)ch_metric_count(m->helper_time) == helpers);
-    assert_true(value(f, m->provisioned) + value(f, m->provision_errors) == done);
-    assert_true(value(f, m->busy_workers) == 0);
+    assert_float_equal((double)ch_metric_count(m->helper_time), helpers, 0);
+    assert_float_equal((value(f, m->provisioned) + value(f, m->provision_errors)), done, 0);
+    assert_float_equal(value(f, m->busy_workers), 0, 0);
     assert_true(value(f, m->provisioned) < 10);
 
     prov_daemon_resume(f->p);

@@ -1,9 +1,11 @@
 /* `choria server run` as a real process against a real nats-server, driven through the full
  * provisioning sequence with the libchoria RPC client, as a provisioner would. */
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +42,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     ch_error err;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-server-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, &err) != CH_OK ||
+    if (cht_temp_dir("server-test", f->dir, sizeof(f->dir), &err) != CH_OK ||
+        cht_broker_start(NULL, &f->broker, &err) != CH_OK ||
         cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, &err) != CH_OK ||
         natsConnection_SubscribeSync(&f->events, f->nc, CH_LIFECYCLE_SUBJECT_ALL) != NATS_OK ||
         natsConnection_FlushTimeout(f->nc, 5000) != NATS_OK)
@@ -61,20 +63,9 @@ static int teardown(void **state)
     natsConnection_Close(f->nc);
     natsConnection_Destroy(f->nc);
     cht_broker_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
-}
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(fp, fmt, ap);
-    va_end(ap);
-    fclose(fp);
 }
 
 static char *b64url(const char *s)
@@ -97,9 +88,11 @@ static void write_jwt(fixture *f)
              "\"exp\":4102444800}",
              cht_broker_port(f->broker));
     char *h = b64url("{\"alg\":\"RS256\",\"typ\":\"JWT\"}"), *p = b64url(payload);
-    write_file(f->jwt, "%s.%s.c2lnbmF0dXJl\n", h, p);
+    ch_error err;
+    ch_status st = cht_write_file(f->jwt, &err, "%s.%s.c2lnbmF0dXJl\n", h, p);
     free(h);
     free(p);
+    CHT_CHECK(st, &err);
 }
 
 static void start_server(fixture *f)
@@ -189,7 +182,7 @@ static char *encrypt_key_for_node(const char *node_ecdh_hex, char **key_out, cha
     assert_non_null(pkey);
     unsigned char *der = NULL;
     int der_len = i2d_PrivateKey(pkey, &der);
-    assert_true(der_len > 0);
+    assert_in_range(der_len, 1, INT_MAX);
     char *plain = NULL;
     CHT_CHECK(
         ch_pki_pem_encrypt("RSA PRIVATE KEY", der, (size_t)der_len, secret, 32, key_out, &err),
@@ -314,7 +307,7 @@ static void expect_normal_mode(fixture *f, ch_lifecycle_format format)
     ch_rpc_client *c = client(f, "mcollective");
     ch_rpc_result r = {0};
     call_ok(f, c, "rpcutil", "ping", NULL, &r);
-    assert_true(json_integer_value(json_object_get(r.data, "pong")) > 0);
+    assert_in_range(json_integer_value(json_object_get(r.data, "pong")), 1, INT64_MAX);
     ch_rpc_result_clear(&r);
     call_ok(f, c, "rpcutil", "inventory", NULL, &r);
     assert_string_equal(json_string_value(json_object_get(r.data, "main_collective")),
@@ -350,9 +343,12 @@ static void jwt_only_node_is_provisioned_and_restarts_in_normal_mode(void **stat
 static void legacy_format_node_publishes_choria_format_events(void **state)
 {
     fixture *f = *state;
+    ch_error err;
     write_jwt(f);
-    write_file(f->config, "identity = " IDENTITY "\nplugin.choria.server.provision = true\n"
-                          "plugin.choria.legacy_lifecycle_format = true\n");
+    CHT_CHECK(cht_write_file(f->config, &err,
+                             "identity = " IDENTITY "\nplugin.choria.server.provision = true\n"
+                             "plugin.choria.legacy_lifecycle_format = true\n"),
+              &err);
     start_server(f);
     expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server", CH_LIFECYCLE_FORMAT_CHORIA);
     provision(f, CH_LIFECYCLE_FORMAT_CHORIA);

@@ -28,8 +28,8 @@ typedef struct {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-vg-test-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || cht_broker_start(NULL, &f->broker, NULL) != CH_OK)
+    if (cht_temp_dir("vg-test", f->dir, sizeof(f->dir), NULL) != CH_OK ||
+        cht_broker_start(NULL, &f->broker, NULL) != CH_OK)
         return -1;
     *state = f;
     return 0;
@@ -41,7 +41,7 @@ static int teardown(void **state)
     cht_proc_free(f->fleet);
     cht_proc_free(f->daemon);
     cht_broker_free(f->broker);
-    cht_remove_tree(f->dir, NULL);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }

@@ -2,6 +2,7 @@
  * every action's success path with files and modes, every abort in the order of the checks,
  * the provisioning lock, tokens, argument types, the private key round trip, hostile configure
  * input that must leave the existing config untouched, and writeConfig (confwrite). */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +30,7 @@
 #include "choria/log.h"
 #include "choria/pki.h"
 #include "choria/util.h"
+#include "harness.h"
 
 #define TOKEN "s3cret"
 #define REQID "0123456789abcdef0123456789abcdef"
@@ -117,8 +118,9 @@ static bool exists(const char *path)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/provagent-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    ch_error err;
+    assert_non_null(f);
+    CHT_CHECK(cht_temp_dir("provagent", f->dir, sizeof(f->dir), &err), &err);
     snprintf(f->conf, sizeof(f->conf), "%s/server.conf", f->dir);
     snprintf(f->jwtfile, sizeof(f->jwtfile), "%s/provisioning.jwt", f->dir);
     write_text(f->conf, ORIGINAL_CONFIG, 0640);
@@ -146,19 +148,11 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
     json_decref(f->reply.data);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    cht_temp_dir_remove(f->dir, NULL);
     pthread_mutex_destroy(&f->ps.mutex);
     free(f);
     return 0;
@@ -276,7 +270,7 @@ static void lock_is_held_per_caller_before_mode_and_token_checks(void **state)
     ok(call(f, "jwt", "{\"token\":\"" TOKEN "\"}"));
     assert_string_equal(f->ps.lock_owner, "prov.example.net.choria=provisioner");
     int64_t until = f->ps.lock_until_ms;
-    assert_true(until > ch_now_mono_ms() + 119000 && until <= ch_now_mono_ms() + 120000);
+    assert_in_range(until, ch_now_mono_ms() + 119001, ch_now_mono_ms() + 120000);
 
     /* Another caller: refused for every locked action, even with a wrong token or when the
      * node is not in provisioning mode (the lock comes first). */
@@ -301,7 +295,7 @@ static void lock_is_held_per_caller_before_mode_and_token_checks(void **state)
     f->env.callerid = "choria=provisioner";
     f->ps.lock_until_ms = ch_now_mono_ms() + 10;
     ok(call(f, "jwt", "{\"token\":\"" TOKEN "\"}"));
-    assert_true(f->ps.lock_until_ms > ch_now_mono_ms() + 119000);
+    assert_in_range(f->ps.lock_until_ms, ch_now_mono_ms() + 119001, INT64_MAX);
     f->ps.lock_until_ms = ch_now_mono_ms() - 1;
     f->env.callerid = "choria=other";
     ok(call(f, "jwt", "{\"token\":\"" TOKEN "\"}"));
@@ -618,7 +612,7 @@ static void configure_writes_everything_with_modes_and_the_decrypted_key(void **
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     unsigned char *der = NULL;
     int der_len = i2d_PrivateKey(key, &der);
-    assert_true(der_len > 0);
+    assert_in_range(der_len, 1, INT_MAX);
     char *enc = NULL, pub_hex[65];
     provisioner_encrypt(f, der, (size_t)der_len, &enc, pub_hex);
 
@@ -1026,7 +1020,7 @@ static void restart_replies_then_asks_the_host_once(void **state)
     int secs = 0;
     assert_int_equal(sscanf(data_str(r, "message"), "Restarting Choria Server after %ds", &secs),
                      1);
-    assert_true(secs >= 2 && secs <= 11);
+    assert_in_range(secs, 2, 11);
     assert_int_equal(f->rec.restart_ms, secs * 1000);
     /* A provisioned node that still has the token may be restarted. */
     f->ps.restart_pending = false;
@@ -1081,7 +1075,7 @@ static void reprovision_writes_a_provisioning_config_and_restarts(void **state)
     ok(r);
     int secs = 0;
     assert_int_equal(sscanf(data_str(r, "message"), "Restarting after %ds", &secs), 1);
-    assert_true(secs >= 2 && secs <= 11);
+    assert_in_range(secs, 2, 11);
     assert_int_equal(f->rec.n_restart, 1);
     assert_int_equal(f->rec.restart_ms, secs * 1000);
     char *t = read_text(f->conf);
@@ -1106,7 +1100,7 @@ static void shutdown_replies_then_asks_the_host(void **state)
     int secs = -1;
     assert_int_equal(sscanf(data_str(r, "message"), "Shutting Choria Server down after %ds", &secs),
                      1);
-    assert_true(secs >= 0 && secs <= 9);
+    assert_in_range(secs, 0, 9);
     assert_int_equal(f->rec.n_shutdown, 1);
     assert_int_equal(f->rec.shutdown_ms, secs * 1000);
     assert_int_equal(f->rec.n_restart, 0);
@@ -1267,12 +1261,13 @@ static void confwrite_install_and_file_are_atomic_with_exact_modes(void **state)
     assert_non_null(strstr(err.msg, "cannot create a temp file in /nonexistent-dir"));
     assert_int_equal(ch_confwrite_install("", "", 0, &err), CH_ERR_INVALID);
 
-    /* Only the files written, no temp files. */
+    /* Only the files written, no temp files (and the harness's owner file). */
     int n = 0;
     DIR *dir = opendir(f->dir);
     struct dirent *de;
     while ((de = readdir(dir)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            strcmp(de->d_name, CHT_OWNER_FILE) != 0)
             n++;
     closedir(dir);
     assert_int_equal(n, 4); /* server.conf, provisioning.jwt, f.pem, a */

@@ -14,6 +14,7 @@
 
 #include "choria/config.h"
 #include "choria/util.h"
+#include "harness.h"
 
 static ch_config *parse_ok(const char *text)
 {
@@ -164,28 +165,22 @@ static void long_lines_big_files_and_nul_bytes_are_rejected(void **state)
 static void load_file_reads_and_reports_missing_files(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ch_config_test_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
+    char dir[256], path[300];
+    ch_error err = {0};
+    CHT_CHECK(cht_temp_dir("config", dir, sizeof(dir), &err), &err);
     snprintf(path, sizeof(path), "%s/client.conf", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("identity = from.file\nbad line\n", f);
-    fclose(f);
+    CHT_CHECK(cht_write_file(path, &err, "identity = from.file\nbad line\n"), &err);
 
     ch_config *cfg = ch_config_new();
-    ch_error err = {0};
     assert_int_equal(ch_config_load_file(cfg, path, &err), CH_ERR_INVALID);
     assert_non_null(strstr(err.msg, "client.conf:2:"));
 
-    f = fopen(path, "w");
-    fputs("identity = from.file\n", f);
-    fclose(f);
+    CHT_CHECK(cht_write_file(path, &err, "identity = from.file\n"), &err);
     assert_int_equal(ch_config_load_file(cfg, path, &err), CH_OK);
     assert_string_equal(ch_config_get(cfg, "identity"), "from.file");
     unlink(path);
     assert_int_equal(ch_config_load_file(cfg, path, &err), CH_ERR_NOT_FOUND);
-    rmdir(dir);
+    cht_temp_dir_remove(dir, NULL);
     ch_config_free(cfg);
 }
 
@@ -527,10 +522,8 @@ static void make_file(const char *base, const char *rel)
     snprintf(path, sizeof(path), "%s%s", base, rel);
     snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
     assert_int_equal(system(cmd), 0);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("identity = x\n", f);
-    fclose(f);
+    ch_error err;
+    CHT_CHECK(cht_write_file(path, &err, "identity = x\n"), &err);
 }
 
 static void expect_found(const char *root, const char *home, const char *base, const char *rel)
@@ -550,9 +543,9 @@ static void expect_found(const char *root, const char *home, const char *base, c
 static void client_config_search_follows_go_choria_order(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ch_config_find_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char root[256], home[256], cmd[300];
+    char dir[256], root[300], home[300], cmd[320];
+    ch_error err;
+    CHT_CHECK(cht_temp_dir("config-find", dir, sizeof(dir), &err), &err);
     snprintf(root, sizeof(root), "%s/root", dir);
     snprintf(home, sizeof(home), "%s/home", dir);
     assert_int_equal(mkdir(root, 0700), 0);
@@ -586,8 +579,7 @@ static void client_config_search_follows_go_choria_order(void **state)
         free(old);
     }
 
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    CHT_CHECK(cht_temp_dir_remove(dir, &err), &err);
 }
 
 #define SEC INT64_C(1000000000)

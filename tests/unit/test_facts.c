@@ -14,6 +14,7 @@
 #include "choria/facts.h"
 #include "choria/json.h"
 #include "choria/log.h"
+#include "harness.h"
 
 typedef struct {
     char dir[64];
@@ -24,8 +25,9 @@ typedef struct {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch_facts_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    ch_error err;
+    assert_non_null(f);
+    CHT_CHECK(cht_temp_dir("facts", f->dir, sizeof(f->dir), &err), &err);
     ch_log_set_level(CH_LOG_OFF); /* skipped files are logged; keep the test output clean */
     *state = f;
     return 0;
@@ -34,9 +36,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    for (int i = 0; i < f->n; i++)
-        unlink(f->paths[i]);
-    rmdir(f->dir);
+    cht_temp_dir_remove(f->dir, NULL);
     free(f);
     return 0;
 }
@@ -44,7 +44,7 @@ static int teardown(void **state)
 /* Writes a file in the fixture directory and returns its path. */
 static const char *write_file(fixture *f, const char *name, const char *text, size_t len)
 {
-    assert_true(f->n < 16);
+    assert_in_range(f->n, 0, 15);
     char *p = f->paths[f->n++];
     char path[sizeof(f->paths[0])]; /* a local buffer: gcc -O2 suspects overlap with f->dir */
     snprintf(path, sizeof(path), "%s/%s", f->dir, name);

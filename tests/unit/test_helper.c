@@ -19,30 +19,13 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helper.h"
 
-typedef struct {
-    char dir[64];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/prov_helper_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
+/* The test's own temporary directory (f->dir). */
+typedef cht_dir_fixture fixture;
+#define setup cht_dir_setup
+#define teardown cht_dir_teardown
 
 /* Writes an executable /bin/sh script and returns its path (static: one at a time). */
 static const char *script(fixture *f, const char *name, const char *body)
@@ -222,11 +205,11 @@ static void helper_gets_exact_input_and_its_reply_is_decoded(void **state)
     assert_string_equal(r->msg, "arg with space");
     assert_int_equal(r->configuration.count, 1);
     assert_int_equal(res.exit_code, 0);
-    char path[128], got[512] = {0};
+    char path[256], got[512] = {0};
     snprintf(path, sizeof(path), "%s/in.json", f->dir);
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
-    assert_true(fread(got, 1, sizeof(got) - 1, fp) > 0);
+    assert_in_range(fread(got, 1, sizeof(got) - 1, fp), 1, sizeof(got) - 1);
     fclose(fp);
     char *want = prov_helper_input_encode(&INPUT, NULL);
     assert_string_equal(got, want);
@@ -247,7 +230,7 @@ static void slow_helper_is_killed_at_the_timeout(void **state)
     int64_t t0 = ms_now();
     assert_int_equal(prov_helper_run(cmd, &INPUT, &o, &r, &res, &err), CH_ERR_TIMEOUT);
     int64_t took = ms_now() - t0;
-    assert_true(took >= 300 && took < 3000);
+    assert_in_range(took, 300, 2999);
     assert_non_null(strstr(err.msg, "timed out after 300 ms"));
     assert_int_equal(res.term_signal, SIGKILL);
     assert_null(r);
@@ -340,11 +323,11 @@ static void hundred_megabytes_of_output_is_cut_off_fast(void **state)
     ch_error err;
     int64_t t0 = ms_now();
     assert_int_equal(prov_helper_run(cmd, &INPUT, NULL, &r, &res, &err), CH_ERR_TOO_LARGE);
-    assert_true(ms_now() - t0 < 2000);
+    assert_in_range(ms_now() - t0, 0, 1999);
     char want[64];
     snprintf(want, sizeof(want), "helper output exceeds %d bytes", CH_PROCESS_MAX_OUTPUT);
     assert_string_equal(err.msg, want);
-    assert_true(res.out_len <= CH_PROCESS_MAX_OUTPUT);
+    assert_in_range(res.out_len, 0, CH_PROCESS_MAX_OUTPUT);
     ch_process_result_clear(&res);
 }
 
@@ -412,7 +395,7 @@ static void four_threads_run_helpers_at_once_each_getting_its_own_reply(void **s
         assert_int_equal(jobs[i].ok, 10);
     }
     /* 40 runs of >= 50 ms each, in parallel: well under the 2 s a serial run needs */
-    assert_true(ms_now() - t0 < 1900);
+    assert_in_range(ms_now() - t0, 0, 1899);
     assert_int_equal(count_fds(), before);
 }
 

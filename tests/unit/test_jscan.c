@@ -21,7 +21,7 @@ static ch_jscan_doc scan_ok_n(const char *json, size_t len)
     ch_error err = {0};
     if (ch_jscan_parse(&doc, json, len, tokens, TOKENS, &err) != CH_OK)
         fail_msg("scan of '%s' failed: %s", json, err.msg);
-    assert_true(doc.count >= 1);
+    assert_in_range(doc.count, 1, SIZE_MAX);
     assert_int_equal(doc.count, doc.needed);
     assert_int_equal(doc.tokens[0].next, doc.count);
     return doc;
@@ -382,7 +382,7 @@ static void int64(const char *json, ch_status want, int64_t value)
     ch_status s = ch_jscan_int64(&doc, 0, &v);
     if (s != want)
         fail_msg("int64 of %s gave %d, want %d", json, s, want);
-    assert_true(s == CH_OK ? v == value : v == 42);
+    assert_int_equal(v, s == CH_OK ? value : 42); /* untouched on failure */
 }
 
 static void uint64(const char *json, ch_status want, uint64_t value)
@@ -392,7 +392,7 @@ static void uint64(const char *json, ch_status want, uint64_t value)
     ch_status s = ch_jscan_uint64(&doc, 0, &v);
     if (s != want)
         fail_msg("uint64 of %s gave %d, want %d", json, s, want);
-    assert_true(s == CH_OK ? v == value : v == 42);
+    assert_int_equal(v, s == CH_OK ? value : 42); /* untouched on failure */
 }
 
 static void integers_convert_exactly_at_the_64_bit_edges(void **state)

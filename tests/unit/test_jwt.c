@@ -1,5 +1,6 @@
 /* JWTs: verification keys from every form jwt_verify_cert takes, provisioning JWT
  * verification (signature, time claims, chain rule) and signing round trips. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "choria/pki.h"
 #include "choria/jwt.h"
 #include "choria/util.h"
+#include "harness.h"
 
 #define NOW 2000000000
 
@@ -46,7 +48,7 @@ static void make_cert(EVP_PKEY *k, const char *path)
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)"signer", -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
-    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    assert_in_range(X509_sign(x, k, EVP_sha256()), 1, INT_MAX);
     FILE *fp = fopen(path, "w");
     PEM_write_X509(fp, x);
     fclose(fp);
@@ -56,8 +58,7 @@ static void make_cert(EVP_PKEY *k, const char *path)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ch-provverify-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || cht_temp_dir("provverify", f->dir, sizeof(f->dir), NULL) != CH_OK)
         return -1;
     EVP_PKEY *k = EVP_RSA_gen(2048);
     BIO *b = BIO_new(BIO_s_mem());
@@ -85,12 +86,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    int rc = system(cmd);
+    int rc = cht_temp_dir_remove(f->dir, NULL) == CH_OK ? 0 : -1;
     free(f->rsa_key);
     free(f);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static json_t *claims(int64_t exp)

@@ -1,5 +1,6 @@
 /* The provisioner config: every key, its type, its default, upstream's validation messages and
  * the fixed defaults bug. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,7 +183,7 @@ static void empty_values_fall_back_to_defaults(void **state)
     assert_string_equal(c->loglevel, "info");
     assert_string_equal(c->logfile, "stderr");
     assert_string_equal(c->server_jwt_validity, "1y");
-    assert_true(c->workers >= 1);
+    assert_in_range(c->workers, 1, INT_MAX);
     prov_config_free(c);
 }
 
@@ -325,7 +326,7 @@ static void load_reports_missing_files_and_reads_real_ones(void **state)
 
     char path[] = "/tmp/prov_config_XXXXXX";
     int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     const char *text = "workers: 4\ninterval: 5m\nsite: TEST\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
@@ -336,7 +337,7 @@ static void load_reports_missing_files_and_reads_real_ones(void **state)
 
     char big_path[] = "/tmp/prov_config_big_XXXXXX";
     fd = mkstemp(big_path);
-    assert_true(fd >= 0);
+    assert_in_range(fd, 0, INT_MAX);
     assert_int_equal(ftruncate(fd, CH_MAX_CONFIG_FILE_SIZE + 10), 0);
     close(fd);
     assert_int_not_equal(prov_config_load(big_path, &c, &err), CH_OK);

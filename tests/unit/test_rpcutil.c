@@ -149,7 +149,7 @@ static void test_ping_pongs_current_time(void **state)
                             &pong, tail),
                      2);
     assert_string_equal(tail, "}}");
-    assert_true(pong >= before && pong <= after);
+    assert_in_range(pong, before, after);
     free(got);
 }
 

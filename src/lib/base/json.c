@@ -35,6 +35,7 @@ static bool buf_reserve(ch_buf *b, size_t extra)
     }
     b->data = nd;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* NUL-terminated even before the first append */
     return true;
 }
 
@@ -315,20 +316,22 @@ int ch_json_depth_of(const json_t *v, int limit)
     size_t i;
     const char *k;
     json_t *e;
+    if (!json_is_array(v) && !json_is_object(v))
+        return 0;
+    if (limit <= 0)
+        return 1; /* past the limit: counting stops here */
     if (json_is_array(v)) {
         json_array_foreach(v, i, e)
         {
-            int d = max < limit ? ch_json_depth_of(e, limit) : 0;
+            int d = ch_json_depth_of(e, limit - 1);
             max = d > max ? d : max;
         }
-        return max + 1;
-    }
-    if (!json_is_object(v))
-        return 0;
-    json_object_foreach((json_t *)v, k, e)
-    {
-        int d = max < limit ? ch_json_depth_of(e, limit) : 0;
-        max = d > max ? d : max;
+    } else {
+        json_object_foreach((json_t *)v, k, e)
+        {
+            int d = ch_json_depth_of(e, limit - 1);
+            max = d > max ? d : max;
+        }
     }
     return max + 1;
 }
@@ -383,7 +386,9 @@ static json_t *sorted_copy(const json_t *v, int depth)
 
 json_t *ch_json_sorted_copy(const json_t *v)
 {
-    return v != NULL ? sorted_copy(v, 0) : NULL;
+    if (v == NULL || ch_json_depth_of(v, CH_MAX_JSON_DEPTH) > CH_MAX_JSON_DEPTH)
+        return NULL;
+    return sorted_copy(v, 0);
 }
 
 int ch_json_depth(const char *buf, size_t len, int limit)
@@ -488,12 +493,27 @@ const char *ch_json_kind_go_type(ch_json_kind kind)
     return "interface {}";
 }
 
+/* Go names a number by its literal only when it was meant for an integer (the literal did not
+ * parse as one); jansson keeps the value, so the shortest text that reads back stands in. */
+static void number_text(const json_t *v, const char *go_type, char *out, size_t size)
+{
+    bool integer = strncmp(go_type, "int", 3) == 0 || strncmp(go_type, "uint", 4) == 0;
+    if (!integer || !json_is_real(v)) {
+        snprintf(out, size, "number");
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, size, "number %.*g", prec, json_real_value(v));
+        if (strtod(out + 7, NULL) == json_real_value(v))
+            return;
+    }
+}
+
 ch_status ch_json_type_error(ch_error *err, const json_t *v, const char *path, const char *go_type)
 {
     char value[64];
-    /* Go names a number by its literal; jansson keeps only the value */
-    if (json_is_real(v))
-        snprintf(value, sizeof(value), "number %g", json_real_value(v));
+    if (json_is_number(v))
+        number_text(v, go_type, value, sizeof(value));
     else
         snprintf(value, sizeof(value), "%s", ch_json_go_type(v));
     if (path == NULL)

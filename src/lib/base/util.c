@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,13 @@ static bool parse_digits(const char **p, int n, int *value)
     return true;
 }
 
+static int days_in_month(int year, int mon)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return mon == 2 && leap ? 29 : days[mon - 1];
+}
+
 ch_status ch_parse_rfc3339(const char *s, int64_t *unix_seconds)
 {
     struct tm tm = {0};
@@ -278,7 +286,9 @@ ch_status ch_parse_rfc3339(const char *s, int64_t *unix_seconds)
     if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
         !parse_digits(&p, 2, &sec))
         return CH_ERR_INVALID;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+    /* Go's time.Parse: the day must exist in its month, seconds end at 59 */
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+        sec > 59)
         return CH_ERR_INVALID;
     if (*p == '.') {
         p++;
@@ -358,7 +368,7 @@ int64_t ch_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms)
 {
     int64_t d = base_ms;
     for (int i = 0; i < attempt && d < max_ms; i++)
-        d *= 2;
+        d = d <= max_ms / 2 ? d * 2 : max_ms; /* never past max_ms, never overflowing */
     if (d > max_ms)
         d = max_ms;
     if (d <= 1)
@@ -366,7 +376,8 @@ int64_t ch_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms)
     uint64_t r = 0;
     if (!ch_random_bytes(&r, sizeof(r)))
         r = (uint64_t)rand();
-    return d / 2 + (int64_t)(r % (uint64_t)d);
+    uint64_t v = (uint64_t)d / 2 + r % (uint64_t)d; /* < 1.5 * INT64_MAX fits unsigned */
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 ch_status ch_read_file(const char *path, size_t max, char **out, size_t *out_len, ch_error *err)
@@ -493,10 +504,14 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 ch_status ch_remove_tree(const char *path, ch_error *err)
 {
     struct stat sb;
-    if (path == NULL || path[0] == '\0' || strcmp(path, "/") == 0)
-        return ch_error_set(err, CH_ERR_INVALID, "refusing to remove '%s'", path ? path : "");
+    char real[PATH_MAX];
+    if (path == NULL || path[0] == '\0')
+        return ch_error_set(err, CH_ERR_INVALID, "refusing to remove ''");
     if (lstat(path, &sb) != 0 && errno == ENOENT)
         return CH_OK;
+    /* "/", "//", "/." and a link to the root all resolve to it */
+    if (realpath(path, real) != NULL && strcmp(real, "/") == 0)
+        return ch_error_set(err, CH_ERR_INVALID, "refusing to remove '%s'", path);
     if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return ch_error_set(err, CH_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return CH_OK;
