@@ -20,6 +20,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,6 +30,15 @@
 #define CH_PROCESS_MAX_ARGS 1024            /* words of a command line */
 #define CH_PROCESS_MAX_OUTPUT (1024 * 1024) /* default stdout bound of ch_process_run */
 #define CH_PROCESS_MAX_STDERR (64 * 1024)   /* default stderr kept; the rest is drained */
+
+/* ---- the daemon's own signals ---- */
+
+/* For a program's main thread before it starts any thread (nats.c's included): blocks SIGINT
+ * and SIGTERM, and SIGHUP with hup, so that threads started afterwards inherit the mask and
+ * only the main loop's sigtimedwait(stop) takes them; ignores SIGPIPE so that a write to a
+ * closed socket or pipe fails instead of killing the program. Children spawned here get the
+ * defaults back. *stop gets the blocked set. */
+void ch_process_take_stop_signals(sigset_t *stop, bool hup);
 
 /* ---- command lines ---- */
 

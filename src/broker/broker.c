@@ -338,11 +338,7 @@ int brk_run(const brk_settings *s)
         return 1;
     }
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    ch_process_take_stop_signals(&signals, true);
     ch_process *nats = spawn_nats(conf);
     int rc = 1;
     if (nats != NULL) {

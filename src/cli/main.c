@@ -12,6 +12,16 @@
     "      --debug          Enable debug logging\n"                                                \
     "  -h, --help           Show this help\n"
 
+/* `election view` and its alias `election info` */
+#define ELECTION_VIEW_HELP(cmd)                                                                    \
+    "usage: choria election " cmd " [<flags>] [REGEX]\n"                                           \
+    "\n"                                                                                           \
+    "View information about an Election bucket: its settings, replicas and the active\n"           \
+    "elections whose name matches REGEX (default: all).\n"                                         \
+    "\n"                                                                                           \
+    "Flags:\n"                                                                                     \
+    "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n" BROKER_FLAGS
+
 static char **full_argv; /* for commands that re-execute themselves */
 
 static int server_run(int argc, char **argv)
@@ -109,23 +119,9 @@ static const cli_command commands[] = {
      "      --validity=DURATION How long the token is valid (default: 1y)\n"
      "  -h, --help              Show this help\n",
      cli_jwt_provisioning},
-    {"election view", "View information about an Election bucket",
-     "usage: choria election view [<flags>] [REGEX]\n"
-     "\n"
-     "View information about an Election bucket: its settings, replicas and the active\n"
-     "elections whose name matches REGEX (default: all).\n"
-     "\n"
-     "Flags:\n"
-     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n" BROKER_FLAGS,
+    {"election view", "View information about an Election bucket", ELECTION_VIEW_HELP("view"),
      cli_election_view},
-    {"election info", "View information about an Election bucket",
-     "usage: choria election info [<flags>] [REGEX]\n"
-     "\n"
-     "View information about an Election bucket: its settings, replicas and the active\n"
-     "elections whose name matches REGEX (default: all).\n"
-     "\n"
-     "Flags:\n"
-     "      --bucket=NAME    Election bucket (default: CHORIA_LEADER_ELECTION)\n" BROKER_FLAGS,
+    {"election info", "View information about an Election bucket", ELECTION_VIEW_HELP("info"),
      cli_election_view},
     {"election evict", "Evict the current leader from an election",
      "usage: choria election evict [<flags>] NAME\n"

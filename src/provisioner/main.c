@@ -14,6 +14,7 @@
 
 #include "choria/config.h"
 #include "choria/log.h"
+#include "choria/process.h"
 #include "config.h"
 #include "provisioner.h"
 
@@ -267,11 +268,6 @@ int main(int argc, char **argv)
     if (parsed != 0)
         return parsed > 0 ? 0 : 1;
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ch_process_take_stop_signals(&signals, true);
     return run(&a, &signals);
 }

@@ -23,6 +23,7 @@
 #include "choria/lifecycle.h"
 #include "choria/log.h"
 #include "choria/pki.h"
+#include "choria/process.h"
 #include "choria/provjwt.h"
 #include "choria/util.h"
 
@@ -653,17 +654,13 @@ static void print_summary(fleet *fl, const fleet_counts *c)
     fflush(stdout);
 }
 
-static void run_loop(fleet *fl)
+static void run_loop(fleet *fl, const sigset_t *signals)
 {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
     struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
     int64_t start = ch_now_mono_ms(), last_print = start;
     int last_provisioned = -1;
     for (;;) {
-        if (sigtimedwait(&signals, NULL, &tick) > 0)
+        if (sigtimedwait(signals, NULL, &tick) > 0)
             break;
         finish_restarts(fl);
         int64_t now = ch_now_mono_ms();
@@ -777,11 +774,7 @@ int srv_fleet_run(const srv_fleet_opts *o)
     ch_cond_init_monotonic(&fl.delay_cond);
 
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ch_process_take_stop_signals(&signals, false);
     pthread_create(&fl.delay_thread, NULL, delay_loop, &fl);
     nats_SetMessageDeliveryPoolSize(2);
 
@@ -805,7 +798,7 @@ int srv_fleet_run(const srv_fleet_opts *o)
                fl.n_conns, fl.state_dir);
         fflush(stdout);
     }
-    run_loop(&fl);
+    run_loop(&fl, &signals);
     fleet_counts c = count(&fl);
     print_summary(&fl, &c);
     if (o->summary_json != NULL)

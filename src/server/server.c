@@ -20,6 +20,7 @@
 #include "choria/facts.h"
 #include "choria/lifecycle.h"
 #include "choria/log.h"
+#include "choria/process.h"
 #include "choria/util.h"
 
 #define ALIVE_INTERVAL_MS (30LL * 60 * 1000)
@@ -292,11 +293,7 @@ int srv_run(const char *config_file, const char *jwt_file, bool debug, char **ar
 
     /* Block the stop signals before nats.c starts threads, so only sigtimedwait sees them. */
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ch_process_take_stop_signals(&signals, false);
 
     ch_status st = srv_settings_load(config_file, jwt_file, &s.set, &err);
     if (st == CH_OK)

@@ -97,6 +97,17 @@ static ch_status scan_word(const char *cmd, size_t n, size_t *i, char *word, siz
     return CH_OK;
 }
 
+void ch_process_take_stop_signals(sigset_t *stop, bool hup)
+{
+    sigemptyset(stop);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGTERM);
+    if (hup)
+        sigaddset(stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 ch_status ch_process_split(const char *cmd, char ***argv, size_t *argc, ch_error *err)
 {
     *argv = NULL;

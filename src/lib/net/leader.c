@@ -232,6 +232,17 @@ static ch_status bind_bucket(ch_leader *l, ch_error *err)
     return CH_OK;
 }
 
+/* The handles, the lock and l itself; the campaign thread has ended or never started. */
+static void free_leader(ch_leader *l)
+{
+    kvWatcher_Destroy(l->watch);
+    kvStore_Destroy(l->kv);
+    jsCtx_Destroy(l->js);
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
 ch_status ch_leader_start(const ch_leader_opts *o, ch_leader **out, ch_error *err)
 {
     *out = NULL;
@@ -259,12 +270,7 @@ ch_status ch_leader_start(const ch_leader_opts *o, ch_leader **out, ch_error *er
             st = ch_error_set(err, CH_ERR_INTERNAL, "cannot start the election thread");
     }
     if (st != CH_OK) {
-        kvWatcher_Destroy(l->watch);
-        kvStore_Destroy(l->kv);
-        jsCtx_Destroy(l->js);
-        pthread_cond_destroy(&l->cond);
-        pthread_mutex_destroy(&l->lock);
-        free(l);
+        free_leader(l);
         return st;
     }
     *out = l;
@@ -298,10 +304,5 @@ void ch_leader_stop(ch_leader *l)
         }
         become_candidate(l, "stopping");
     }
-    kvWatcher_Destroy(l->watch);
-    kvStore_Destroy(l->kv);
-    jsCtx_Destroy(l->js);
-    pthread_cond_destroy(&l->cond);
-    pthread_mutex_destroy(&l->lock);
-    free(l);
+    free_leader(l);
 }
