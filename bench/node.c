@@ -126,6 +126,70 @@ static double floor_rate(cht_broker *b, int n)
     return got * 1000.0 / (double)(el > 0 ? el : 1);
 }
 
+/* One RPC after another to one node, as a worker calls its node: microseconds per call. */
+static double sequential_call_us(ch_rpc_client *c, const char *identity, int n)
+{
+    ch_error err;
+    int64_t t0 = ch_now_mono_ms();
+    for (int i = 0; i < n; i++) {
+        ch_rpc_result res;
+        if (ch_rpc_call(c, identity, "rpcutil", "ping", NULL, 5000, &res, &err) != CH_OK)
+            die("sequential call", &err);
+        ch_rpc_result_clear(&res);
+    }
+    return (double)(ch_now_mono_ms() - t0) * 1000.0 / n;
+}
+
+static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)sub;
+    (void)closure;
+    if (natsMsg_GetReply(m) != NULL)
+        natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m),
+                               natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
+}
+
+static natsConnection *connect_asap(cht_broker *b)
+{
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    ch_error err;
+    if (cht_nats_options(cht_broker_url(b), 5000, &o, &err) != CH_OK)
+        die("options", &err);
+    natsOptions_SetSendAsap(o, true);
+    natsStatus s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK)
+        die("connect", NULL);
+    return nc;
+}
+
+/* Its floor: bare nats.c request/reply of a request's size through the same broker, both
+ * ends on SendAsap connections so neither waits for nats.c's 1 ms publish batching. */
+static double bare_request_us(cht_broker *b, int n)
+{
+    natsConnection *req = connect_asap(b), *echo = connect_asap(b);
+    natsSubscription *sub = NULL;
+    natsConnection_Subscribe(&sub, echo, "bench.echo", on_echo, NULL);
+    natsConnection_FlushTimeout(echo, 5000);
+    char body[900];
+    memset(body, 'x', sizeof(body));
+    int64_t t0 = ch_now_mono_ms();
+    for (int i = 0; i < n; i++) {
+        natsMsg *reply = NULL;
+        if (natsConnection_Request(&reply, req, "bench.echo", body, (int)sizeof(body), 5000) !=
+            NATS_OK)
+            die("bare request", NULL);
+        natsMsg_Destroy(reply);
+    }
+    double us = (double)(ch_now_mono_ms() - t0) * 1000.0 / n;
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(req);
+    natsConnection_Destroy(echo);
+    return us;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -154,17 +218,30 @@ int main(int argc, char **argv)
         die("broker", &err);
 
     long server_kib = idle_server_rss(choria, b, cht_broker_dir(b));
-    cht_proc *one = start_fleet(choria, b, "1");
-    long one_kib = rss_kib(cht_proc_pid(one));
-    cht_proc_free(one);
-    cht_proc *many = start_fleet(choria, b, count);
-    long many_kib = rss_kib(cht_proc_pid(many));
-
     natsConnection *nc = NULL;
     ch_rpc_client *c = NULL;
     if (cht_nats_connect(cht_broker_url(b), 5000, &nc, &err) != CH_OK ||
         ch_rpc_client_new(nc, "provisioning", "bench.local", "choria=bench", 60, &c, &err) != CH_OK)
         die("client", &err);
+
+    cht_proc *one = start_fleet(choria, b, "1");
+    long one_kib = rss_kib(cht_proc_pid(one));
+    ch_rpc_discover_opts dopts = {.timeout_ms = 5000, .window_ms = 300};
+    ch_rpc_discovery found = {0};
+    if (ch_rpc_discover(c, &dopts, &found, &err) != CH_OK || found.count != 1)
+        die("discovering the one-node fleet", &err);
+    double call_us[3], bare_us[3];
+    for (int i = 0; i < 3; i++) {
+        call_us[i] = sequential_call_us(c, found.identities[0], 2000);
+        bare_us[i] = bare_request_us(b, 2000);
+        printf("round %d: sequential rpcutil#ping %.0f us each, bare nats.c request %.0f us\n",
+               i + 1, call_us[i], bare_us[i]);
+    }
+    ch_rpc_discovery_clear(&found);
+    cht_proc_free(one);
+    cht_proc *many = start_fleet(choria, b, count);
+    long many_kib = rss_kib(cht_proc_pid(many));
+
     double rates[3], floors[3];
     int64_t last = 0;
     for (int i = 0; i < 3; i++) {
@@ -174,6 +251,7 @@ int main(int argc, char **argv)
                i + 1, rates[i], (long long)last, floors[i]);
     }
     double r = median3(rates), f = median3(floors);
+    double call = median3(call_us), bare = median3(bare_us);
     printf("\n| figure | value | goal |\n|---|---|---|\n");
     printf("| idle `choria server run` (provisioning mode), resident | %.1f MiB | < 8 MiB |\n",
            server_kib / 1024.0);
@@ -184,6 +262,9 @@ int main(int argc, char **argv)
     printf("| discovery replies/s from %d nodes (median of 3) | %.0f | |\n", n, r);
     printf("| floor: bare nats.c, %d prebuilt replies (median of 3) | %.0f | |\n", n, f);
     printf("| ratio discovery / floor | %.2f | |\n", f > 0 ? r / f : 0);
+    printf("| sequential RPC to one node, per call (median of 3 × 2000) | %.0f us | |\n", call);
+    printf("| floor: bare nats.c request/reply of 900 bytes | %.0f us | |\n", bare);
+    printf("| ratio call / floor | %.2f | |\n", bare > 0 ? call / bare : 0);
     ch_rpc_client_free(c);
     natsConnection_Close(nc);
     natsConnection_Destroy(nc);

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,18 +150,30 @@ static ch_status load_choria_config(const char *path, choria_config *cc, ch_erro
     return st;
 }
 
-static void write_pid(const char *path)
+/* Written whole under a temporary name and renamed, before the daemon answers /healthz:
+ * whoever sees it healthy finds the pid file complete. */
+static bool write_pid(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        ch_warn("cannot write pid file %s: the name is too long", path);
+        return false;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         ch_warn("cannot write pid file %s: %s", path, strerror(errno));
-        return;
+        return false;
     }
     char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%ld", (long)getpid());
-    if (write(fd, buf, (size_t)n) != n)
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    bool ok = write(fd, buf, (size_t)n) == n;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
         ch_warn("cannot write pid file %s: %s", path, strerror(errno));
-    close(fd);
+        unlink(tmp);
+        return false;
+    }
+    return true;
 }
 
 /* Waits for SIGINT/SIGTERM, reopening the log on SIGHUP. The signals are blocked in every
@@ -215,6 +229,7 @@ static int run(const args *a, const sigset_t *signals)
     choria_config cc = {0};
     ch_conn_settings conn = {0};
     prov_daemon *p = NULL;
+    bool pid_written = false;
     int rc = 1;
     if (prov_config_load(a->config, &cfg, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Provisioning could not be configured: %s\n", err.msg);
@@ -240,19 +255,18 @@ static int run(const args *a, const sigset_t *signals)
                            .conn = &conn,
                            .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
                            .backoff_percent = backoff_percent_from_env()};
+    pid_written = a->pid_file != NULL && write_pid(a->pid_file);
     if (prov_daemon_start(&po, &p, &err) != CH_OK) {
         ch_error("Provisioning could not start: %s", err.msg);
         if (ch_log_get_level() == CH_LOG_OFF || strcasecmp(cfg->logfile, "stderr") != 0)
             fprintf(stderr, "choria-provisioner: Provisioning could not start: %s\n", err.msg);
         goto out;
     }
-    if (a->pid_file != NULL)
-        write_pid(a->pid_file);
     wait_for_stop(signals);
     rc = 0;
 out:
     prov_daemon_stop(p);
-    if (a->pid_file != NULL && rc == 0)
+    if (pid_written)
         unlink(a->pid_file);
     ch_conn_settings_clear(&conn);
     ch_config_resolved_free(cc.resolved);

@@ -491,7 +491,7 @@ static void test_proc_reads_lines_with_timeouts_stderr_env_and_exit_status(void 
     assert_int_equal(cht_proc_read_line(f->proc, 100, &line), CHT_READ_TIMEOUT);
     int64_t took = ch_now_mono_ms() - t0;
     assert_null(line);
-    assert_in_range(took, 95, 599); /* the bound, not much later */
+    assert_in_range(took, 95, 1999); /* the bound, not the next line 2 s later */
     expect_line(f->proc, 2000, "three from-env");
     assert_int_equal(cht_proc_read_line(f->proc, 2000, &line), CHT_READ_EOF);
 
@@ -525,7 +525,7 @@ static void test_proc_read_until_then_signal_and_wait(void **state)
     int ws = 0;
     int64_t t0 = ch_now_mono_ms();
     assert_int_equal(cht_proc_wait(f->proc, 100, &ws, &err), CH_ERR_TIMEOUT);
-    assert_in_range(ch_now_mono_ms() - t0, 0, 399);
+    assert_in_range(ch_now_mono_ms() - t0, 0, 1999); /* gave up, did not wait for sleep 30 */
     assert_false(cht_proc_exited(f->proc));
     CHT_CHECK(cht_proc_signal(f->proc, SIGTERM, &err), &err);
     CHT_CHECK(cht_proc_wait(f->proc, 2000, &ws, &err), &err);
@@ -678,7 +678,11 @@ static void test_provisioner_start_waits_for_healthz_with_the_monitor_lines_appe
     assert_in_range(port, 1, 65535);
     CHT_CHECK(cht_http_get(port, "/healthz", 2000, &status, NULL, &err), &err);
     assert_int_equal(status, 200);
-    assert_int_equal(access(pid, R_OK), 0);
+    /* complete as soon as /healthz answers: written before the listener starts */
+    char *pid_text = read_text(pid);
+    snprintf(want, sizeof(want), "%d\n", (int)cht_proc_pid(f->proc));
+    assert_string_equal(pid_text, want);
+    free(pid_text);
 
     snprintf(path, sizeof(path), "%s/p.yaml", f->dir);
     snprintf(want, sizeof(want),
