@@ -140,6 +140,33 @@ typedef struct {
 ch_status ch_config_resolve(const ch_config *cfg, ch_config_resolved **out, ch_error *err);
 void ch_config_resolved_free(ch_config_resolved *r);
 
+/* ---- security material (plugin.security.*) ---- */
+
+/* What go-choria's file, puppet and choria security providers read, resolved to paths. */
+typedef struct {
+    /* `plugin.security.provider` when the config names one ("file", "puppet", "choria"), else
+     * NULL: then this project speaks plain NATS with unsigned requests, as it always has
+     * (go-choria's default would be puppet). */
+    char *provider;
+    /* go-choria's certname (filesec/puppetsec option.go): $MCOLLECTIVE_CERTNAME, else
+     * <$USER>.mcollective for a non-root process with $USER set, else the identity. */
+    char *certname;
+    /* file: plugin.security.file.{certificate,key,ca}; puppet: certs/<certname>.pem,
+     * private_keys/<certname>.pem and certs/ca.pem under plugin.choria.ssldir; choria:
+     * plugin.security.choria.{certificate,key,ca}. NULL when not set. */
+    char *cert_file, *key_file, *ca_file;
+    /* plugin.choria.security.certname_whitelist and .privileged_users, with go-choria's
+     * defaults (\.mcollective$,\.choria$ and \.privileged.mcollective$,\.privileged.choria$) */
+    ch_config_list allowed, privileged;
+} ch_config_security;
+
+/* Resolves the above from cfg and r (the identity). An unknown provider is CH_ERR_INVALID;
+ * files are not opened here. env NULL means getenv (tests pass their own lookup). */
+ch_status ch_config_security_resolve(const ch_config *cfg, const ch_config_resolved *r,
+                                     const char *(*env)(const char *name), ch_config_security *out,
+                                     ch_error *err);
+void ch_config_security_clear(ch_config_security *s);
+
 /* ---- default client configuration ---- */
 
 /* go-choria UserConfig(): the first existing, non-directory file of $HOME/.choriarc,

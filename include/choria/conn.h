@@ -13,7 +13,10 @@
 #include "choria/common.h"
 #include "choria/config.h"
 
-typedef void (*ch_conn_event_cb)(const char *event, const char *url, void *closure);
+/* event is "connected", "disconnected", "reconnected", "closed" or "connect failed" (a pass
+ * over every broker failed; another follows after a back-off). detail is the broker's URL
+ * (redacted), "" for closed, and nats.c's reason for connect failed (never a secret). */
+typedef void (*ch_conn_event_cb)(const char *event, const char *detail, void *closure);
 
 /* TLS to the broker. All strings are borrowed. */
 typedef struct {
@@ -36,7 +39,10 @@ typedef struct {
     const char *token;          /* optional NATS token (provisioning JWT) */
     int64_t connect_timeout_ms; /* one TCP connect attempt, default 2000 */
     int64_t reconnect_max_ms;   /* back-off ceiling, default 20000 as go-choria TwentySec */
-    bool retry_initial_connect; /* keep trying in the background if the first try fails */
+    bool retry_initial_connect; /* keep trying until a broker answers (see ch_conn_connect) */
+    /* between failed first attempts: waits ms and returns true to go on, false to give up;
+     * NULL sleeps. Called with closure. */
+    bool (*wait_retry)(int64_t ms, void *closure);
     int reconnect_buffer_bytes; /* default 10 KiB as go-choria */
     const char *inbox_prefix;   /* optional custom inbox prefix */
     bool global_delivery;       /* share nats.c's delivery thread pool instead of one thread
@@ -72,11 +78,29 @@ ch_status ch_conn_settings_set(char **field, const char *value, ch_error *err);
 
 void ch_conn_settings_clear(ch_conn_settings *s);
 
+/* TLS as the security provider of sec asks (go-choria's Connect), on top of what the URLs
+ * said:
+ * - file and puppet: mutual TLS with sec's certificate and key, the broker's certificate
+ *   checked against sec's CA and the brokers' host name; all three files must exist;
+ * - choria: TLS; a client certificate when both cert and key are set; the broker checked
+ *   when a CA is set, else anonymous TLS (as go-choria);
+ * - no provider, or insecure (choria_insecure / plugin.choria.security.insecure): nothing.
+ * CH_ERR_INVALID names a missing file by its key. */
+ch_status ch_conn_settings_apply_security(ch_conn_settings *s, const ch_config_security *sec,
+                                          bool insecure, ch_error *err);
+
+/* go-choria's provisioning-mode transport: TLS 1.2 or later with no client certificate and no
+ * check of the broker's certificate. A broker that offers no TLS is refused (nats.c fails the
+ * connection with "secure connection required"), as upstream nodes refuse it. */
+void ch_conn_settings_anonymous_tls(ch_conn_settings *s);
+
 /* Fills the servers, name, credentials and TLS of o from s (borrowed: s must outlive o);
  * leaves the other fields of o as they are. */
 void ch_conn_opts_from_settings(const ch_conn_settings *s, ch_conn_opts *o);
 
-/* Connects. With retry_initial_connect, CH_OK is returned even when no broker answered yet;
+/* Connects. With retry_initial_connect a failed first attempt is reported (on_event
+ * "connect failed" with the reason) and retried after a jittered back-off until a broker
+ * answers or wait_retry gives up (CH_ERR_CONNECTION "stopped before a broker answered");
  * on_event("connected") fires once the connection is up. */
 ch_status ch_conn_connect(const ch_conn_opts *opts, natsConnection **nc, ch_error *err);
 

@@ -1,11 +1,13 @@
 /* Pluggable security layer of the Choria v1 protocol: how a SecureRequest is signed by a
  * client and verified by a server.
  *
- * A provider is a table of operations plus its own context. The only provider today is
- * "insecure" (go-choria with protocol.Secure=false, and every provisioning-mode server):
- * it signs with the literal strings "insecure" and accepts every request. x509 (RSA
- * PKCS#1 v1.5 SHA-256 over the request text) or ed25519 providers slot in later by
- * implementing ch_security_ops; nothing in protocol.c knows which provider it uses. */
+ * A provider is a table of operations plus its own context. Providers:
+ * - "insecure" (go-choria with protocol.Secure=false, and every provisioning-mode server):
+ *   it signs with the literal strings "insecure" and accepts every request;
+ * - "x509" (include/choria/security_x509.h): RSA PKCS#1 v1.5 SHA-256 over the request text,
+ *   certificate chains, allow and privileged lists.
+ * An ed25519 provider slots in later by implementing ch_security_ops; nothing in protocol.c
+ * knows which provider it uses. */
 #ifndef CHORIA_SECURITY_H
 #define CHORIA_SECURITY_H
 
@@ -54,8 +56,8 @@ ch_status ch_security_verify(const ch_security *sec, const char *message, size_t
                              const char *signature, const char *pubcert, const char *callerid,
                              ch_error *err);
 
-/* Releases a provider made by a future ch_security_<kind>_new(); accepts NULL and the static
- * insecure provider (no-op). */
+/* Releases a provider made by a ch_security_<kind>_new() (ch_security_x509_new); accepts NULL
+ * and the static insecure provider (no-op). */
 void ch_security_free(ch_security *sec);
 
 #endif

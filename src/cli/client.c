@@ -102,6 +102,12 @@ ch_status cli_client_load(const cli_broker_opts *o, cli_client *c)
         s = ch_conn_settings_set(&c->conn.password, ch_config_get(cfg, "plugin.nats.pass"), &err);
     if (s == CH_OK)
         s = resolve_servers(o, cfg, c, &err);
+    ch_config_security sec = {0};
+    if (s == CH_OK)
+        s = ch_config_security_resolve(cfg, r, NULL, &sec, &err);
+    if (s == CH_OK)
+        s = ch_conn_settings_apply_security(&c->conn, &sec, r->insecure, &err);
+    ch_config_security_clear(&sec);
     ch_config_resolved_free(r);
     ch_config_free(cfg);
     if (s != CH_OK) {

@@ -1,9 +1,13 @@
 /* `choria jwt provisioning FILE SIGNING-KEY`: writes a signed provisioning JWT, as go-choria's
  * cmd/jwt_provisioner.go does. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -169,6 +173,23 @@ static json_t *build_claims(const jwt_opts *o, int64_t validity_s, ch_error *err
 }
 
 /* RS256 for an RSA PEM key, EdDSA for a hex ed25519 seed (go-choria's two key kinds). */
+/* The token carries the provisioning token and the broker password: 0600 from the start,
+ * also when the file existed with a wider mode. */
+static ch_status write_private(const char *path, const char *text, ch_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ch_error_set(err, CH_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len;
+    ok = close(fd) == 0 && ok;
+    return ok ? CH_OK : ch_error_set(err, CH_ERR_IO, "cannot write %s", path);
+}
+
 static ch_status sign_file(const jwt_opts *o, const json_t *claims, ch_error *err)
 {
     char *key = NULL, *jwt = NULL;
@@ -183,9 +204,7 @@ static ch_status sign_file(const jwt_opts *o, const json_t *claims, ch_error *er
     ch_pki_free_secret(key, len);
     if (st != CH_OK)
         return st;
-    FILE *fp = fopen(o->file, "w");
-    if (fp == NULL || fprintf(fp, "%s", jwt) < 0 || fclose(fp) != 0)
-        st = ch_error_set(err, CH_ERR_IO, "cannot write %s", o->file);
+    st = write_private(o->file, jwt, err);
     free(jwt);
     return st;
 }

@@ -70,6 +70,8 @@ static void on_conn_event(const char *event, const char *url, void *closure)
         ch_warn("disconnected from the broker, reconnecting");
     else if (strcmp(event, "reconnected") == 0)
         ch_warn("reconnected to %s", url);
+    else if (strcmp(event, "connect failed") == 0)
+        ch_warn("could not connect to the broker, retrying: %s", url);
 }
 
 static int parse_args(int argc, char **argv, event_opts *o)
@@ -110,6 +112,15 @@ static int parse_args(int argc, char **argv, event_opts *o)
         return 1;
     }
     return 0;
+}
+
+/* Between failed first connections: naps until ms passed or the user stopped us. */
+static bool wait_retry(int64_t ms, void *closure)
+{
+    (void)closure;
+    for (int64_t waited = 0; waited < ms && !cli_should_stop(); waited += 50)
+        nats_Sleep(50);
+    return !cli_should_stop();
 }
 
 /* Waits (bounded by the stop flag) until the first connection is up. */
@@ -168,7 +179,8 @@ int cli_tool_event(int argc, char **argv)
     if (cli_client_load(&o.broker, &client) != CH_OK)
         return 1;
 
-    ch_conn_opts copts = {.retry_initial_connect = true, .on_event = on_conn_event};
+    ch_conn_opts copts = {
+        .retry_initial_connect = true, .wait_retry = wait_retry, .on_event = on_conn_event};
     ch_conn_opts_from_settings(&client.conn, &copts);
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
@@ -178,7 +190,10 @@ int cli_tool_event(int argc, char **argv)
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 
     if (ch_conn_connect(&copts, &nc, &err) != CH_OK) {
-        fprintf(stderr, "choria: %s\n", err.msg);
+        if (cli_should_stop())
+            rc = 0;
+        else
+            fprintf(stderr, "choria: %s\n", err.msg);
         goto out;
     }
     natsStatus s = natsConnection_SubscribeSync(&sub, nc, CH_LIFECYCLE_SUBJECT_ALL);

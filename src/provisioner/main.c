@@ -128,6 +128,7 @@ static ch_status setup_logging(const prov_config *cfg, bool debug, ch_error *err
 typedef struct {
     ch_config *cfg;
     ch_config_resolved *resolved;
+    ch_config_security security;
 } choria_config;
 
 static ch_status load_choria_config(const char *path, choria_config *cc, ch_error *err)
@@ -146,6 +147,8 @@ static ch_status load_choria_config(const char *path, choria_config *cc, ch_erro
     if (st == CH_OK && cc->resolved->middleware_count == 0)
         st =
             ch_error_set(err, CH_ERR_INVALID, "%s: plugin.choria.middleware_hosts is not set", use);
+    if (st == CH_OK)
+        st = ch_config_security_resolve(cc->cfg, cc->resolved, NULL, &cc->security, err);
     free(found);
     return st;
 }
@@ -211,6 +214,10 @@ static ch_status connection_settings(const prov_config *cfg, const choria_config
         if (st == CH_OK)
             st = ch_conn_settings_set(&conn->password, cfg->broker_provisioning_password, err);
     }
+    /* upstream's choria_insecure turns TLS off as well as request signing */
+    if (st == CH_OK)
+        st = ch_conn_settings_apply_security(conn, &cc->security,
+                                             cfg->choria_insecure || cc->resolved->insecure, err);
     return st;
 }
 
@@ -269,6 +276,7 @@ out:
     if (pid_written)
         unlink(a->pid_file);
     ch_conn_settings_clear(&conn);
+    ch_config_security_clear(&cc.security);
     ch_config_resolved_free(cc.resolved);
     ch_config_free(cc.cfg);
     prov_config_free(cfg);

@@ -40,6 +40,8 @@ typedef struct {
     int64_t want_at_ms;
     bool shutdown_published;
     volatile bool closing;
+    const sigset_t *signals; /* the stop signals, taken by the main thread */
+    bool stopped_connecting; /* a stop signal came before any broker answered */
 } server;
 
 static const char *component(const server *s)
@@ -187,12 +189,25 @@ static void on_conn_event(const char *event, const char *url, void *closure)
         ch_info("%s to %s", event, url);
     else if (strcmp(event, "disconnected") == 0)
         ch_warn("disconnected from the broker, reconnecting");
+    else if (strcmp(event, "connect failed") == 0)
+        ch_warn("could not connect to the broker, retrying: %s", url);
+}
+
+static bool wait_signal(const sigset_t *set, int64_t ms);
+
+/* Between failed first connections: a stop signal ends the wait and the start-up. */
+static bool connect_wait(int64_t ms, void *closure)
+{
+    server *s = closure;
+    s->stopped_connecting = wait_signal(s->signals, ms);
+    return !s->stopped_connecting;
 }
 
 static ch_status connect_broker(server *s, ch_error *err)
 {
     ch_conn_opts o = {
         .retry_initial_connect = true,
+        .wait_retry = connect_wait,
         .send_asap = true, /* replies leave at once */
         .on_event = on_conn_event,
         .closure = s,
@@ -295,15 +310,19 @@ int srv_run(const char *config_file, const char *jwt_file, bool debug, char **ar
     sigset_t signals;
     ch_process_take_stop_signals(&signals, false);
 
+    s.signals = &signals;
     ch_status st = srv_settings_load(config_file, jwt_file, &s.set, &err);
     if (st == CH_OK)
         st = start(&s, debug, &err);
     if (st != CH_OK) {
-        fprintf(stderr, "choria: %s\n", err.msg);
+        if (s.stopped_connecting)
+            ch_info("Stopping on a signal before a broker answered");
+        else
+            fprintf(stderr, "choria: %s\n", err.msg);
         close_connection(&s);
         json_decref(s.facts);
         srv_settings_free(&s.set);
-        return 1;
+        return s.stopped_connecting ? 0 : 1;
     }
     publish_event(&s, CH_LIFECYCLE_STARTUP, NULL);
     server_want why = serve(&s, &signals);

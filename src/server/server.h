@@ -25,8 +25,10 @@ typedef struct {
     char *provision_token; /* JWT cht; NULL when there is no JWT */
     char *facts_file;
     bool allow_update;
-    char *update_command; /* plugin.choria.server.provision.update_command */
-    char *ssldir;         /* plugin.choria.ssldir */
+    char *update_command;        /* plugin.choria.server.provision.update_command */
+    char *ssldir;                /* plugin.choria.ssldir */
+    ch_config_security security; /* normal mode: the provider's files and caller lists */
+    bool insecure;               /* normal mode: plugin.choria.security.insecure */
     bool legacy_lifecycle_format;
     char *log_level;
     char *log_file;

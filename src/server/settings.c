@@ -107,6 +107,13 @@ static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const
         st = ch_conn_settings_set(&s->conn.token, s->jwt_raw, err);
     if (st == CH_OK && jwt != NULL)
         st = set_credentials(s, jwt->nats_user, jwt->nats_password, err);
+    /* upstream nodes provision over anonymous TLS only (go-choria connection.go); plain NATS
+     * is this project's extension for brokers without TLS */
+    bool tls = true;
+    if (st == CH_OK)
+        st = ch_config_get_bool(cfg, "plugin.choria.server.provision.tls", true, &tls, err);
+    if (st == CH_OK && tls)
+        ch_conn_settings_anonymous_tls(&s->conn);
     if (jwt != NULL) {
         s->facts_file = dup_or_null(jwt->facts);
         s->allow_update = jwt->allow_update;
@@ -136,6 +143,11 @@ static ch_status normal_settings(srv_settings *s, const ch_config *cfg, const ch
     if (st == CH_OK)
         st = set_credentials(s, ch_config_get(cfg, "plugin.nats.user"),
                              ch_config_get(cfg, "plugin.nats.pass"), err);
+    if (st == CH_OK)
+        st = ch_config_security_resolve(cfg, r, NULL, &s->security, err);
+    s->insecure = r->insecure;
+    if (st == CH_OK)
+        st = ch_conn_settings_apply_security(&s->conn, &s->security, r->insecure, err);
     s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));
     s->ssldir = dup_or_null(ch_config_get(cfg, "plugin.choria.ssldir"));
     ch_config_get_bool(cfg, "plugin.choria.server.provision.allow_update", false, &s->allow_update,
@@ -208,6 +220,7 @@ void srv_settings_free(srv_settings *s)
     free(s->jwt_raw);
     free(s->identity);
     ch_conn_settings_clear(&s->conn);
+    ch_config_security_clear(&s->security);
     free_list(s->collectives, s->n_collectives);
     free(s->main_collective);
     free(s->provision_token);

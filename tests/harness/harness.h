@@ -34,7 +34,11 @@
 
 #include "choria/common.h"
 
-#define CHT_READY_TIMEOUT_MS 10000       /* default wait for /healthz */
+#define CHT_READY_TIMEOUT_MS 10000 /* default wait for /healthz */
+/* The server.conf line that lets a provisioning-mode node use a harness broker, which speaks
+ * plain NATS (upstream nodes provision over TLS only; tests/integration/test_security.c
+ * provisions over TLS). */
+#define PLAIN_PROVISIONING "plugin.choria.server.provision.tls = false"
 #define CHT_STOP_GRACE_MS 5000           /* SIGTERM, then SIGKILL after this long */
 #define CHT_LINE_MAX (64 * 1024)         /* longer stdout lines are split */
 #define CHT_STDOUT_MAX (8 * 1024 * 1024) /* unread stdout kept; more is dropped and counted */

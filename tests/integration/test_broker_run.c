@@ -144,9 +144,12 @@ static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(
     snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", f->dir);
     ch_error err;
-    CHT_CHECK(cht_write_file(conf, &err,
-                             "identity = n1.example.net\nplugin.choria.server.provision = true\n"),
-              &err);
+    CHT_CHECK(
+        cht_write_file(
+            conf, &err,
+            "identity = n1.example.net\nplugin.choria.server.provision = true\n" PLAIN_PROVISIONING
+            "\n"),
+        &err);
     const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt",
                           jwt,    NULL};
     cht_proc_opts o = {.argv = argv};

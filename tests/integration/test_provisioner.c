@@ -337,9 +337,10 @@ static void real_servers_get_certificates_from_the_openssl_ca_helper(void **stat
         snprintf(sdir, sizeof(sdir), "%s/server%d", f->dir, i);
         mkdir(sdir, 0700);
         snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
-        CHT_CHECK(cht_write_file(
-                      conf, &err,
-                      "identity = s%d.example.net\nplugin.choria.server.provision = true\n", i),
+        CHT_CHECK(cht_write_file(conf, &err,
+                                 "identity = s%d.example.net\nplugin.choria.server.provision = "
+                                 "true\n" PLAIN_PROVISIONING "\n",
+                                 i),
                   &err);
         const char *argv[] = {bin, "server", "run", "--config", conf, "--provisioning-jwt",
                               jwt, NULL};
@@ -495,9 +496,12 @@ static void ed25519_node_receives_a_server_jwt_for_its_key(void **state)
     snprintf(sdir, sizeof(sdir), "%s/server0", f->dir);
     mkdir(sdir, 0700);
     snprintf(conf, sizeof(conf), "%s/server.conf", sdir);
-    CHT_CHECK(cht_write_file(conf, &err,
-                             "identity = ed.example.net\nplugin.choria.server.provision = true\n"),
-              &err);
+    CHT_CHECK(
+        cht_write_file(
+            conf, &err,
+            "identity = ed.example.net\nplugin.choria.server.provision = true\n" PLAIN_PROVISIONING
+            "\n"),
+        &err);
     const char *argv[] = {bin,      "server", "run", "--config", conf, "--provisioning-jwt",
                           jwt_path, NULL};
     cht_proc_opts o = {.argv = argv};

@@ -333,7 +333,11 @@ static void jwt_only_node_is_provisioned_and_restarts_in_normal_mode(void **stat
     fixture *f = *state;
     assert_int_equal(ch_fqdn(f->identity, sizeof(f->identity)), CH_OK);
     write_jwt(f);
-    start_server(f); /* no config file: the JWT alone puts it in provisioning mode */
+    /* The JWT's chpd puts it in provisioning mode; the config only opts out of TLS for the
+     * plain test broker (test_security covers a node with no config over TLS). */
+    ch_error err;
+    CHT_CHECK(cht_write_file(f->config, &err, "%s\n", PLAIN_PROVISIONING), &err);
+    start_server(f);
     expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server", CH_LIFECYCLE_FORMAT_CLOUDEVENT);
     provision(f, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
     expect_normal_mode(f, CH_LIFECYCLE_FORMAT_CLOUDEVENT);
@@ -347,7 +351,8 @@ static void legacy_format_node_publishes_choria_format_events(void **state)
     write_jwt(f);
     CHT_CHECK(cht_write_file(f->config, &err,
                              "identity = " IDENTITY "\nplugin.choria.server.provision = true\n"
-                             "plugin.choria.legacy_lifecycle_format = true\n"),
+                             "plugin.choria.legacy_lifecycle_format = true\n" PLAIN_PROVISIONING
+                             "\n"),
               &err);
     start_server(f);
     expect_event(f, CH_LIFECYCLE_STARTUP, "provision_mode_server", CH_LIFECYCLE_FORMAT_CHORIA);

@@ -149,7 +149,8 @@ static void server_in_provisioning_mode_has_no_leaks(void **state)
     sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null", d);
     sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls %s >/dev/null", bin, d, d,
        cht_broker_url(f->broker) + 7);
-    sh("printf 'identity = s1.example.net\\nplugin.choria.server.provision = true\\n' > "
+    sh("printf 'identity = s1.example.net\\nplugin.choria.server.provision = "
+       "true\\nplugin.choria.server.provision.tls = false\\n' > "
        "%s/server.conf",
        d);
     snprintf(conf, sizeof(conf), "%s/server.conf", d);

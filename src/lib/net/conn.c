@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "choria/util.h"
 
@@ -21,11 +22,6 @@ static void emit(natsConnection *nc, conn_ctx *ctx, const char *event)
     char url[512];
     ch_conn_connected_url(nc, url, sizeof(url));
     ctx->cb(event, url, ctx->closure);
-}
-
-static void on_connected(natsConnection *nc, void *closure)
-{
-    emit(nc, closure, "connected");
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -47,19 +43,26 @@ static void on_closed(natsConnection *nc, void *closure)
     free(ctx);
 }
 
-/* Jittered exponential back-off between full passes over the server list. */
-static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
-{
-    conn_ctx *ctx = closure;
-    return ch_backoff_ms(attempts > 0 ? attempts - 1 : 0, 500, ctx->max_ms);
-}
-
 /* nats.c's last error text without its "(file.c:123): " source prefix; NULL when none. */
 static const char *last_error_detail(void)
 {
     const char *e = nats_GetLastError(NULL);
     const char *p = e != NULL && e[0] == '(' ? strstr(e, "): ") : NULL;
     return p != NULL ? p + 3 : e;
+}
+
+/* Jittered exponential back-off between full passes over the server list. nats.c calls it
+ * after every failed pass, in the thread that tried, so the failure is reported from here. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
+{
+    (void)nc;
+    conn_ctx *ctx = closure;
+    if (ctx->cb != NULL) {
+        const char *why = last_error_detail();
+        ctx->cb("connect failed", why != NULL && why[0] != '\0' ? why : "no broker answered",
+                ctx->closure);
+    }
+    return ch_backoff_ms(attempts > 0 ? attempts - 1 : 0, 500, ctx->max_ms);
 }
 
 static bool any_tls_url(const ch_conn_opts *o)
@@ -84,6 +87,35 @@ static natsStatus set_tls(natsOptions *opts, const ch_conn_tls *t)
     if (s == NATS_OK && t->server_name != NULL)
         s = natsOptions_SetExpectedHostname(opts, t->server_name);
     return s;
+}
+
+static bool sleep_retry(int64_t ms, void *closure)
+{
+    (void)closure;
+    nats_Sleep(ms);
+    return true;
+}
+
+/* With retry_initial_connect, first connections are retried here rather than by nats.c's
+ * RetryOnFailedConnect: nats.c 3.4 stops retrying for good after a failed TLS handshake, and
+ * here every failure is reported with its reason. NATS_CONNECTION_CLOSED: wait_retry gave up. */
+static natsStatus connect_until_up(const ch_conn_opts *o, natsOptions *opts, conn_ctx *ctx,
+                                   natsConnection **nc)
+{
+    bool (*wait)(int64_t, void *) = o->wait_retry != NULL ? o->wait_retry : sleep_retry;
+    for (int attempt = 0;; attempt++) {
+        natsStatus s = natsConnection_Connect(nc, opts);
+        if (s == NATS_OK || !o->retry_initial_connect)
+            return s;
+        const char *why = s == NATS_SECURE_CONNECTION_WANTED
+                              ? "the broker does not offer TLS (a secure connection is required)"
+                              : last_error_detail();
+        if (ctx->cb != NULL)
+            ctx->cb("connect failed", why != NULL && why[0] != '\0' ? why : natsStatus_GetText(s),
+                    ctx->closure);
+        if (!wait(ch_backoff_ms(attempt, 500, ctx->max_ms), o->closure))
+            return NATS_CONNECTION_CLOSED;
+    }
 }
 
 ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *err)
@@ -130,8 +162,6 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, ctx);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, on_closed, ctx);
-    if (s == NATS_OK && o->retry_initial_connect)
-        s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, ctx);
     if (s == NATS_OK && (o->tls.enabled || any_tls_url(o)))
         s = set_tls(opts, &o->tls);
     if (s != NATS_OK) {
@@ -144,17 +174,17 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
                             detail != NULL ? detail : "");
     }
 
-    s = natsConnection_Connect(nc, opts);
+    s = connect_until_up(o, opts, ctx, nc);
     natsOptions_Destroy(opts);
     if (s == NATS_OK) {
         emit(*nc, ctx, "connected");
         return CH_OK;
     }
-    if (s == NATS_NOT_YET_CONNECTED)
-        return CH_OK;
     /* No connection object exists, so the closed callback never runs: free ctx here. */
     free(ctx);
     *nc = NULL;
+    if (s == NATS_CONNECTION_CLOSED)
+        return ch_error_set(err, CH_ERR_CONNECTION, "stopped before a broker answered");
     char first[512];
     ch_conn_redact_url(o->servers[0], first, sizeof(first));
     /* nats.c's last error says what failed (a TLS handshake, say); it holds no secret */
@@ -257,6 +287,80 @@ void ch_conn_settings_clear(ch_conn_settings *s)
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(strs[i]);
     memset(s, 0, sizeof(*s));
+}
+
+static ch_status need_file(const char *path, const char *what, ch_error *err)
+{
+    if (path == NULL)
+        return ch_error_set(err, CH_ERR_INVALID, "the security provider needs %s", what);
+    if (access(path, R_OK) != 0)
+        return ch_error_set(err, CH_ERR_INVALID, "%s %s cannot be read", what, path);
+    return CH_OK;
+}
+
+/* Go checks the broker's certificate against the host of the URL it dials. nats.c checks one
+ * expected name for every server, so it is set when all brokers share one host name. */
+static ch_status expect_url_host(ch_conn_settings *s, ch_error *err)
+{
+    char host[256] = "";
+    for (int i = 0; i < s->server_count; i++) {
+        const char *h = strstr(s->servers[i], "://");
+        h = h != NULL ? h + 3 : s->servers[i];
+        const char *at = strchr(h, '@');
+        h = at != NULL ? at + 1 : h;
+        size_t len = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+        if (len >= sizeof(host) || (i > 0 && (strlen(host) != len || strncmp(host, h, len) != 0)))
+            return CH_OK;
+        snprintf(host, sizeof(host), "%.*s", (int)len, h);
+    }
+    return host[0] != '\0' && s->server_name == NULL
+               ? ch_conn_settings_set(&s->server_name, host, err)
+               : CH_OK;
+}
+
+static ch_status set_tls_files(ch_conn_settings *s, const ch_config_security *sec, ch_error *err)
+{
+    ch_status st = ch_conn_settings_set(&s->ca_file, sec->ca_file, err);
+    if (st == CH_OK)
+        st = ch_conn_settings_set(&s->cert_file, sec->cert_file, err);
+    if (st == CH_OK)
+        st = ch_conn_settings_set(&s->key_file, sec->key_file, err);
+    return st;
+}
+
+ch_status ch_conn_settings_apply_security(ch_conn_settings *s, const ch_config_security *sec,
+                                          bool insecure, ch_error *err)
+{
+    if (insecure || sec->provider == NULL)
+        return CH_OK;
+    ch_status st = CH_OK;
+    s->tls = true;
+    if (strcmp(sec->provider, "choria") == 0) {
+        const ch_config_security anon = {.ca_file = sec->ca_file};
+        bool mutual = sec->cert_file != NULL && sec->key_file != NULL;
+        st = set_tls_files(s, mutual ? sec : &anon, err);
+        s->tls_skip_verify = sec->ca_file == NULL;
+    } else {
+        if ((st = need_file(sec->cert_file, "a certificate", err)) == CH_OK &&
+            (st = need_file(sec->key_file, "a private key", err)) == CH_OK &&
+            (st = need_file(sec->ca_file, "a CA certificate", err)) == CH_OK)
+            st = set_tls_files(s, sec, err);
+        s->tls_skip_verify = false;
+    }
+    if (st == CH_OK && !s->tls_skip_verify)
+        st = expect_url_host(s, err);
+    return st;
+}
+
+void ch_conn_settings_anonymous_tls(ch_conn_settings *s)
+{
+    s->tls = true;
+    s->tls_skip_verify = true;
+    char **files[] = {&s->ca_file, &s->cert_file, &s->key_file, &s->server_name};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        free(*files[i]);
+        *files[i] = NULL;
+    }
 }
 
 void ch_conn_opts_from_settings(const ch_conn_settings *s, ch_conn_opts *o)

@@ -1,4 +1,5 @@
-/* Security providers for the v1 protocol. Only "insecure" exists so far. */
+/* Security providers for the v1 protocol: the dispatch helpers and "insecure" (x509 is in
+ * security_x509.c). */
 #include "choria/security.h"
 
 #include <stdlib.h>
