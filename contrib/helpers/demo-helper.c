@@ -57,7 +57,9 @@ int main(void)
         return reply_defer("invalid identity");
     printf("{\"defer\":false,\"shutdown\":false,\"msg\":\"demo helper\",\"configuration\":{"
            "\"identity\":\"%s\",\"plugin.choria.server.provision\":\"false\","
-           "\"plugin.choria.middleware_hosts\":\"%s\"}}\n",
+           "\"plugin.choria.middleware_hosts\":\"%s\","
+           /* no certificates in the demo: the provisioned node accepts unsigned requests */
+           "\"plugin.choria.security.insecure\":\"true\"}}\n",
            id, broker);
     return 0;
 }

@@ -154,6 +154,11 @@ typedef struct {
     char subject[CH_MAX_SUBJECT_LEN]; /* where to publish it: the request's reply-to */
     ch_status dropped;     /* CH_OK when a reply was made, else why the request gets none */
     char drop_reason[256]; /* for the log when dropped */
+    /* the request did not pass node->security: refused[] says why (for a warning in the
+     * log); an mcorpc request with a valid reply-to still gets a statuscode 1 reply saying
+     * so, other requests are dropped */
+    bool refused;
+    char refusal[256];
 } ch_agent_result;
 
 void ch_agent_result_clear(ch_agent_result *r);

@@ -12,6 +12,7 @@
 #define CHORIA_SECURITY_H
 
 #include "choria/common.h"
+#include "choria/config.h"
 
 /* The literal signature and pubcert carried by insecure requests (not base64). */
 #define CH_SECURITY_INSECURE "insecure"
@@ -59,5 +60,22 @@ ch_status ch_security_verify(const ch_security *sec, const char *message, size_t
 /* Releases a provider made by a ch_security_<kind>_new() (ch_security_x509_new); accepts NULL
  * and the static insecure provider (no-op). */
 void ch_security_free(ch_security *sec);
+
+/* ---- from a configuration ---- */
+
+/* What a program does with requests: a client signs, a normal-mode server verifies. */
+typedef enum { CH_SECURITY_SIGN, CH_SECURITY_VERIFY } ch_security_role;
+
+/* The provider a Choria configuration asks for (see ch_config_security):
+ * - insecure (plugin.choria.security.insecure, the provisioner's choria_insecure): the
+ *   static insecure provider;
+ * - file or puppet: the x509 provider on sec's files and caller lists;
+ * - choria: CH_ERR_UNSUPPORTED (protocol v2 is not implemented yet);
+ * - none named: a client signs "insecure" as this project always has; a server gets a
+ *   provider that refuses every request, since nothing could verify it (upstream's default,
+ *   puppet, would verify; a server accepts unsigned requests only when told to).
+ * *out is freed with ch_security_free (harmless on the static ones). */
+ch_status ch_security_from_config(const ch_config_security *sec, bool insecure,
+                                  ch_security_role role, ch_security **out, ch_error *err);
 
 #endif

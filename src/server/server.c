@@ -42,6 +42,7 @@ typedef struct {
     volatile bool closing;
     const sigset_t *signals; /* the stop signals, taken by the main thread */
     bool stopped_connecting; /* a stop signal came before any broker answered */
+    ch_security *security;   /* normal mode: verifies requests */
 } server;
 
 static const char *component(const server *s)
@@ -103,6 +104,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
                                    (size_t)natsMsg_GetDataLength(msg), ch_now_unix(), &res, &err);
     if (st != CH_OK)
         ch_warn("request on %s failed: %s", natsMsg_GetSubject(msg), err.msg);
+    else if (res.refused)
+        ch_warn("refused a request on %s: %s", natsMsg_GetSubject(msg), res.refusal);
     else if (res.dropped != CH_OK)
         ch_debug("request on %s dropped: %s", natsMsg_GetSubject(msg), res.drop_reason);
     if (res.payload != NULL &&
@@ -151,6 +154,18 @@ static ch_status subscribe_all(server *s, ch_error *err)
     return CH_OK;
 }
 
+static void log_security(const server *s)
+{
+    const char *name = ch_security_name(s->security);
+    if (strcmp(name, "none") == 0)
+        ch_warn("no security provider is configured (plugin.security.provider) and "
+                "plugin.choria.security.insecure is not set: every request will be refused");
+    else if (strcmp(name, "insecure") == 0)
+        ch_warn("plugin.choria.security.insecure is set: requests are not verified");
+    else
+        ch_info("requests are verified by the %s security provider", name);
+}
+
 static void setup_node(server *s)
 {
     ch_node *n = &s->node;
@@ -172,8 +187,8 @@ static void setup_node(server *s)
     n->agents = &ch_agent_set_standard;
     n->protocol = ch_protocol_v1();
     /* A provisioning-mode server verifies nothing, as upstream's; a provisioned one verifies
-     * with its provider, today the insecure one (the only provider implemented). */
-    n->security = s->set.provision_mode ? NULL : ch_security_insecure();
+     * with the provider its configuration names (start() made it). */
+    n->security = s->set.provision_mode ? NULL : s->security;
     n->host.closure = s;
     n->host.publish_event = publish_event;
     n->host.restart = host_restart;
@@ -289,9 +304,15 @@ static ch_status start(server *s, bool debug, ch_error *err)
         st = ch_facts_load(s->set.facts_file, &s->facts, NULL, err);
     if (st != CH_OK)
         return st;
+    if (!s->set.provision_mode &&
+        (st = ch_security_from_config(&s->set.security, s->set.insecure, CH_SECURITY_VERIFY,
+                                      &s->security, err)) != CH_OK)
+        return st;
     setup_node(s);
     ch_info("Choria Server version %s starting as %s in %s mode", CH_VERSION, s->set.identity,
             s->set.provision_mode ? "provisioning" : "normal");
+    if (!s->set.provision_mode)
+        log_security(s);
     st = connect_broker(s, err);
     if (st == CH_OK)
         st = subscribe_all(s, err);
@@ -321,6 +342,7 @@ int srv_run(const char *config_file, const char *jwt_file, bool debug, char **ar
             fprintf(stderr, "choria: %s\n", err.msg);
         close_connection(&s);
         json_decref(s.facts);
+        ch_security_free(s.security);
         srv_settings_free(&s.set);
         return s.stopped_connecting ? 0 : 1;
     }
@@ -330,6 +352,7 @@ int srv_run(const char *config_file, const char *jwt_file, bool debug, char **ar
         publish_event(&s, CH_LIFECYCLE_SHUTDOWN, NULL);
     close_connection(&s);
     json_decref(s.facts);
+    ch_security_free(s.security);
     srv_settings_free(&s.set);
     if (why == WANT_RESTART) {
         nats_Close();

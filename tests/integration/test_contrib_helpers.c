@@ -126,11 +126,13 @@ static void test_demo_helper_configures_the_identity_and_leaves_provisioning(voi
     assert_false(r->defer);
     assert_false(r->shutdown);
     assert_string_equal(r->msg, "demo helper");
-    assert_int_equal(r->configuration.count, 3);
+    assert_int_equal(r->configuration.count, 4);
     assert_string_equal(r->configuration.items[0].key, "identity");
     assert_string_equal(r->configuration.items[0].value, "n1.example.net");
     assert_string_equal(config_get(r, "plugin.choria.server.provision"), "false");
     assert_string_equal(config_get(r, "plugin.choria.middleware_hosts"), "nats://127.0.0.1:4222");
+    /* no certificates: the node must be told to accept unsigned requests */
+    assert_string_equal(config_get(r, "plugin.choria.security.insecure"), "true");
     assert_string_equal(r->certificate, "");
     assert_int_equal(res.errout_len, 0);
     prov_helper_reply_free(r);

@@ -261,7 +261,7 @@ static void provision(fixture *f, ch_lifecycle_format format)
     snprintf(conf, sizeof(conf),
              "{\"identity\":\"%s\",\"plugin.choria.server.provision\":\"false\","
              "\"plugin.choria.middleware_hosts\":\"127.0.0.1:%d\",\"collectives\":\"mcollective\","
-             "\"loglevel\":\"debug\"%s}",
+             "\"loglevel\":\"debug\",\"plugin.choria.security.insecure\":\"true\"%s}",
              f->identity, cht_broker_port(f->broker),
              format == CH_LIFECYCLE_FORMAT_CHORIA
                  ? ",\"plugin.choria.legacy_lifecycle_format\":\"true\""

@@ -265,6 +265,18 @@ out:
     return s;
 }
 
+/* The reply to a request that did not verify: statuscode 1 as upstream's authorization
+ * refusal, with the reason, and no action (the body was not trusted enough to read). */
+static char *refusal_body(const char *why)
+{
+    ch_rpc_reply reply = {.data = json_object()};
+    ch_rpc_reply_fail(&reply, CH_RPC_ABORTED,
+                      "You are not authorized to call this agent or action: %s", why);
+    char *body = reply.data != NULL ? encode_reply_body("", &reply) : NULL;
+    json_decref(reply.data);
+    return body;
+}
+
 /* ---- the pipeline ------------------------------------------------------------------ */
 
 /* A request that gets no reply: the reason in the result, and CH_OK for the caller. */
@@ -280,8 +292,9 @@ static ch_status drop(ch_agent_result *r, ch_status why, const char *fmt, ...)
     return CH_OK;
 }
 
-ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
-                                  ch_agent_result *result, ch_error *err)
+/* refusal: why the request did not verify, NULL when it did (or was not checked). */
+static ch_status handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
+                                const char *refusal, ch_agent_result *result, ch_error *err)
 {
     const ch_request_envelope *env = &req->request.envelope;
     const char *names[CH_AGENT_MAX_AGENTS];
@@ -292,6 +305,10 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
     ch_status s = CH_OK;
 
     memset(result, 0, sizeof(*result));
+    if (refusal != NULL) {
+        result->refused = true;
+        snprintf(result->refusal, sizeof(result->refusal), "%s", refusal);
+    }
     ch_error_clear(err);
     if (node == NULL || node->identity == NULL || env->collective == NULL || env->agent == NULL)
         return ch_error_set(err, CH_ERR_INVALID, "no node or no request");
@@ -317,6 +334,14 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
         return drop(result, CH_ERR_INVALID, "request %s has %s reply-to subject", env->requestid,
                     reply_to == NULL || reply_to[0] == '\0' ? "no" : "an invalid");
 
+    if (result->refused) {
+        if (agent->raw != NULL)
+            return drop(result, CH_ERR_INVALID, "request %s refused: %s", env->requestid,
+                        result->refusal);
+        if ((reply_body = refusal_body(result->refusal)) == NULL)
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+        goto reply;
+    }
     if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
         ch_error_set(err, s, "request %s: %s", env->requestid, e.msg);
         goto out;
@@ -337,6 +362,7 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
         goto out;
     }
 
+reply:;
     ch_reply_params rp = {.body = reply_body,
                           .request = env,
                           .identity = node->identity,
@@ -357,6 +383,12 @@ out:
     return s;
 }
 
+ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
+                                  ch_agent_result *result, ch_error *err)
+{
+    return handle_decoded(node, req, now, NULL, result, err);
+}
+
 ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_t now,
                           ch_agent_result *result, ch_error *err)
 {
@@ -366,15 +398,20 @@ ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_
     ch_error_clear(err);
     if (node == NULL || payload == NULL)
         return ch_error_set(err, CH_ERR_INVALID, "no node or no payload");
-    /* node->security is NULL in provisioning mode: such a server never verifies, as
+    /* Decoded first and verified after, so that a refused request can be told why.
+     * node->security is NULL in provisioning mode: such a server never verifies, as
      * upstream's provisioning mode does not. */
-    ch_status s =
-        ch_protocol_decode_request(node->protocol, node->security, payload, len, &req, &e);
+    ch_status s = ch_protocol_decode_request(node->protocol, NULL, payload, len, &req, &e);
     if (s == CH_ERR_NOMEM)
         return ch_error_set(err, s, "could not decode the request: %s", e.msg);
     if (s != CH_OK)
         return drop(result, s, "could not decode the request: %s", e.msg);
-    s = ch_agent_handle_decoded(node, &req, now, result, err);
+    bool refused =
+        node->security != NULL &&
+        ch_security_verify(node->security, req.secure.message, strlen(req.secure.message),
+                           req.secure.signature, req.secure.pubcert, req.request.envelope.callerid,
+                           &e) != CH_OK;
+    s = handle_decoded(node, &req, now, refused ? e.msg : NULL, result, err);
     ch_protocol_request_payload_clear(&req);
     return s;
 }

@@ -2,6 +2,8 @@
  * security_x509.c). */
 #include "choria/security.h"
 
+#include "choria/security_x509.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +90,62 @@ void ch_security_free(ch_security *sec)
     if (sec == NULL || sec == &insecure_provider || sec->ops == NULL || sec->ops->destroy == NULL)
         return;
     sec->ops->destroy(sec);
+}
+
+/* ---- the provider that refuses: a server with nothing to verify requests with ---- */
+
+static ch_status refuse_sign(const ch_security *sec, const char *message, size_t len,
+                             char **signature, char **pubcert, ch_error *err)
+{
+    (void)sec, (void)message, (void)len, (void)signature, (void)pubcert;
+    return ch_error_set(err, CH_ERR_UNSUPPORTED, "no security provider is configured");
+}
+
+static ch_status refuse_verify(const ch_security *sec, const char *message, size_t len,
+                               const char *signature, const char *pubcert, const char *callerid,
+                               ch_error *err)
+{
+    (void)sec, (void)message, (void)len, (void)signature, (void)pubcert, (void)callerid;
+    return ch_error_set(err, CH_ERR_INVALID,
+                        "no security provider is configured (plugin.security.provider) and "
+                        "plugin.choria.security.insecure is not set: requests are refused");
+}
+
+static const ch_security_ops refuse_ops = {
+    .name = "none",
+    .sign = refuse_sign,
+    .verify = refuse_verify,
+    .destroy = NULL,
+};
+
+static const ch_security refuse_provider = {.ops = &refuse_ops, .ctx = NULL};
+
+ch_status ch_security_from_config(const ch_config_security *sec, bool insecure,
+                                  ch_security_role role, ch_security **out, ch_error *err)
+{
+    *out = NULL;
+    if (insecure || (sec->provider == NULL && role == CH_SECURITY_SIGN)) {
+        *out = (ch_security *)&insecure_provider;
+        return CH_OK;
+    }
+    if (sec->provider == NULL) {
+        *out = (ch_security *)&refuse_provider;
+        return CH_OK;
+    }
+    if (strcmp(sec->provider, "choria") == 0)
+        return ch_error_set(err, CH_ERR_UNSUPPORTED,
+                            "plugin.security.provider choria needs protocol v2, which is not "
+                            "supported yet");
+    ch_security_x509_opts o = {
+        .cert_file = sec->cert_file,
+        .key_file = sec->key_file,
+        .ca_file = sec->ca_file,
+        .allowed = (const char *const *)sec->allowed.items,
+        .n_allowed = sec->allowed.count,
+        .privileged = (const char *const *)sec->privileged.items,
+        .n_privileged = sec->privileged.count,
+        .sign = role == CH_SECURITY_SIGN,
+        .verify = role == CH_SECURITY_VERIFY,
+    };
+    return ch_security_x509_new(&o, out, err);
 }
