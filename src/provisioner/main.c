@@ -17,6 +17,7 @@
 #include "choria/config.h"
 #include "choria/log.h"
 #include "choria/process.h"
+#include "choria/security.h"
 #include "config.h"
 #include "provisioner.h"
 
@@ -237,6 +238,7 @@ static int run(const args *a, const sigset_t *signals)
     ch_conn_settings conn = {0};
     prov_daemon *p = NULL;
     bool pid_written = false;
+    ch_security *security = NULL;
     int rc = 1;
     if (prov_config_load(a->config, &cfg, &err) != CH_OK) {
         fprintf(stderr, "choria-provisioner: Provisioning could not be configured: %s\n", err.msg);
@@ -257,7 +259,17 @@ static int run(const args *a, const sigset_t *signals)
         fprintf(stderr, "choria-provisioner: Choria configuration: %s\n", err.msg);
         goto out;
     }
+    bool insecure = cfg->choria_insecure || cc.resolved->insecure;
+    if (ch_security_from_config(&cc.security, insecure, CH_SECURITY_SIGN, &security, &err) !=
+        CH_OK) {
+        fprintf(stderr, "choria-provisioner: Choria security: %s\n", err.msg);
+        goto out;
+    }
+    ch_info("Requests are signed by the %s security provider as %s", ch_security_name(security),
+            cc.security.certname);
     prov_daemon_opts po = {.cfg = cfg,
+                           .security = security,
+                           .certname = cc.security.certname,
                            .config_file = a->config,
                            .conn = &conn,
                            .discovery_timeout_ms = cc.resolved->discovery_timeout * 1000,
@@ -276,6 +288,7 @@ out:
     if (pid_written)
         unlink(a->pid_file);
     ch_conn_settings_clear(&conn);
+    ch_security_free(security);
     ch_config_security_clear(&cc.security);
     ch_config_resolved_free(cc.resolved);
     ch_config_free(cc.cfg);

@@ -192,11 +192,13 @@ static ch_status connect_broker(prov_daemon *p, ch_error *err)
         return ch_error_set(err, CH_ERR_CONNECTION,
                             "could not create initial events connection: %s", e.msg);
     char callerid[CH_MAX_IDENTITY_LEN + 16];
-    ch_status st = ch_protocol_callerid(p->o.conn->name, callerid, sizeof(callerid), err);
+    const char *certname = p->o.certname != NULL ? p->o.certname : p->o.conn->name;
+    ch_status st = ch_protocol_callerid(certname, callerid, sizeof(callerid), err);
     ch_rpc_client_opts ro = {.nc = p->nc,
                              .collective = CH_PROTOCOL_PROVISIONING_COLLECTIVE,
                              .identity = p->o.conn->name,
                              .callerid = callerid,
+                             .security = p->o.security,
                              .send_asap = true};
     if (st == CH_OK)
         st = ch_rpc_client_new_opts(&ro, &p->rpc, err);

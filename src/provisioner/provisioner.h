@@ -5,6 +5,7 @@
 #define CHORIA_PROVISIONER_PROVISIONER_H
 
 #include "choria/conn.h"
+#include "choria/security.h"
 #include "hosts.h"
 #include "metrics.h"
 #include "config.h"
@@ -18,6 +19,8 @@ typedef struct {
     int backoff_percent;          /* scales the RPC retry back-off; 0 = 100 (tests) */
     int64_t hold_ms;              /* provisioned hosts held; 0 = 60 s (tests shorten it) */
     bool start_paused;            /* e.g. until a leader election is won */
+    const ch_security *security;  /* signs every request; borrowed; NULL = insecure */
+    const char *certname;         /* callerid choria=<certname>; NULL = conn->name */
 } prov_daemon_opts;
 
 typedef struct prov_daemon prov_daemon;
