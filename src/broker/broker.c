@@ -15,6 +15,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +41,31 @@
 static char *dup_or_null(const char *s)
 {
     return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+/* The broker's certificate: its own keys, else its file security provider's (go-choria's
+ * broker serves TLS with the provider's certificate). Both or neither, readable. */
+static ch_status load_tls(const ch_config *cfg, brk_settings *s, ch_error *err)
+{
+    const char *cert = ch_config_get(cfg, "plugin.choria.network.tls.certificate");
+    const char *key = ch_config_get(cfg, "plugin.choria.network.tls.key");
+    const char *provider = ch_config_get(cfg, "plugin.security.provider");
+    if (cert == NULL && key == NULL && provider != NULL && strcmp(provider, "file") == 0) {
+        cert = ch_config_get(cfg, "plugin.security.file.certificate");
+        key = ch_config_get(cfg, "plugin.security.file.key");
+    }
+    s->tls_cert = dup_or_null(cert);
+    s->tls_key = dup_or_null(key);
+    if ((s->tls_cert == NULL) != (s->tls_key == NULL))
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "TLS needs both plugin.choria.network.tls.certificate and "
+                            "plugin.choria.network.tls.key");
+    const char *files[] = {s->tls_cert, s->tls_key};
+    for (size_t i = 0; i < 2; i++)
+        if (files[i] != NULL && access(files[i], R_OK) != 0)
+            return ch_error_set(err, CH_ERR_INVALID, "TLS file %s cannot be read: %s", files[i],
+                                strerror(errno));
+    return CH_OK;
 }
 
 ch_status brk_settings_load(const ch_config *cfg, brk_settings *s, ch_error *err)
@@ -96,14 +122,14 @@ ch_status brk_settings_load(const ch_config *cfg, brk_settings *s, ch_error *err
         return ch_error_set(err, CH_ERR_INVALID,
                             "plugin.choria.network.provisioning.client_password and "
                             "plugin.choria.network.provisioning.node_password are required");
-    return CH_OK;
+    return load_tls(cfg, s, err);
 }
 
 void brk_settings_free(brk_settings *s)
 {
-    char *strs[] = {s->server_name,   s->listen_address,       s->cluster_name,
-                    s->store,         s->provisioner_password, s->node_user,
-                    s->node_password, s->choria_user,          s->choria_password};
+    char *strs[] = {s->server_name,          s->listen_address, s->cluster_name,  s->store,
+                    s->provisioner_password, s->node_user,      s->node_password, s->choria_user,
+                    s->choria_password,      s->tls_cert,       s->tls_key};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(strs[i]);
     ch_config_list_free(&s->peers);
@@ -154,6 +180,15 @@ char *brk_nats_config(const brk_settings *s, const char *admin_password)
     q(&b, s->server_name);
     ch_buf_printf(&b, "\nlisten: \"%s:%d\"\nhttp: \"%s:%d\"\n", s->listen_address, s->client_port,
                   s->listen_address, s->stats_port);
+    if (s->tls_cert != NULL) {
+        /* no verify: a verify would ask every client for a certificate, which provisioning
+         * nodes never present (upstream's anonymous TLS) */
+        ch_buf_append_str(&b, "tls {\n  cert_file: ");
+        q(&b, s->tls_cert);
+        ch_buf_append_str(&b, "\n  key_file: ");
+        q(&b, s->tls_key);
+        ch_buf_append_str(&b, "\n  timeout: 2\n}\n");
+    }
     ch_buf_append_str(&b, "jetstream {\n  store_dir: ");
     q(&b, s->store);
     ch_buf_append_str(&b, "\n}\n");
@@ -197,6 +232,10 @@ static natsConnection *admin_connect(const brk_settings *s, const char *name, co
         natsOptions_Create(&o);
         natsOptions_SetURL(o, url);
         natsOptions_SetUserInfo(o, name, password);
+        if (s->tls_cert != NULL) { /* our own nats-server on this host */
+            natsOptions_SetSecure(o, true);
+            natsOptions_SkipServerVerification(o, true);
+        }
         natsStatus st = natsConnection_Connect(&nc, o);
         natsOptions_Destroy(o);
         if (st == NATS_OK)
@@ -278,15 +317,17 @@ static ch_status write_config(const brk_settings *s, const char *password, char 
                             strerror(errno));
     snprintf(path, size, "%s/nats-server.conf", dir);
     char *conf = brk_nats_config(s, password);
-    FILE *fp = fopen(path, "w");
-    ch_status st = CH_OK;
-    if (conf == NULL || fp == NULL || fputs(conf, fp) < 0)
-        st = ch_error_set(err, CH_ERR_IO, "cannot write %s", path);
-    if (fp != NULL)
-        fclose(fp);
-    chmod(path, 0600); /* it holds passwords */
+    /* it holds passwords: 0600 from its creation */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t len = conf != NULL ? strlen(conf) : 0;
+    bool ok = conf != NULL && fd >= 0 && write(fd, conf, len) == (ssize_t)len;
+    ok = (fd < 0 || close(fd) == 0) && ok;
     free(conf);
-    return st;
+    if (ok)
+        return CH_OK;
+    unlink(path);
+    rmdir(dir);
+    return ch_error_set(err, CH_ERR_IO, "cannot write %s", path);
 }
 
 static ch_process *spawn_nats(const char *conf)

@@ -19,6 +19,11 @@ typedef struct {
     char *provisioner_password;
     char *node_user, *node_password; /* what provisioning-mode nodes use (chusr/chpwd) */
     char *choria_user, *choria_password;
+    /* TLS for every client on the one client port, no client certificates asked for (so
+     * provisioning nodes can connect; nats-server 2.9 cannot verify some clients and not
+     * others): plugin.choria.network.tls.certificate/.key, else the file provider's
+     * plugin.security.file.certificate/.key. NULL: plain NATS. */
+    char *tls_cert, *tls_key;
     int64_t election_ttl_ns;
     int election_replicas;
 } brk_settings;
