@@ -282,6 +282,15 @@ int cht_dir_teardown(void **state);
 ch_status cht_write_file(const char *path, ch_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Runs the printf-formatted command with /bin/sh; CH_ERR_INTERNAL names the command when it
+ * does not exit 0. Tests use CHT_SH(fmt, ...), which fails the test. */
+ch_status cht_sh(ch_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define CHT_SH(...)                                                                                \
+    do {                                                                                           \
+        ch_error cht_sh_err_;                                                                      \
+        CHT_CHECK(cht_sh(&cht_sh_err_, __VA_ARGS__), &cht_sh_err_);                                \
+    } while (0)
+
 /* ---------------------------------------------------------------------------------------
  * Small helpers */
 

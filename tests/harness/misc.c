@@ -56,6 +56,21 @@ ch_status cht_write_file(const char *path, ch_error *err, const char *fmt, ...)
     return CH_OK;
 }
 
+ch_status cht_sh(ch_error *err, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(cmd))
+        return ch_error_set(err, CH_ERR_TOO_LARGE, "command too long: %.80s", cmd);
+    int rc = system(cmd);
+    if (rc != 0)
+        return ch_error_set(err, CH_ERR_INTERNAL, "command failed (status %d): %.200s", rc, cmd);
+    return CH_OK;
+}
+
 char *cht_file_tail(const char *path, size_t max_bytes)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

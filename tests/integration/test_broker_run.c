@@ -28,17 +28,6 @@ typedef struct {
     int client_port, stats_port, monitor_port;
 } fixture;
 
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -134,10 +123,10 @@ static void a_node_is_provisioned_through_the_broker_by_the_elected_provisioner(
     start_provisioner(f);
 
     /* The node's JWT carries the provisioning account credentials (chusr/chpwd). */
-    sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null", f->dir);
-    sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls 127.0.0.1:%d --username "
-       "provisioning --password nodepw >/dev/null",
-       f->bin, f->dir, f->dir, f->client_port);
+    CHT_SH("openssl genrsa -out %s/k.pem 2048 2>/dev/null", f->dir);
+    CHT_SH("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls 127.0.0.1:%d --username "
+           "provisioning --password nodepw >/dev/null",
+           f->bin, f->dir, f->dir, f->client_port);
     char sdir[300], conf[400], jwt[300];
     snprintf(sdir, sizeof(sdir), "%s/server", f->dir);
     mkdir(sdir, 0700);

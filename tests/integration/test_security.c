@@ -33,17 +33,6 @@ typedef struct {
     int client_port, stats_port, monitor_port;
 } fixture;
 
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
 static int start_broker(fixture *f)
 {
     char conf[400];
@@ -110,7 +99,7 @@ static void start_provisioner(fixture *f)
     ch_error err;
     snprintf(helper, sizeof(helper), "%s/contrib/helpers/openssl-ca-helper", CH_SOURCE_TREE);
     snprintf(cadir, sizeof(cadir), "%s/ca", f->dir);
-    sh("mkdir -p %s && cp %s/ca.pem %s/ca.key %s/", cadir, f->pki, f->pki, cadir);
+    CHT_SH("mkdir -p %s && cp %s/ca.pem %s/ca.key %s/", cadir, f->pki, f->pki, cadir);
     snprintf(client, sizeof(client),
              "identity = provisioner.mcollective\n"
              "plugin.choria.middleware_hosts = localhost:%d\n"
@@ -235,10 +224,10 @@ static void wait_normal_mode(fixture *f, natsConnection *nc, int i, const caller
 static void nodes_provision_over_anonymous_tls_and_then_verify_signed_requests(void **state)
 {
     fixture *f = *state;
-    sh("openssl genrsa -out %s/jwt.key 2048 2>/dev/null", f->dir);
-    sh("%s jwt provisioning %s/p.jwt %s/jwt.key --token t --urls localhost:%d --default "
-       "--username provisioning --password nodepw >/dev/null",
-       f->bin, f->dir, f->dir, f->client_port);
+    CHT_SH("openssl genrsa -out %s/jwt.key 2048 2>/dev/null", f->dir);
+    CHT_SH("%s jwt provisioning %s/p.jwt %s/jwt.key --token t --urls localhost:%d --default "
+           "--username provisioning --password nodepw >/dev/null",
+           f->bin, f->dir, f->dir, f->client_port);
     char jwt[300];
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", f->dir);
     start_provisioner(f);
@@ -290,9 +279,9 @@ static void a_provisioning_node_refuses_a_broker_without_tls(void **state)
     char dir[256], conf[300], jwt[300], bin[512];
     CHT_CHECK(cht_temp_dir("security-plain", dir, sizeof(dir), &err), &err);
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
-    sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null", dir);
-    sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls 127.0.0.1:%d >/dev/null", bin, dir,
-       dir, cht_broker_port(plain));
+    CHT_SH("openssl genrsa -out %s/k.pem 2048 2>/dev/null", dir);
+    CHT_SH("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls 127.0.0.1:%d >/dev/null", bin,
+           dir, dir, cht_broker_port(plain));
     snprintf(conf, sizeof(conf), "%s/server.conf", dir);
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", dir);
     CHT_CHECK(cht_write_file(conf, &err,

@@ -46,17 +46,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
-
 /* Starts argv under valgrind with leak checking that fails with VALGRIND_ERROR. */
 static void start_under_valgrind(fixture *f, const char *const *argv)
 {
@@ -98,16 +87,18 @@ static void provisioner_provisions_a_fleet_without_leaks(void **state)
              getenv("CH_SOURCE_DIR") != NULL ? getenv("CH_SOURCE_DIR") : ".");
     const char *d = f->dir;
     const char *url = cht_broker_url(f->broker);
-    sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null && openssl rsa -in %s/k.pem -pubout -out "
-       "%s/pub.pem 2>/dev/null",
-       d, d, d);
-    sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls %s >/dev/null", bin, d, d, url + 7);
-    sh("printf 'identity = prov.example.net\\nplugin.choria.middleware_hosts = %s\\n' > %s/c.conf",
-       url, d);
-    sh("printf 'workers: 4\\nsite: vg\\nhelper: %s/contrib/helpers/openssl-ca-helper %s/ca\\n"
-       "token: t\\njwt_verify_cert: %s/pub.pem\\nlogfile: %s/p.log\\nfeatures:\\n  jwt: true\\n"
-       "  pki: true\\n' > %s/p.yaml",
-       src, d, d, d, d);
+    CHT_SH("openssl genrsa -out %s/k.pem 2048 2>/dev/null && openssl rsa -in %s/k.pem -pubout -out "
+           "%s/pub.pem 2>/dev/null",
+           d, d, d);
+    CHT_SH("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls %s >/dev/null", bin, d, d,
+           url + 7);
+    CHT_SH(
+        "printf 'identity = prov.example.net\\nplugin.choria.middleware_hosts = %s\\n' > %s/c.conf",
+        url, d);
+    CHT_SH("printf 'workers: 4\\nsite: vg\\nhelper: %s/contrib/helpers/openssl-ca-helper %s/ca\\n"
+           "token: t\\njwt_verify_cert: %s/pub.pem\\nlogfile: %s/p.log\\nfeatures:\\n  jwt: true\\n"
+           "  pki: true\\n' > %s/p.yaml",
+           src, d, d, d, d);
     char conf[300], client[300];
     snprintf(conf, sizeof(conf), "%s/p.yaml", d);
     snprintf(client, sizeof(client), "%s/c.conf", d);
@@ -146,13 +137,13 @@ static void server_in_provisioning_mode_has_no_leaks(void **state)
     ch_error err;
     CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
     const char *d = f->dir;
-    sh("openssl genrsa -out %s/k.pem 2048 2>/dev/null", d);
-    sh("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls %s >/dev/null", bin, d, d,
-       cht_broker_url(f->broker) + 7);
-    sh("printf 'identity = s1.example.net\\nplugin.choria.server.provision = "
-       "true\\nplugin.choria.server.provision.tls = false\\n' > "
-       "%s/server.conf",
-       d);
+    CHT_SH("openssl genrsa -out %s/k.pem 2048 2>/dev/null", d);
+    CHT_SH("%s jwt provisioning %s/p.jwt %s/k.pem --token t --urls %s >/dev/null", bin, d, d,
+           cht_broker_url(f->broker) + 7);
+    CHT_SH("printf 'identity = s1.example.net\\nplugin.choria.server.provision = "
+           "true\\nplugin.choria.server.provision.tls = false\\n' > "
+           "%s/server.conf",
+           d);
     snprintf(conf, sizeof(conf), "%s/server.conf", d);
     snprintf(jwt, sizeof(jwt), "%s/p.jwt", d);
     const char *argv[] = {bin, "server", "run", "--config", conf, "--provisioning-jwt", jwt, NULL};
