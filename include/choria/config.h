@@ -158,6 +158,14 @@ typedef struct {
     /* plugin.choria.security.certname_whitelist and .privileged_users, with go-choria's
      * defaults (\.mcollective$,\.choria$ and \.privileged.mcollective$,\.privileged.choria$) */
     ch_config_list allowed, privileged;
+    /* choria only: plugin.security.choria.token_file (this side's JWT) and .seed_file (its
+     * ed25519 seed, 64 hex characters); the Organization Issuers that sign callers' JWTs,
+     * plugin.security.issuer.names with each plugin.security.issuer.<name>.public (hex ed25519
+     * or a PEM file's path), parallel lists; plugin.security.choria.trusted_signers (hex keys,
+     * the older alternative to issuers); plugin.security.choria.sign_replies, default true. */
+    char *token_file, *seed_file;
+    ch_config_list issuer_names, issuer_keys, trusted_signers;
+    bool sign_replies;
 } ch_config_security;
 
 /* Resolves the above from cfg and r (the identity). An unknown provider is CH_ERR_INVALID;

@@ -261,6 +261,18 @@ typedef struct {
 /* Version 1: Transport(SecureRequest(Request)) and Transport(SecureReply(Reply)). */
 const ch_protocol_ops *ch_protocol_v1(void);
 
+/* Version 2 (go-choria protocol/v2, include/choria/protocol_v2.h): the same layers with other
+ * names, base64 []byte fields, nanosecond times and ed25519 signatures. */
+const ch_protocol_ops *ch_protocol_v2(void);
+
+/* The version a payload is in, from its transport's protocol string: ch_protocol_v1(),
+ * ch_protocol_v2(), or NULL when it is neither (not a Choria transport). Reads only the
+ * top-level "protocol" key; nothing is validated. */
+const ch_protocol_ops *ch_protocol_detect(const char *payload, size_t len);
+
+/* The version a security provider's signatures need: v2 for ed25519, else v1. */
+const ch_protocol_ops *ch_protocol_for_security(const ch_security *sec);
+
 /* Dispatch through proto (NULL = version 1); the same contracts as the v1 functions above. */
 ch_status ch_protocol_encode_request(const ch_protocol_ops *proto, const ch_security *sec,
                                      const ch_request_params *p, char **out, size_t *out_len,

@@ -987,8 +987,9 @@ static void security_layer_signs_and_verifies(void **state)
     assert_int_equal(ch_security_verify(insecure, "x", 1, "bogus", "bogus", "c", &err), CH_OK);
     ch_security_free((ch_security *)insecure); /* a no-op on the static provider */
 
-    static const ch_security_ops ops = {"test", fixed_sign, refuse_verify, NULL};
-    ch_security custom = {&ops, NULL};
+    static const ch_security_ops ops = {
+        .name = "test", .sign = fixed_sign, .verify = refuse_verify};
+    ch_security custom = {.ops = &ops};
     ch_request_params p = example_params();
     char *out = NULL;
     size_t len;

@@ -109,6 +109,41 @@ static ch_status resolve_lists(const ch_config *cfg, ch_config_security *s, ch_e
     return st;
 }
 
+/* go-choria's choria provider: its token and seed, and whom it trusts to sign callers. */
+static ch_status choria_material(const ch_config *cfg, ch_config_security *s, ch_error *err)
+{
+    ch_status st =
+        dup_into(&s->token_file, ch_config_get(cfg, "plugin.security.choria.token_file"), err);
+    if (st == CH_OK)
+        st = dup_into(&s->seed_file, ch_config_get(cfg, "plugin.security.choria.seed_file"), err);
+    if (st == CH_OK)
+        st = ch_config_get_list(cfg, "plugin.security.issuer.names", NULL, &s->issuer_names, err);
+    if (st == CH_OK)
+        st = ch_config_get_list(cfg, "plugin.security.choria.trusted_signers", NULL,
+                                &s->trusted_signers, err);
+    if (st == CH_OK)
+        st = ch_config_get_bool(cfg, "plugin.security.choria.sign_replies", true, &s->sign_replies,
+                                err);
+    if (st != CH_OK)
+        return st;
+    s->issuer_keys.items = calloc(s->issuer_names.count + 1, sizeof(char *));
+    if (s->issuer_keys.items == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->issuer_names.count; i++) {
+        char key[256];
+        snprintf(key, sizeof(key), "plugin.security.issuer.%.200s.public",
+                 s->issuer_names.items[i]);
+        const char *v = ch_config_get(cfg, key);
+        if (v == NULL || v[0] == '\0')
+            return ch_error_set(err, CH_ERR_INVALID, "%s is not set for issuer %.64s", key,
+                                s->issuer_names.items[i]);
+        if ((s->issuer_keys.items[i] = strdup(v)) == NULL)
+            return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+        s->issuer_keys.count++;
+    }
+    return CH_OK;
+}
+
 ch_status ch_config_security_resolve(const ch_config *cfg, const ch_config_resolved *r,
                                      const char *(*env)(const char *name), ch_config_security *out,
                                      ch_error *err)
@@ -123,6 +158,8 @@ ch_status ch_config_security_resolve(const ch_config *cfg, const ch_config_resol
         st = provider_files(cfg, env, out, err);
     if (st == CH_OK)
         st = resolve_lists(cfg, out, err);
+    if (st == CH_OK && out->provider != NULL && strcmp(out->provider, "choria") == 0)
+        st = choria_material(cfg, out, err);
     if (st != CH_OK)
         ch_config_security_clear(out);
     return st;
@@ -139,5 +176,10 @@ void ch_config_security_clear(ch_config_security *s)
     free(s->ca_file);
     ch_config_list_free(&s->allowed);
     ch_config_list_free(&s->privileged);
+    free(s->token_file);
+    free(s->seed_file);
+    ch_config_list_free(&s->issuer_names);
+    ch_config_list_free(&s->issuer_keys);
+    ch_config_list_free(&s->trusted_signers);
     memset(s, 0, sizeof(*s));
 }

@@ -9,17 +9,11 @@
 #include <string.h>
 
 #include "choria/json.h"
+#include "choria/protocol_v2.h"
 #include "choria/util.h"
+#include "protocol_internal.h"
 
-#define MAX_CREDENTIAL (64 * 1024) /* a signature or a PEM certificate chain */
-
-enum {
-    F_REQUIRED = 1, /* the key must be present */
-    F_NONEMPTY = 2, /* minLength 1 */
-    F_NULL_OK = 4,  /* an optional key may be null (Go leaves the field empty) */
-};
-
-static void owned_clear(ch_protocol_owned *o)
+void proto_owned_clear(ch_protocol_owned *o)
 {
     json_decref(o->root);
     for (size_t i = 0; i < sizeof(o->blocks) / sizeof(o->blocks[0]); i++)
@@ -29,8 +23,8 @@ static void owned_clear(ch_protocol_owned *o)
 
 /* ---- decoding helpers -------------------------------------------------------------- */
 
-static ch_status parse_object(const char *layer, const char *buf, size_t len, json_t **root,
-                              ch_error *err)
+ch_status proto_parse_object(const char *layer, const char *buf, size_t len, json_t **root,
+                             ch_error *err)
 {
     ch_error e;
     *root = ch_json_parse(buf, len, CH_MAX_MESSAGE_SIZE, CH_MAX_JSON_DEPTH, &e);
@@ -44,8 +38,8 @@ static ch_status parse_object(const char *layer, const char *buf, size_t len, js
     return CH_OK;
 }
 
-static ch_status get_str(const json_t *obj, const char *layer, const char *key, int flags,
-                         size_t max, const char **out, ch_error *err)
+ch_status proto_get_str(const json_t *obj, const char *layer, const char *key, int flags,
+                        size_t max, const char **out, ch_error *err)
 {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
@@ -66,8 +60,8 @@ static ch_status get_str(const json_t *obj, const char *layer, const char *key, 
     return CH_OK;
 }
 
-static ch_status get_int(const json_t *obj, const char *layer, const char *key, int64_t *out,
-                         ch_error *err)
+ch_status proto_get_int(const json_t *obj, const char *layer, const char *key, int64_t *out,
+                        ch_error *err)
 {
     json_t *v = json_object_get(obj, key);
     if (v == NULL)
@@ -78,11 +72,12 @@ static ch_status get_int(const json_t *obj, const char *layer, const char *key, 
     return CH_OK;
 }
 
-static ch_status check_protocol(const json_t *obj, const char *layer, const char *want,
-                                ch_error *err)
+ch_status proto_check_protocol(const json_t *obj, const char *layer, const char *want,
+                               ch_error *err)
 {
     const char *got;
-    ch_status s = get_str(obj, layer, "protocol", F_REQUIRED, CH_PROTOCOL_MAX_FIELD, &got, err);
+    ch_status s =
+        proto_get_str(obj, layer, "protocol", F_REQUIRED, CH_PROTOCOL_MAX_FIELD, &got, err);
     if (s != CH_OK)
         return s;
     if (strcmp(got, want) != 0)
@@ -107,7 +102,8 @@ static bool requestid_valid(const char *id)
 static ch_status get_requestid(const json_t *env, const char *layer, const char **out,
                                ch_error *err)
 {
-    ch_status s = get_str(env, layer, "requestid", F_REQUIRED, CH_PROTOCOL_MAX_FIELD, out, err);
+    ch_status s =
+        proto_get_str(env, layer, "requestid", F_REQUIRED, CH_PROTOCOL_MAX_FIELD, out, err);
     if (s != CH_OK)
         return s;
     if (!requestid_valid(*out)) {
@@ -121,7 +117,7 @@ static ch_status get_requestid(const json_t *env, const char *layer, const char 
 
 /* ---- encoding helpers -------------------------------------------------------------- */
 
-static void put_key(ch_buf *b, bool *first, const char *key)
+void proto_put_key(ch_buf *b, bool *first, const char *key)
 {
     if (!*first)
         ch_buf_append(b, ",", 1);
@@ -131,14 +127,14 @@ static void put_key(ch_buf *b, bool *first, const char *key)
     ch_buf_append(b, "\":", 2);
 }
 
-static void put_str(ch_buf *b, const char *s)
+void proto_put_str(ch_buf *b, const char *s)
 {
     if (s == NULL)
         s = "";
     ch_buf_append_json_string(b, s, strlen(s));
 }
 
-static ch_status finish(ch_buf *b, const char *layer, char **out, size_t *out_len, ch_error *err)
+ch_status proto_finish(ch_buf *b, const char *layer, char **out, size_t *out_len, ch_error *err)
 {
     size_t len = 0;
     if (!b->failed && b->len > CH_MAX_MESSAGE_SIZE) {
@@ -160,8 +156,8 @@ static bool empty(const char *s)
 }
 
 /* A string the encoder is about to emit: required/non-empty and length rules. */
-static ch_status check_field(const char *layer, const char *key, const char *v, int flags,
-                             size_t max, ch_error *err)
+ch_status proto_check_field(const char *layer, const char *key, const char *v, int flags,
+                            size_t max, ch_error *err)
 {
     if (v == NULL) {
         if (flags & F_REQUIRED)
@@ -178,40 +174,61 @@ static ch_status check_field(const char *layer, const char *key, const char *v, 
 
 /* ---- Transport --------------------------------------------------------------------- */
 
-static ch_status check_headers(const ch_transport_headers *h, ch_error *err)
+static ch_status check_headers(const proto_transport_dialect *d, const ch_transport_headers *h,
+                               ch_error *err)
 {
     ch_status s;
-    if ((s = check_field("transport", "reply-to", h->reply_to, 0, CH_MAX_SUBJECT_LEN, err)) ||
-        (s = check_field("transport", "mc_sender", h->mc_sender, 0, CH_MAX_IDENTITY_LEN, err)))
+    if ((s = proto_check_field("transport", d->reply_to, h->reply_to, 0, CH_MAX_SUBJECT_LEN,
+                               err)) ||
+        (s = proto_check_field("transport", d->sender, h->mc_sender, 0, CH_MAX_IDENTITY_LEN, err)))
         return s;
     if (h->n_seen_by > CH_PROTOCOL_MAX_LIST || (h->n_seen_by > 0 && h->seen_by == NULL))
         return ch_error_set(err, CH_ERR_INVALID, "transport: bad seen-by list");
     for (size_t i = 0; i < h->n_seen_by; i++) {
         const ch_seen_by *hop = &h->seen_by[i];
-        if ((s = check_field("transport", "seen-by in", hop->in, 0, CH_PROTOCOL_MAX_FIELD, err)) ||
-            (s = check_field("transport", "seen-by processor", hop->processor, 0,
-                             CH_PROTOCOL_MAX_FIELD, err)) ||
-            (s = check_field("transport", "seen-by out", hop->out, 0, CH_PROTOCOL_MAX_FIELD, err)))
+        if ((s = proto_check_field("transport", "seen-by in", hop->in, 0, CH_PROTOCOL_MAX_FIELD,
+                                   err)) ||
+            (s = proto_check_field("transport", "seen-by processor", hop->processor, 0,
+                                   CH_PROTOCOL_MAX_FIELD, err)) ||
+            (s = proto_check_field("transport", "seen-by out", hop->out, 0, CH_PROTOCOL_MAX_FIELD,
+                                   err)))
             return s;
     }
     const ch_federation *f = h->federation;
     if (f == NULL)
         return CH_OK;
-    if ((s = check_field("transport", "federation req", f->req, 0, CH_PROTOCOL_MAX_FIELD, err)) ||
-        (s = check_field("transport", "federation reply-to", f->reply_to, 0, CH_MAX_SUBJECT_LEN,
-                         err)))
+    if ((s = proto_check_field("transport", "federation req", f->req, 0, CH_PROTOCOL_MAX_FIELD,
+                               err)) ||
+        (s = proto_check_field("transport", "federation reply-to", f->reply_to, 0,
+                               CH_MAX_SUBJECT_LEN, err)))
         return s;
     if (f->n_targets > CH_PROTOCOL_MAX_LIST || (f->n_targets > 0 && f->targets == NULL))
         return ch_error_set(err, CH_ERR_INVALID, "transport: bad federation target list");
     for (size_t i = 0; i < f->n_targets; i++)
-        if ((s = check_field("transport", "federation target", f->targets[i], F_REQUIRED,
-                             CH_PROTOCOL_MAX_FIELD, err)))
+        if ((s = proto_check_field("transport", "federation target", f->targets[i], F_REQUIRED,
+                                   CH_PROTOCOL_MAX_FIELD, err)))
             return s;
     return CH_OK;
 }
 
+const proto_transport_dialect proto_transport_v1 = {
+    .protocol = CH_PROTOCOL_TRANSPORT_V1,
+    .reply_to = "reply-to",
+    .sender = "mc_sender",
+    .seen_by = "seen-by",
+    .fed_req = "req",
+    .fed_reply_to = "reply-to",
+    .fed_targets = "target",
+};
+
 ch_status ch_protocol_transport_encode(const ch_transport *t, char **out, size_t *out_len,
                                        ch_error *err)
+{
+    return proto_transport_encode(&proto_transport_v1, t, out, out_len, err);
+}
+
+ch_status proto_transport_encode(const proto_transport_dialect *d, const ch_transport *t,
+                                 char **out, size_t *out_len, ch_error *err)
 {
     const ch_transport_headers *h = &t->headers;
     ch_status s;
@@ -222,35 +239,37 @@ ch_status ch_protocol_transport_encode(const ch_transport *t, char **out, size_t
         return ch_error_set(err, CH_ERR_INVALID, "transport: data is NULL");
     if (t->data_len > CH_MAX_MESSAGE_SIZE / 4 * 3)
         return ch_error_set(err, CH_ERR_TOO_LARGE, "transport: data exceeds the message size");
-    if ((s = check_headers(h, err)) != CH_OK)
+    if ((s = check_headers(d, h, err)) != CH_OK)
         return s;
     char *b64 = ch_base64_encode(t->data ? (const void *)t->data : "", t->data_len);
     if (b64 == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "transport: out of memory encoding");
 
     ch_buf_init(&b);
-    ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_TRANSPORT_V1 "\",\"data\":\"");
+    ch_buf_append_str(&b, "{\"protocol\":\"");
+    ch_buf_append_str(&b, d->protocol);
+    ch_buf_append_str(&b, "\",\"data\":\"");
     ch_buf_append_str(&b, b64); /* the base64 alphabet needs no escaping */
     ch_buf_append_str(&b, "\",\"headers\":{");
     free(b64);
     if (!empty(h->reply_to)) {
-        put_key(&b, &first, "reply-to");
-        put_str(&b, h->reply_to);
+        proto_put_key(&b, &first, d->reply_to);
+        proto_put_str(&b, h->reply_to);
     }
     if (!empty(h->mc_sender)) {
-        put_key(&b, &first, "mc_sender");
-        put_str(&b, h->mc_sender);
+        proto_put_key(&b, &first, d->sender);
+        proto_put_str(&b, h->mc_sender);
     }
     if (h->n_seen_by > 0) {
-        put_key(&b, &first, "seen-by");
+        proto_put_key(&b, &first, d->seen_by);
         ch_buf_append(&b, "[", 1);
         for (size_t i = 0; i < h->n_seen_by; i++) {
             ch_buf_append_str(&b, i > 0 ? ",[" : "[");
-            put_str(&b, h->seen_by[i].in);
+            proto_put_str(&b, h->seen_by[i].in);
             ch_buf_append(&b, ",", 1);
-            put_str(&b, h->seen_by[i].processor);
+            proto_put_str(&b, h->seen_by[i].processor);
             ch_buf_append(&b, ",", 1);
-            put_str(&b, h->seen_by[i].out);
+            proto_put_str(&b, h->seen_by[i].out);
             ch_buf_append(&b, "]", 1);
         }
         ch_buf_append(&b, "]", 1);
@@ -258,30 +277,30 @@ ch_status ch_protocol_transport_encode(const ch_transport *t, char **out, size_t
     if (h->federation != NULL) {
         const ch_federation *f = h->federation;
         bool ffirst = true;
-        put_key(&b, &first, "federation");
+        proto_put_key(&b, &first, "federation");
         ch_buf_append(&b, "{", 1);
         if (!empty(f->req)) {
-            put_key(&b, &ffirst, "req");
-            put_str(&b, f->req);
+            proto_put_key(&b, &ffirst, d->fed_req);
+            proto_put_str(&b, f->req);
         }
         if (!empty(f->reply_to)) {
-            put_key(&b, &ffirst, "reply-to");
-            put_str(&b, f->reply_to);
+            proto_put_key(&b, &ffirst, d->fed_reply_to);
+            proto_put_str(&b, f->reply_to);
         }
         if (f->n_targets > 0) {
-            put_key(&b, &ffirst, "target");
+            proto_put_key(&b, &ffirst, d->fed_targets);
             ch_buf_append(&b, "[", 1);
             for (size_t i = 0; i < f->n_targets; i++) {
                 if (i > 0)
                     ch_buf_append(&b, ",", 1);
-                put_str(&b, f->targets[i]);
+                proto_put_str(&b, f->targets[i]);
             }
             ch_buf_append(&b, "]", 1);
         }
         ch_buf_append(&b, "}", 1);
     }
     ch_buf_append_str(&b, "}}");
-    return finish(&b, "transport", out, out_len, err);
+    return proto_finish(&b, "transport", out, out_len, err);
 }
 
 static ch_status decode_seen_by(json_t *arr, ch_transport *t, ch_error *err)
@@ -320,7 +339,8 @@ static ch_status decode_seen_by(json_t *arr, ch_transport *t, ch_error *err)
     return CH_OK;
 }
 
-static ch_status decode_federation(json_t *obj, ch_transport *t, ch_error *err)
+static ch_status decode_federation(const proto_transport_dialect *d, json_t *obj, ch_transport *t,
+                                   ch_error *err)
 {
     const char *L = "transport: federation";
     ch_status s;
@@ -328,10 +348,11 @@ static ch_status decode_federation(json_t *obj, ch_transport *t, ch_error *err)
     if (f == NULL)
         return ch_error_set(err, CH_ERR_NOMEM, "transport: out of memory");
     t->owned_.blocks[2] = f;
-    if ((s = get_str(obj, L, "req", F_NULL_OK, CH_PROTOCOL_MAX_FIELD, &f->req, err)) ||
-        (s = get_str(obj, L, "reply-to", F_NULL_OK, CH_MAX_SUBJECT_LEN, &f->reply_to, err)))
+    if ((s = proto_get_str(obj, L, d->fed_req, F_NULL_OK, CH_PROTOCOL_MAX_FIELD, &f->req, err)) ||
+        (s = proto_get_str(obj, L, d->fed_reply_to, F_NULL_OK, CH_MAX_SUBJECT_LEN, &f->reply_to,
+                           err)))
         return s;
-    json_t *targets = json_object_get(obj, "target");
+    json_t *targets = json_object_get(obj, d->fed_targets);
     if (targets != NULL && !json_is_null(targets)) {
         size_t n = json_array_size(targets);
         if (!json_is_array(targets))
@@ -357,7 +378,8 @@ static ch_status decode_federation(json_t *obj, ch_transport *t, ch_error *err)
     return CH_OK;
 }
 
-static ch_status decode_headers(json_t *h, ch_transport *t, ch_error *err)
+static ch_status decode_headers(const proto_transport_dialect *d, json_t *h, ch_transport *t,
+                                ch_error *err)
 {
     const char *L = "transport: headers";
     ch_status s;
@@ -365,11 +387,12 @@ static ch_status decode_headers(json_t *h, ch_transport *t, ch_error *err)
         return CH_OK;
     if (!json_is_object(h))
         return ch_error_set(err, CH_ERR_INVALID, "%s must be an object", L);
-    if ((s = get_str(h, L, "reply-to", F_NULL_OK, CH_MAX_SUBJECT_LEN, &t->headers.reply_to, err)) ||
-        (s = get_str(h, L, "mc_sender", F_NULL_OK, CH_MAX_IDENTITY_LEN, &t->headers.mc_sender,
-                     err)))
+    if ((s = proto_get_str(h, L, d->reply_to, F_NULL_OK, CH_MAX_SUBJECT_LEN, &t->headers.reply_to,
+                           err)) ||
+        (s = proto_get_str(h, L, d->sender, F_NULL_OK, CH_MAX_IDENTITY_LEN, &t->headers.mc_sender,
+                           err)))
         return s;
-    json_t *seen = json_object_get(h, "seen-by");
+    json_t *seen = json_object_get(h, d->seen_by);
     if (seen != NULL && !json_is_null(seen)) {
         if (!json_is_array(seen))
             return ch_error_set(err, CH_ERR_INVALID, "%s: seen-by must be an array", L);
@@ -380,7 +403,7 @@ static ch_status decode_headers(json_t *h, ch_transport *t, ch_error *err)
     if (fed != NULL && !json_is_null(fed)) {
         if (!json_is_object(fed))
             return ch_error_set(err, CH_ERR_INVALID, "%s: federation must be an object", L);
-        if ((s = decode_federation(fed, t, err)) != CH_OK)
+        if ((s = decode_federation(d, fed, t, err)) != CH_OK)
             return s;
     }
     return CH_OK;
@@ -389,14 +412,20 @@ static ch_status decode_headers(json_t *h, ch_transport *t, ch_error *err)
 ch_status ch_protocol_transport_decode(const char *buf, size_t len, ch_transport *out,
                                        ch_error *err)
 {
+    return proto_transport_decode(&proto_transport_v1, buf, len, out, err);
+}
+
+ch_status proto_transport_decode(const proto_transport_dialect *d, const char *buf, size_t len,
+                                 ch_transport *out, ch_error *err)
+{
     const char *L = "transport", *data;
     ch_status s;
     memset(out, 0, sizeof(*out));
-    if ((s = parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
+    if ((s = proto_parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
         return s;
     json_t *root = out->owned_.root;
-    if ((s = check_protocol(root, L, CH_PROTOCOL_TRANSPORT_V1, err)) ||
-        (s = get_str(root, L, "data", F_REQUIRED, CH_MAX_MESSAGE_SIZE, &data, err)))
+    if ((s = proto_check_protocol(root, L, d->protocol, err)) ||
+        (s = proto_get_str(root, L, "data", F_REQUIRED, CH_MAX_MESSAGE_SIZE, &data, err)))
         goto out;
     unsigned char *bytes = NULL;
     size_t nbytes = 0;
@@ -408,7 +437,7 @@ ch_status ch_protocol_transport_decode(const char *buf, size_t len, ch_transport
     out->owned_.blocks[0] = bytes;
     out->data = bytes;
     out->data_len = nbytes;
-    if ((s = decode_headers(json_object_get(root, "headers"), out, err)) != CH_OK)
+    if ((s = decode_headers(d, json_object_get(root, "headers"), out, err)) != CH_OK)
         goto out;
     return CH_OK;
 out:
@@ -420,7 +449,7 @@ void ch_protocol_transport_clear(ch_transport *t)
 {
     if (t == NULL)
         return;
-    owned_clear(&t->owned_);
+    proto_owned_clear(&t->owned_);
     memset(t, 0, sizeof(*t));
 }
 
@@ -431,9 +460,9 @@ static ch_status check_secure_request(const ch_secure_request *sr, ch_error *err
     const char *L = "secure request";
     const int req = F_REQUIRED | F_NONEMPTY;
     ch_status s;
-    if ((s = check_field(L, "message", sr->message, req, CH_MAX_MESSAGE_SIZE, err)) ||
-        (s = check_field(L, "signature", sr->signature, req, MAX_CREDENTIAL, err)) ||
-        (s = check_field(L, "pubcert", sr->pubcert, req, MAX_CREDENTIAL, err)))
+    if ((s = proto_check_field(L, "message", sr->message, req, CH_MAX_MESSAGE_SIZE, err)) ||
+        (s = proto_check_field(L, "signature", sr->signature, req, MAX_CREDENTIAL, err)) ||
+        (s = proto_check_field(L, "pubcert", sr->pubcert, req, MAX_CREDENTIAL, err)))
         return s;
     return CH_OK;
 }
@@ -448,13 +477,13 @@ ch_status ch_protocol_secure_request_encode(const ch_secure_request *sr, char **
         return s;
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_SECURE_REQUEST_V1 "\",\"message\":");
-    put_str(&b, sr->message);
+    proto_put_str(&b, sr->message);
     ch_buf_append_str(&b, ",\"signature\":");
-    put_str(&b, sr->signature);
+    proto_put_str(&b, sr->signature);
     ch_buf_append_str(&b, ",\"pubcert\":");
-    put_str(&b, sr->pubcert);
+    proto_put_str(&b, sr->pubcert);
     ch_buf_append(&b, "}", 1);
-    return finish(&b, "secure request", out, out_len, err);
+    return proto_finish(&b, "secure request", out, out_len, err);
 }
 
 ch_status ch_protocol_secure_request_decode(const char *buf, size_t len, ch_secure_request *out,
@@ -464,13 +493,13 @@ ch_status ch_protocol_secure_request_decode(const char *buf, size_t len, ch_secu
     const int req = F_REQUIRED | F_NONEMPTY;
     ch_status s;
     memset(out, 0, sizeof(*out));
-    if ((s = parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
+    if ((s = proto_parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
         return s;
     json_t *root = out->owned_.root;
-    if ((s = check_protocol(root, L, CH_PROTOCOL_SECURE_REQUEST_V1, err)) ||
-        (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)) ||
-        (s = get_str(root, L, "signature", req, MAX_CREDENTIAL, &out->signature, err)) ||
-        (s = get_str(root, L, "pubcert", req, MAX_CREDENTIAL, &out->pubcert, err)))
+    if ((s = proto_check_protocol(root, L, CH_PROTOCOL_SECURE_REQUEST_V1, err)) ||
+        (s = proto_get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)) ||
+        (s = proto_get_str(root, L, "signature", req, MAX_CREDENTIAL, &out->signature, err)) ||
+        (s = proto_get_str(root, L, "pubcert", req, MAX_CREDENTIAL, &out->pubcert, err)))
         ch_protocol_secure_request_clear(out);
     return s;
 }
@@ -479,7 +508,7 @@ void ch_protocol_secure_request_clear(ch_secure_request *sr)
 {
     if (sr == NULL)
         return;
-    owned_clear(&sr->owned_);
+    proto_owned_clear(&sr->owned_);
     memset(sr, 0, sizeof(*sr));
 }
 
@@ -504,18 +533,18 @@ ch_status ch_protocol_secure_reply_encode(const ch_secure_reply *sr, char **out,
     ch_status s;
     ch_buf b;
     *out = NULL;
-    if ((s = check_field("secure reply", "message", sr->message, F_REQUIRED | F_NONEMPTY,
-                         CH_MAX_MESSAGE_SIZE, err)) != CH_OK)
+    if ((s = proto_check_field("secure reply", "message", sr->message, F_REQUIRED | F_NONEMPTY,
+                               CH_MAX_MESSAGE_SIZE, err)) != CH_OK)
         return s;
     if (ch_protocol_reply_hash(sr->message, strlen(sr->message), hash) != CH_OK)
         return ch_error_set(err, CH_ERR_NOMEM, "secure reply: out of memory hashing");
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_SECURE_REPLY_V1 "\",\"message\":");
-    put_str(&b, sr->message);
+    proto_put_str(&b, sr->message);
     ch_buf_append_str(&b, ",\"hash\":\"");
     ch_buf_append_str(&b, hash);
     ch_buf_append_str(&b, "\"}");
-    return finish(&b, "secure reply", out, out_len, err);
+    return proto_finish(&b, "secure reply", out, out_len, err);
 }
 
 ch_status ch_protocol_secure_reply_decode(const char *buf, size_t len, ch_secure_reply *out,
@@ -526,12 +555,12 @@ ch_status ch_protocol_secure_reply_decode(const char *buf, size_t len, ch_secure
     char hash[CH_PROTOCOL_HASH_LEN + 1];
     ch_status s;
     memset(out, 0, sizeof(*out));
-    if ((s = parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
+    if ((s = proto_parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
         return s;
     json_t *root = out->owned_.root;
-    if ((s = check_protocol(root, L, CH_PROTOCOL_SECURE_REPLY_V1, err)) ||
-        (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)) ||
-        (s = get_str(root, L, "hash", req, CH_PROTOCOL_MAX_FIELD, &out->hash, err)))
+    if ((s = proto_check_protocol(root, L, CH_PROTOCOL_SECURE_REPLY_V1, err)) ||
+        (s = proto_get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)) ||
+        (s = proto_get_str(root, L, "hash", req, CH_PROTOCOL_MAX_FIELD, &out->hash, err)))
         goto out;
     /* go-choria's SecureReply.Valid(): base64(sha256(message)) must equal hash exactly */
     if (ch_protocol_reply_hash(out->message, json_string_length(json_object_get(root, "message")),
@@ -553,7 +582,7 @@ void ch_protocol_secure_reply_clear(ch_secure_reply *sr)
 {
     if (sr == NULL)
         return;
-    owned_clear(&sr->owned_);
+    proto_owned_clear(&sr->owned_);
     memset(sr, 0, sizeof(*sr));
 }
 
@@ -566,16 +595,16 @@ static ch_status check_request(const ch_request *r, ch_error *err)
     const int req = F_REQUIRED | F_NONEMPTY;
     ch_status s;
     ch_error fe;
-    if ((s = check_field(L, "message", r->message, req, CH_MAX_MESSAGE_SIZE, err)))
+    if ((s = proto_check_field(L, "message", r->message, req, CH_MAX_MESSAGE_SIZE, err)))
         return s;
     if (!requestid_valid(e->requestid))
         return ch_error_set(err, CH_ERR_INVALID,
                             "request: requestid must be exactly %d printable characters",
                             CH_PROTOCOL_REQUEST_ID_LEN);
-    if ((s = check_field(L, "senderid", e->senderid, F_REQUIRED, CH_MAX_IDENTITY_LEN, err)) ||
-        (s = check_field(L, "callerid", e->callerid, req, CH_PROTOCOL_MAX_FIELD, err)) ||
-        (s = check_field(L, "collective", e->collective, req, CH_PROTOCOL_MAX_FIELD, err)) ||
-        (s = check_field(L, "agent", e->agent, req, CH_PROTOCOL_MAX_FIELD, err)))
+    if ((s = proto_check_field(L, "senderid", e->senderid, F_REQUIRED, CH_MAX_IDENTITY_LEN, err)) ||
+        (s = proto_check_field(L, "callerid", e->callerid, req, CH_PROTOCOL_MAX_FIELD, err)) ||
+        (s = proto_check_field(L, "collective", e->collective, req, CH_PROTOCOL_MAX_FIELD, err)) ||
+        (s = proto_check_field(L, "agent", e->agent, req, CH_PROTOCOL_MAX_FIELD, err)))
         return s;
     if (e->ttl < CH_PROTOCOL_MIN_TTL)
         return ch_error_set(err, CH_ERR_INVALID, "request: ttl must be at least %d, not %" PRId64,
@@ -596,21 +625,21 @@ ch_status ch_protocol_request_encode(const ch_request *r, char **out, size_t *ou
         return s;
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REQUEST_V1 "\",\"message\":");
-    put_str(&b, r->message);
+    proto_put_str(&b, r->message);
     ch_buf_append_str(&b, ",\"envelope\":{\"requestid\":");
-    put_str(&b, e->requestid);
+    proto_put_str(&b, e->requestid);
     ch_buf_append_str(&b, ",\"senderid\":");
-    put_str(&b, e->senderid);
+    proto_put_str(&b, e->senderid);
     ch_buf_append_str(&b, ",\"callerid\":");
-    put_str(&b, e->callerid);
+    proto_put_str(&b, e->callerid);
     ch_buf_append_str(&b, ",\"collective\":");
-    put_str(&b, e->collective);
+    proto_put_str(&b, e->collective);
     ch_buf_append_str(&b, ",\"agent\":");
-    put_str(&b, e->agent);
+    proto_put_str(&b, e->agent);
     ch_buf_printf(&b, ",\"ttl\":%" PRId64 ",\"time\":%" PRId64 ",\"filter\":", e->ttl, e->time);
     ch_filter_encode(&e->filter, &b);
     ch_buf_append_str(&b, "}}");
-    return finish(&b, "request", out, out_len, err);
+    return proto_finish(&b, "request", out, out_len, err);
 }
 
 ch_status ch_protocol_request_decode(const char *buf, size_t len, ch_request *out, ch_error *err)
@@ -621,11 +650,11 @@ ch_status ch_protocol_request_decode(const char *buf, size_t len, ch_request *ou
     ch_status s;
     ch_error fe;
     memset(out, 0, sizeof(*out));
-    if ((s = parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
+    if ((s = proto_parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
         return s;
     json_t *root = out->owned_.root;
-    if ((s = check_protocol(root, L, CH_PROTOCOL_REQUEST_V1, err)) ||
-        (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
+    if ((s = proto_check_protocol(root, L, CH_PROTOCOL_REQUEST_V1, err)) ||
+        (s = proto_get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
         goto out;
     json_t *env = json_object_get(root, "envelope");
     if (!json_is_object(env)) {
@@ -635,11 +664,14 @@ ch_status ch_protocol_request_decode(const char *buf, size_t len, ch_request *ou
     }
     L = "request envelope";
     if ((s = get_requestid(env, L, &e->requestid, err)) ||
-        (s = get_str(env, L, "senderid", F_REQUIRED, CH_MAX_IDENTITY_LEN, &e->senderid, err)) ||
-        (s = get_str(env, L, "callerid", req, CH_PROTOCOL_MAX_FIELD, &e->callerid, err)) ||
-        (s = get_str(env, L, "collective", req, CH_PROTOCOL_MAX_FIELD, &e->collective, err)) ||
-        (s = get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
-        (s = get_int(env, L, "ttl", &e->ttl, err)) || (s = get_int(env, L, "time", &e->time, err)))
+        (s = proto_get_str(env, L, "senderid", F_REQUIRED, CH_MAX_IDENTITY_LEN, &e->senderid,
+                           err)) ||
+        (s = proto_get_str(env, L, "callerid", req, CH_PROTOCOL_MAX_FIELD, &e->callerid, err)) ||
+        (s = proto_get_str(env, L, "collective", req, CH_PROTOCOL_MAX_FIELD, &e->collective,
+                           err)) ||
+        (s = proto_get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
+        (s = proto_get_int(env, L, "ttl", &e->ttl, err)) ||
+        (s = proto_get_int(env, L, "time", &e->time, err)))
         goto out;
     if (e->ttl < CH_PROTOCOL_MIN_TTL) {
         s = ch_error_set(err, CH_ERR_INVALID, "%s: ttl must be at least %d, not %" PRId64, L,
@@ -666,7 +698,7 @@ void ch_protocol_request_clear(ch_request *r)
     if (r == NULL)
         return;
     ch_filter_clear(&r->envelope.filter);
-    owned_clear(&r->owned_);
+    proto_owned_clear(&r->owned_);
     memset(r, 0, sizeof(*r));
 }
 
@@ -677,15 +709,15 @@ static ch_status check_reply(const ch_reply *r, ch_error *err)
     const char *L = "reply";
     const int req = F_REQUIRED | F_NONEMPTY;
     ch_status s;
-    if ((s = check_field(L, "message", r->message, req, CH_MAX_MESSAGE_SIZE, err)))
+    if ((s = proto_check_field(L, "message", r->message, req, CH_MAX_MESSAGE_SIZE, err)))
         return s;
     if (!requestid_valid(r->envelope.requestid))
         return ch_error_set(err, CH_ERR_INVALID,
                             "reply: requestid must be exactly %d printable characters",
                             CH_PROTOCOL_REQUEST_ID_LEN);
-    if ((s = check_field(L, "senderid", r->envelope.senderid, F_REQUIRED, CH_MAX_IDENTITY_LEN,
-                         err)) ||
-        (s = check_field(L, "agent", r->envelope.agent, req, CH_PROTOCOL_MAX_FIELD, err)))
+    if ((s = proto_check_field(L, "senderid", r->envelope.senderid, F_REQUIRED, CH_MAX_IDENTITY_LEN,
+                               err)) ||
+        (s = proto_check_field(L, "agent", r->envelope.agent, req, CH_PROTOCOL_MAX_FIELD, err)))
         return s;
     return CH_OK;
 }
@@ -699,15 +731,15 @@ ch_status ch_protocol_reply_encode(const ch_reply *r, char **out, size_t *out_le
         return s;
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REPLY_V1 "\",\"message\":");
-    put_str(&b, r->message);
+    proto_put_str(&b, r->message);
     ch_buf_append_str(&b, ",\"envelope\":{\"requestid\":");
-    put_str(&b, r->envelope.requestid);
+    proto_put_str(&b, r->envelope.requestid);
     ch_buf_append_str(&b, ",\"senderid\":");
-    put_str(&b, r->envelope.senderid);
+    proto_put_str(&b, r->envelope.senderid);
     ch_buf_append_str(&b, ",\"agent\":");
-    put_str(&b, r->envelope.agent);
+    proto_put_str(&b, r->envelope.agent);
     ch_buf_printf(&b, ",\"time\":%" PRId64 "}}", r->envelope.time);
-    return finish(&b, "reply", out, out_len, err);
+    return proto_finish(&b, "reply", out, out_len, err);
 }
 
 ch_status ch_protocol_reply_decode(const char *buf, size_t len, ch_reply *out, ch_error *err)
@@ -717,11 +749,11 @@ ch_status ch_protocol_reply_decode(const char *buf, size_t len, ch_reply *out, c
     ch_reply_envelope *e = &out->envelope;
     ch_status s;
     memset(out, 0, sizeof(*out));
-    if ((s = parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
+    if ((s = proto_parse_object(L, buf, len, &out->owned_.root, err)) != CH_OK)
         return s;
     json_t *root = out->owned_.root;
-    if ((s = check_protocol(root, L, CH_PROTOCOL_REPLY_V1, err)) ||
-        (s = get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
+    if ((s = proto_check_protocol(root, L, CH_PROTOCOL_REPLY_V1, err)) ||
+        (s = proto_get_str(root, L, "message", req, CH_MAX_MESSAGE_SIZE, &out->message, err)))
         goto out;
     json_t *env = json_object_get(root, "envelope");
     if (!json_is_object(env)) {
@@ -731,9 +763,10 @@ ch_status ch_protocol_reply_decode(const char *buf, size_t len, ch_reply *out, c
     }
     L = "reply envelope";
     if ((s = get_requestid(env, L, &e->requestid, err)) ||
-        (s = get_str(env, L, "senderid", F_REQUIRED, CH_MAX_IDENTITY_LEN, &e->senderid, err)) ||
-        (s = get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
-        (s = get_int(env, L, "time", &e->time, err)))
+        (s = proto_get_str(env, L, "senderid", F_REQUIRED, CH_MAX_IDENTITY_LEN, &e->senderid,
+                           err)) ||
+        (s = proto_get_str(env, L, "agent", req, CH_PROTOCOL_MAX_FIELD, &e->agent, err)) ||
+        (s = proto_get_int(env, L, "time", &e->time, err)))
         goto out;
     return CH_OK;
 out:
@@ -745,7 +778,7 @@ void ch_protocol_reply_clear(ch_reply *r)
 {
     if (r == NULL)
         return;
-    owned_clear(&r->owned_);
+    proto_owned_clear(&r->owned_);
     memset(r, 0, sizeof(*r));
 }
 
@@ -768,6 +801,10 @@ ch_status ch_protocol_request_payload_build(const ch_request_params *p, const ch
                                  .agent = p->agent,
                                  .ttl = p->ttl,
                                  .time = p->time}};
+    if (ch_security_tech_of(sec) == CH_SECURITY_TECH_ED25519)
+        return ch_error_set(err, CH_ERR_UNSUPPORTED,
+                            "the %s security provider signs protocol v2 requests, not v1",
+                            ch_security_name(sec));
     if (p->filter != NULL)
         r.envelope.filter = *p->filter; /* a shallow copy; never cleared */
     if ((s = ch_protocol_request_encode(&r, &request, &request_len, err)) != CH_OK)
@@ -845,6 +882,10 @@ ch_status ch_protocol_request_payload_decode(const char *payload, size_t len,
 {
     ch_status s;
     memset(out, 0, sizeof(*out));
+    if (ch_security_tech_of(sec) == CH_SECURITY_TECH_ED25519)
+        return ch_error_set(err, CH_ERR_UNSUPPORTED,
+                            "a protocol v1 request cannot be verified by the %s security provider",
+                            ch_security_name(sec));
     if ((s = ch_protocol_transport_decode(payload, len, &out->transport, err)) != CH_OK)
         return s;
     if ((s = ch_protocol_secure_request_decode((const char *)out->transport.data,
@@ -1082,6 +1123,24 @@ static const ch_protocol_ops V1 = {
 const ch_protocol_ops *ch_protocol_v1(void)
 {
     return &V1;
+}
+
+const ch_protocol_ops *ch_protocol_detect(const char *payload, size_t len)
+{
+    json_t *root = ch_json_parse(payload, len, CH_MAX_MESSAGE_SIZE, CH_MAX_JSON_DEPTH, NULL);
+    const char *p = json_string_value(json_object_get(root, "protocol"));
+    const ch_protocol_ops *proto = NULL;
+    if (p != NULL && strcmp(p, CH_PROTOCOL_TRANSPORT_V1) == 0)
+        proto = &V1;
+    else if (p != NULL && strcmp(p, CH_PROTOCOL_TRANSPORT_V2) == 0)
+        proto = ch_protocol_v2();
+    json_decref(root);
+    return proto;
+}
+
+const ch_protocol_ops *ch_protocol_for_security(const ch_security *sec)
+{
+    return ch_security_tech_of(sec) == CH_SECURITY_TECH_ED25519 ? ch_protocol_v2() : &V1;
 }
 
 ch_status ch_protocol_encode_request(const ch_protocol_ops *proto, const ch_security *sec,

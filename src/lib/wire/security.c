@@ -2,6 +2,7 @@
  * security_x509.c). */
 #include "choria/security.h"
 
+#include "choria/security_choria.h"
 #include "choria/security_x509.h"
 
 #include <stdlib.h>
@@ -58,6 +59,18 @@ const char *ch_security_name(const ch_security *sec)
     if (sec == NULL || sec->ops == NULL || sec->ops->name == NULL)
         return "none";
     return sec->ops->name;
+}
+
+ch_security_tech ch_security_tech_of(const ch_security *sec)
+{
+    return sec != NULL && sec->ops != NULL ? sec->ops->tech : CH_SECURITY_TECH_NONE;
+}
+
+const char *ch_security_callerid(const ch_security *sec)
+{
+    if (sec == NULL || sec->ops == NULL || sec->ops->callerid == NULL)
+        return NULL;
+    return sec->ops->callerid(sec);
 }
 
 ch_status ch_security_sign(const ch_security *sec, const char *message, size_t len,
@@ -133,9 +146,7 @@ ch_status ch_security_from_config(const ch_config_security *sec, bool insecure,
         return CH_OK;
     }
     if (strcmp(sec->provider, "choria") == 0)
-        return ch_error_set(err, CH_ERR_UNSUPPORTED,
-                            "plugin.security.provider choria needs protocol v2, which is not "
-                            "supported yet");
+        return ch_security_choria_from_config(sec, role == CH_SECURITY_VERIFY, out, err);
     ch_security_x509_opts o = {
         .cert_file = sec->cert_file,
         .key_file = sec->key_file,

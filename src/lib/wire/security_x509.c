@@ -590,6 +590,7 @@ static void x509_destroy(ch_security *sec)
 
 static const ch_security_ops x509_ops = {
     .name = CH_SECURITY_X509_NAME,
+    .tech = CH_SECURITY_TECH_X509,
     .sign = x509_sign,
     .verify = x509_verify,
     .destroy = x509_destroy,
