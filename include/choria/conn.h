@@ -33,10 +33,15 @@ typedef struct {
 typedef struct {
     const char *const *servers; /* nats://host:port URLs */
     int server_count;
-    const char *name;           /* connection name shown by the broker, usually the identity */
-    const char *user;           /* optional */
-    const char *password;       /* optional; never logged */
-    const char *token;          /* optional NATS token (provisioning JWT) */
+    const char *name;     /* connection name shown by the broker, usually the identity */
+    const char *user;     /* optional */
+    const char *password; /* optional; never logged */
+    const char *token;    /* optional NATS token (provisioning JWT) */
+    /* optional JWT login of go-choria's choria provider: CONNECT carries jwt and sig, the
+     * ed25519 signature of the broker's nonce by the seed in seed_file (read at each connect,
+     * never kept) */
+    const char *jwt;
+    const char *seed_file;
     int64_t connect_timeout_ms; /* one TCP connect attempt, default 2000 */
     int64_t reconnect_max_ms;   /* back-off ceiling, default 20000 as go-choria TwentySec */
     bool retry_initial_connect; /* keep trying until a broker answers (see ch_conn_connect) */
@@ -63,7 +68,9 @@ typedef struct {
     char *user; /* NATS user and password */
     char *password;
     char *token; /* NATS token, e.g. a provisioning node's JWT */
-    bool tls;    /* TLS even for nats:// URLs */
+    char *jwt;   /* JWT login (see ch_conn_opts.jwt) and its seed file */
+    char *seed_file;
+    bool tls; /* TLS even for nats:// URLs */
     bool tls_skip_verify;
     char *ca_file, *cert_file, *key_file, *server_name;
 } ch_conn_settings;
@@ -83,7 +90,8 @@ void ch_conn_settings_clear(ch_conn_settings *s);
  * - file and puppet: mutual TLS with sec's certificate and key, the broker's certificate
  *   checked against sec's CA and the brokers' host name; all three files must exist;
  * - choria: TLS; a client certificate when both cert and key are set; the broker checked
- *   when a CA is set, else anonymous TLS (as go-choria);
+ *   when a CA is set, else anonymous TLS (as go-choria); and go-choria's JWT login: the token
+ *   file's JWT as auth_token and jwt, the nonce signed with the seed file;
  * - no provider, or insecure (choria_insecure / plugin.choria.security.insecure): nothing.
  * CH_ERR_INVALID names a missing file by its key. */
 ch_status ch_conn_settings_apply_security(ch_conn_settings *s, const ch_config_security *sec,

@@ -17,6 +17,7 @@
 #include "choria/config.h"
 #include "choria/log.h"
 #include "choria/process.h"
+#include "choria/protocol.h"
 #include "choria/security.h"
 #include "config.h"
 #include "provisioner.h"
@@ -265,8 +266,12 @@ static int run(const args *a, const sigset_t *signals)
         fprintf(stderr, "choria-provisioner: Choria security: %s\n", err.msg);
         goto out;
     }
-    ch_info("Requests are signed by the %s security provider as %s", ch_security_name(security),
-            cc.security.certname);
+    const char *caller = ch_security_callerid(security);
+    ch_info("Requests are signed by the %s security provider as %s, protocol %s",
+            ch_security_name(security), caller != NULL ? caller : cc.security.certname,
+            ch_protocol_for_security(security)->name);
+    if (ch_protocol_for_security(security) == ch_protocol_v2())
+        ch_info("Protocol v2: only nodes whose provisioning JWT says v2 will answer");
     prov_daemon_opts po = {.cfg = cfg,
                            .security = security,
                            .certname = cc.security.certname,

@@ -191,14 +191,22 @@ static ch_status connect_broker(prov_daemon *p, ch_error *err)
     if (ch_conn_connect(&co, &p->nc, &e) != CH_OK)
         return ch_error_set(err, CH_ERR_CONNECTION,
                             "could not create initial events connection: %s", e.msg);
+    /* the choria provider signs as its JWT's callerid; x509 and insecure as choria=<cert> */
     char callerid[CH_MAX_IDENTITY_LEN + 16];
     const char *certname = p->o.certname != NULL ? p->o.certname : p->o.conn->name;
-    ch_status st = ch_protocol_callerid(certname, callerid, sizeof(callerid), err);
+    const char *token_caller = ch_security_callerid(p->o.security);
+    ch_status st =
+        token_caller != NULL
+            ? (snprintf(callerid, sizeof(callerid), "%s", token_caller) < (int)sizeof(callerid)
+                   ? CH_OK
+                   : ch_error_set(err, CH_ERR_TOO_LARGE, "the JWT's callerid is too long"))
+            : ch_protocol_callerid(certname, callerid, sizeof(callerid), err);
     ch_rpc_client_opts ro = {.nc = p->nc,
                              .collective = CH_PROTOCOL_PROVISIONING_COLLECTIVE,
                              .identity = p->o.conn->name,
                              .callerid = callerid,
                              .security = p->o.security,
+                             .protocol = ch_protocol_for_security(p->o.security),
                              .send_asap = true};
     if (st == CH_OK)
         st = ch_rpc_client_new_opts(&ro, &p->rpc, err);

@@ -21,6 +21,8 @@
 #include "choria/lifecycle.h"
 #include "choria/log.h"
 #include "choria/process.h"
+#include "choria/protocol.h"
+#include "choria/security_choria.h"
 #include "choria/util.h"
 
 #define ALIVE_INTERVAL_MS (30LL * 60 * 1000)
@@ -40,10 +42,13 @@ typedef struct {
     int64_t want_at_ms;
     bool shutdown_published;
     volatile bool closing;
-    const sigset_t *signals; /* the stop signals, taken by the main thread */
-    bool stopped_connecting; /* a stop signal came before any broker answered */
-    ch_security *security;   /* normal mode: verifies requests */
+    const sigset_t *signals;    /* the stop signals, taken by the main thread */
+    bool stopped_connecting;    /* a stop signal came before any broker answered */
+    ch_security *security;      /* normal mode: verifies requests */
+    int64_t mismatch_warned_at; /* monotonic ms of the last protocol mismatch warning */
 } server;
+
+#define MISMATCH_WARN_MS 10000
 
 static const char *component(const server *s)
 {
@@ -94,6 +99,20 @@ static void host_shutdown(void *closure, int64_t delay_ms)
     request_exit(s, WANT_SHUTDOWN, delay_ms);
 }
 
+/* A request in the other protocol version would look like a time-out to its sender; say so,
+ * at most every MISMATCH_WARN_MS so that a busy sender cannot flood the log. */
+static void warn_mismatch(server *s, const char *subject, const char *why)
+{
+    int64_t now = ch_now_mono_ms();
+    pthread_mutex_lock(&s->lock);
+    bool due = s->mismatch_warned_at == 0 || now - s->mismatch_warned_at >= MISMATCH_WARN_MS;
+    if (due)
+        s->mismatch_warned_at = now;
+    pthread_mutex_unlock(&s->lock);
+    if (due)
+        ch_warn("dropped a request on %s that cannot be answered: %s", subject, why);
+}
+
 static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     server *s = closure;
@@ -106,6 +125,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         ch_warn("request on %s failed: %s", natsMsg_GetSubject(msg), err.msg);
     else if (res.refused)
         ch_warn("refused a request on %s: %s", natsMsg_GetSubject(msg), res.refusal);
+    else if (res.dropped == CH_ERR_UNSUPPORTED)
+        warn_mismatch(s, natsMsg_GetSubject(msg), res.drop_reason);
     else if (res.dropped != CH_OK)
         ch_debug("request on %s dropped: %s", natsMsg_GetSubject(msg), res.drop_reason);
     if (res.payload != NULL &&
@@ -166,6 +187,23 @@ static void log_security(const server *s)
         ch_info("requests are verified by the %s security provider", name);
 }
 
+/* go-choria NewConnector: a server's JWT names the identity it may use. */
+static ch_status check_token_identity(const server *s, ch_error *err)
+{
+    if (ch_security_tech_of(s->security) != CH_SECURITY_TECH_ED25519)
+        return CH_OK;
+    const char *id = ch_security_choria_claim(s->security, "identity");
+    if (id == NULL)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "plugin.security.choria.token_file must hold this server's JWT (with "
+                            "an identity claim)");
+    if (strcmp(id, s->set.identity) != 0)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "identity %s does not match caller %s in JWT token", s->set.identity,
+                            id);
+    return CH_OK;
+}
+
 static void setup_node(server *s)
 {
     ch_node *n = &s->node;
@@ -185,7 +223,7 @@ static void setup_node(server *s)
     pthread_mutex_init(&s->prov.mutex, NULL); /* lives until exit or exec */
     n->provision = &s->prov;
     n->agents = &ch_agent_set_standard;
-    n->protocol = ch_protocol_v1();
+    n->protocol = s->set.protocol_v2 ? ch_protocol_v2() : ch_protocol_v1();
     /* A provisioning-mode server verifies nothing, as upstream's; a provisioned one verifies
      * with the provider its configuration names (start() made it). */
     n->security = s->set.provision_mode ? NULL : s->security;
@@ -305,12 +343,14 @@ static ch_status start(server *s, bool debug, ch_error *err)
     if (st != CH_OK)
         return st;
     if (!s->set.provision_mode &&
-        (st = ch_security_from_config(&s->set.security, s->set.insecure, CH_SECURITY_VERIFY,
-                                      &s->security, err)) != CH_OK)
+        ((st = ch_security_from_config(&s->set.security, s->set.insecure, CH_SECURITY_VERIFY,
+                                       &s->security, err)) != CH_OK ||
+         (st = check_token_identity(s, err)) != CH_OK))
         return st;
     setup_node(s);
-    ch_info("Choria Server version %s starting as %s in %s mode", CH_VERSION, s->set.identity,
-            s->set.provision_mode ? "provisioning" : "normal");
+    ch_info("Choria Server version %s starting as %s in %s mode, protocol %s", CH_VERSION,
+            s->set.identity, s->set.provision_mode ? "provisioning" : "normal",
+            s->node.protocol->name);
     if (!s->set.provision_mode)
         log_security(s);
     st = connect_broker(s, err);

@@ -30,6 +30,8 @@ typedef struct {
     ch_config_security security; /* normal mode: the provider's files and caller lists */
     bool insecure;               /* normal mode: plugin.choria.security.insecure */
     bool legacy_lifecycle_format;
+    /* protocol v2: a provisioning JWT with v2:true, or the choria provider in normal mode */
+    bool protocol_v2;
     char *log_level;
     char *log_file;
 } srv_settings;

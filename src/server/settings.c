@@ -114,6 +114,7 @@ static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const
         st = ch_config_get_bool(cfg, "plugin.choria.server.provision.tls", true, &tls, err);
     if (st == CH_OK && tls)
         ch_conn_settings_anonymous_tls(&s->conn);
+    s->protocol_v2 = jwt != NULL && jwt->protocol_v2;
     if (jwt != NULL) {
         s->facts_file = dup_or_null(jwt->facts);
         s->allow_update = jwt->allow_update;
@@ -146,6 +147,8 @@ static ch_status normal_settings(srv_settings *s, const ch_config *cfg, const ch
     if (st == CH_OK)
         st = ch_config_security_resolve(cfg, r, NULL, &s->security, err);
     s->insecure = r->insecure;
+    s->protocol_v2 = st == CH_OK && !r->insecure && s->security.provider != NULL &&
+                     strcmp(s->security.provider, "choria") == 0;
     if (st == CH_OK)
         st = ch_conn_settings_apply_security(&s->conn, &s->security, r->insecure, err);
     s->facts_file = dup_or_null(ch_config_get(cfg, "plugin.yaml"));

@@ -174,19 +174,39 @@ static void insecure_or_no_provider_leaves_the_transport_alone(void **state)
     ch_conn_settings_clear(&s);
 }
 
-static void choria_provider_without_a_ca_is_anonymous_tls(void **state)
+static void choria_provider_without_a_ca_is_anonymous_tls_with_jwt_login(void **state)
 {
     (void)state;
-    ch_config_security sec = {.provider = "choria", .cert_file = "/c.pem"}; /* no key */
-    ch_conn_settings s = {0};
+    char dir[128], token[192], seed[192];
     ch_error err;
+    CHT_CHECK(cht_temp_dir("conn-sec", dir, sizeof(dir), &err), &err);
+    snprintf(token, sizeof(token), "%s/server.jwt", dir);
+    snprintf(seed, sizeof(seed), "%s/server.seed", dir);
+    CHT_CHECK(cht_write_file(token, &err, "a.b.c\n"), &err);
+    ch_config_security sec = {.provider = "choria", .cert_file = "/c.pem"}; /* no key */
+    sec.token_file = token;
+    sec.seed_file = seed;
+    ch_conn_settings s = {0};
     assert_int_equal(ch_conn_settings_add_servers(&s, "b1:4222", &err), CH_OK);
+    /* the seed file must exist, and the error names its key */
+    assert_int_equal(ch_conn_settings_apply_security(&s, &sec, false, &err), CH_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "plugin.security.choria.seed_file"));
+    CHT_CHECK(cht_write_file(seed, &err, "00"), &err);
     assert_int_equal(ch_conn_settings_apply_security(&s, &sec, false, &err), CH_OK);
     assert_true(s.tls);
     assert_true(s.tls_skip_verify);
     assert_null(s.cert_file); /* a certificate without its key is not presented */
     assert_null(s.server_name);
+    /* go-choria's JWT login: the trimmed token as auth_token and jwt, the seed for the nonce */
+    assert_string_equal(s.token, "a.b.c");
+    assert_string_equal(s.jwt, "a.b.c");
+    assert_string_equal(s.seed_file, seed);
+    ch_conn_opts o = {0};
+    ch_conn_opts_from_settings(&s, &o);
+    assert_string_equal(o.jwt, "a.b.c");
+    assert_string_equal(o.seed_file, seed);
     ch_conn_settings_clear(&s);
+    cht_temp_dir_remove(dir, &err);
 }
 
 static void provisioning_nodes_use_anonymous_tls_whatever_was_set(void **state)
@@ -226,9 +246,10 @@ static void servers_without_a_provider_refuse_and_clients_sign_insecure(void **s
                      CH_ERR_INVALID);
     assert_non_null(strstr(err.msg, "requests are refused"));
     ch_security_free(sec);
+    /* the choria provider needs its token and seed to sign */
     assert_int_equal(ch_security_from_config(&v2, false, CH_SECURITY_SIGN, &sec, &err),
-                     CH_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "protocol v2"));
+                     CH_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "token_file"));
     assert_null(sec);
 }
 
@@ -243,7 +264,7 @@ int main(void)
             file_provider_gives_mutual_tls_checked_against_the_ca_and_host, cht_dir_setup,
             cht_dir_teardown),
         cmocka_unit_test(insecure_or_no_provider_leaves_the_transport_alone),
-        cmocka_unit_test(choria_provider_without_a_ca_is_anonymous_tls),
+        cmocka_unit_test(choria_provider_without_a_ca_is_anonymous_tls_with_jwt_login),
         cmocka_unit_test(provisioning_nodes_use_anonymous_tls_whatever_was_set),
         cmocka_unit_test(servers_without_a_provider_refuse_and_clients_sign_insecure),
     };

@@ -389,6 +389,13 @@ ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, 
     return handle_decoded(node, req, now, NULL, result, err);
 }
 
+/* True when payload is a Choria request of the version this node does not speak. */
+static bool other_protocol(const ch_node *node, const char *payload, size_t len)
+{
+    const ch_protocol_ops *p = ch_protocol_detect(payload, len);
+    return p != NULL && p != (node->protocol != NULL ? node->protocol : ch_protocol_v1());
+}
+
 ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_t now,
                           ch_agent_result *result, ch_error *err)
 {
@@ -404,6 +411,13 @@ ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_
     ch_status s = ch_protocol_decode_request(node->protocol, NULL, payload, len, &req, &e);
     if (s == CH_ERR_NOMEM)
         return ch_error_set(err, s, "could not decode the request: %s", e.msg);
+    if (s != CH_OK && other_protocol(node, payload, len))
+        return drop(result, CH_ERR_UNSUPPORTED,
+                    "a request in protocol %s, but this node speaks %s (%s)",
+                    ch_protocol_detect(payload, len)->name,
+                    (node->protocol != NULL ? node->protocol : ch_protocol_v1())->name,
+                    node->provision_mode ? "its provisioning JWT's v2 claim decides"
+                                         : "plugin.security.provider choria decides");
     if (s != CH_OK)
         return drop(result, s, "could not decode the request: %s", e.msg);
     bool refused =

@@ -7,6 +7,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "choria/pki.h"
 #include "choria/util.h"
 
 typedef struct {
@@ -118,6 +121,44 @@ static natsStatus connect_until_up(const ch_conn_opts *o, natsOptions *opts, con
     }
 }
 
+/* ---- go-choria's JWT login: CONNECT {jwt, sig = base64url(ed25519(seed, nonce))} ---- */
+
+static natsStatus jwt_handler(char **jwt, char **err_text, void *closure)
+{
+    *jwt = strdup(closure);
+    (void)err_text;
+    return *jwt != NULL ? NATS_OK : NATS_NO_MEMORY;
+}
+
+static natsStatus sign_nonce(char **err_text, unsigned char **sig, int *sig_len, const char *nonce,
+                             void *closure)
+{
+    unsigned char seed[CH_PKI_ED25519_SEED_LEN];
+    char *text = NULL;
+    size_t len = 0;
+    ch_error e;
+    ch_status st = ch_read_file(closure, 4096, &text, &len, &e);
+    const char *hex = text;
+    if (st == CH_OK) {
+        ch_trim(&hex, &len);
+        st = ch_pki_hex_decode(hex, len, seed, sizeof(seed), &e);
+        OPENSSL_cleanse(text, len);
+    }
+    free(text);
+    *sig = st == CH_OK ? malloc(CH_PKI_ED25519_SIG_LEN) : NULL;
+    if (*sig != NULL)
+        st = ch_pki_ed25519_sign(seed, nonce ? nonce : "", nonce ? strlen(nonce) : 0, *sig, &e);
+    OPENSSL_cleanse(seed, sizeof(seed));
+    if (st == CH_OK && *sig != NULL) {
+        *sig_len = CH_PKI_ED25519_SIG_LEN;
+        return NATS_OK;
+    }
+    free(*sig);
+    *sig = NULL;
+    *err_text = strdup("could not sign the broker's nonce with the seed file");
+    return NATS_ERR;
+}
+
 ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *err)
 {
     *nc = NULL;
@@ -141,6 +182,9 @@ ch_status ch_conn_connect(const ch_conn_opts *o, natsConnection **nc, ch_error *
         s = natsOptions_SetUserInfo(opts, o->user, o->password != NULL ? o->password : "");
     if (s == NATS_OK && o->token != NULL && o->token[0] != '\0')
         s = natsOptions_SetToken(opts, o->token);
+    if (s == NATS_OK && o->jwt != NULL && o->seed_file != NULL)
+        s = natsOptions_SetUserCredentialsCallbacks(opts, jwt_handler, (void *)o->jwt, sign_nonce,
+                                                    (void *)o->seed_file);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(opts, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000);
     if (s == NATS_OK)
@@ -282,8 +326,8 @@ void ch_conn_settings_clear(ch_conn_settings *s)
     for (int i = 0; i < s->server_count; i++)
         free(s->servers[i]);
     free(s->servers);
-    char *strs[] = {s->name,    s->user,      s->password, s->token,
-                    s->ca_file, s->cert_file, s->key_file, s->server_name};
+    char *strs[] = {s->name,      s->user,    s->password,  s->token,    s->jwt,
+                    s->seed_file, s->ca_file, s->cert_file, s->key_file, s->server_name};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(strs[i]);
     memset(s, 0, sizeof(*s));
@@ -328,6 +372,32 @@ static ch_status set_tls_files(ch_conn_settings *s, const ch_config_security *se
     return st;
 }
 
+/* go-choria connection.go: a JWT client presents its token as auth_token and jwt, and proves
+ * it holds the seed by signing the nonce. */
+static ch_status choria_login(ch_conn_settings *s, const ch_config_security *sec, ch_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    ch_status st;
+    if ((st = need_file(sec->token_file, "plugin.security.choria.token_file", err)) ||
+        (st = need_file(sec->seed_file, "plugin.security.choria.seed_file", err)) ||
+        (st = ch_read_file(sec->token_file, 64 * 1024, &text, &len, err)))
+        return st;
+    const char *jwt = text;
+    ch_trim(&jwt, &len);
+    char *trimmed = strndup(jwt, len);
+    free(text);
+    if (trimmed == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
+    st = ch_conn_settings_set(&s->token, trimmed, err);
+    if (st == CH_OK)
+        st = ch_conn_settings_set(&s->jwt, trimmed, err);
+    if (st == CH_OK)
+        st = ch_conn_settings_set(&s->seed_file, sec->seed_file, err);
+    free(trimmed);
+    return st;
+}
+
 ch_status ch_conn_settings_apply_security(ch_conn_settings *s, const ch_config_security *sec,
                                           bool insecure, ch_error *err)
 {
@@ -340,6 +410,8 @@ ch_status ch_conn_settings_apply_security(ch_conn_settings *s, const ch_config_s
         bool mutual = sec->cert_file != NULL && sec->key_file != NULL;
         st = set_tls_files(s, mutual ? sec : &anon, err);
         s->tls_skip_verify = sec->ca_file == NULL;
+        if (st == CH_OK)
+            st = choria_login(s, sec, err);
     } else {
         if ((st = need_file(sec->cert_file, "a certificate", err)) == CH_OK &&
             (st = need_file(sec->key_file, "a private key", err)) == CH_OK &&
@@ -371,6 +443,8 @@ void ch_conn_opts_from_settings(const ch_conn_settings *s, ch_conn_opts *o)
     o->user = s->user;
     o->password = s->password;
     o->token = s->token;
+    o->jwt = s->jwt;
+    o->seed_file = s->seed_file;
     o->tls = (ch_conn_tls){.enabled = s->tls,
                            .skip_verify = s->tls_skip_verify,
                            .ca_file = s->ca_file,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "choria/jscan.h"
+#include "choria/protocol_v2.h"
 #include "choria/json.h"
 #include "choria/util.h"
 
@@ -95,9 +96,11 @@ static ch_status sender_from_doc(const ch_jscan_doc *d, char *sender, ch_error *
     if ((s = ch_jscan_object_check_duplicates(d, 0, err)) != CH_OK)
         return s;
     int v = ch_jscan_object_get(d, 0, "protocol");
-    if (v < 0 || !ch_jscan_string_eq(d, v, CH_PROTOCOL_TRANSPORT_V1))
-        return ch_error_set(err, CH_ERR_INVALID, "transport: protocol must be %s",
-                            CH_PROTOCOL_TRANSPORT_V1);
+    /* header names of v1, else of v2 (include/choria/protocol_v2.h) */
+    bool v2 = v >= 0 && ch_jscan_string_eq(d, v, CH_PROTOCOL_TRANSPORT_V2);
+    if (v < 0 || (!v2 && !ch_jscan_string_eq(d, v, CH_PROTOCOL_TRANSPORT_V1)))
+        return ch_error_set(err, CH_ERR_INVALID, "transport: protocol must be %s or %s",
+                            CH_PROTOCOL_TRANSPORT_V1, CH_PROTOCOL_TRANSPORT_V2);
     v = ch_jscan_object_get(d, 0, "data");
     if (v < 0 || !type_is(d, v, CH_JSCAN_STRING))
         return ch_error_set(err, CH_ERR_INVALID, "transport: data must be a string");
@@ -106,11 +109,11 @@ static ch_status sender_from_doc(const ch_jscan_doc *d, char *sender, ch_error *
         return ch_error_set(err, CH_ERR_INVALID, "transport: no headers object");
     if ((s = ch_jscan_object_check_duplicates(d, h, err)) != CH_OK)
         return s;
-    if (!opt_member(d, h, "reply-to", CH_JSCAN_STRING) ||
-        !opt_member(d, h, "seen-by", CH_JSCAN_ARRAY) ||
+    if (!opt_member(d, h, v2 ? "reply" : "reply-to", CH_JSCAN_STRING) ||
+        !opt_member(d, h, v2 ? "trace" : "seen-by", CH_JSCAN_ARRAY) ||
         !opt_member(d, h, "federation", CH_JSCAN_OBJECT))
         return ch_error_set(err, CH_ERR_INVALID, "transport: headers of the wrong type");
-    v = ch_jscan_object_get(d, h, "mc_sender");
+    v = ch_jscan_object_get(d, h, v2 ? "sender" : "mc_sender");
     if (v < 0 || !type_is(d, v, CH_JSCAN_STRING) || d->tokens[v].end == d->tokens[v].start)
         return ch_error_set(err, CH_ERR_INVALID, "transport: no mc_sender");
     size_t n = ch_jscan_string_copy(d, v, sender, CH_MAX_IDENTITY_LEN + 1);
