@@ -13,6 +13,8 @@
  *
  * The codec is ch_protocol_v2() (include/choria/protocol.h); it fills the same decoded structs
  * as v1 so that no caller names a version:
+ * - request params: body is the message as v1 carries it, so a body that is valid base64 (as
+ *   discovery's "cGluZw==") already is the base64 of the bytes and goes in unchanged;
  * - request payload: secure.message = the Request JSON (the signed bytes), secure.signature =
  *   the base64 signature as sent, secure.pubcert = the caller JWT; request.message = the
  *   base64 text of the body (ch_protocol_message_body decodes it, as for v1 discovery);

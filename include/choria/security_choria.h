@@ -38,9 +38,9 @@ typedef struct {
     size_t n_issuers;
     const char *const *trusted_signers;
     size_t n_trusted;
-    bool sign;         /* load token and seed */
-    bool verify;       /* load issuers or trusted signers (at least one) */
-    bool sign_replies; /* protocol v2 replies carry a signature (servers; default true) */
+    bool sign;            /* load token and seed */
+    bool verify;          /* load issuers or trusted signers (at least one) */
+    bool sign_replies;    /* protocol v2 replies carry a signature (servers; default true) */
     int64_t (*now)(void); /* NULL = ch_now_unix; tests pin the clock */
 } ch_security_choria_opts;
 

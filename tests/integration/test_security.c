@@ -4,8 +4,11 @@
  * provision over anonymous TLS, restart into normal mode with their new certificates (mutual
  * TLS, the broker checked against the CA and its host name), then answer an x509-signed
  * rpcutil#ping and refuse an unsigned one, one signed under another CA, one whose caller is
- * not its certificate and one with an expired certificate. A provisioning node refuses a
- * broker without TLS, as upstream's does. */
+ * not its certificate and one with an expired certificate. The same with the choria provider
+ * and protocol v2: nodes with a v2 provisioning JWT, a provisioner signing with its client
+ * JWT, server JWTs from features.ed25519, then ed25519-signed pings from a client JWT, the
+ * refused callers of the spec's Suite W, and a v1 request that the v2 node names in its log.
+ * A provisioning node refuses a broker without TLS, as upstream's does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +23,11 @@
 #include <cmocka.h>
 
 #include "choria/conn.h"
+#include "choria/jwt.h"
+#include "choria/pki.h"
+#include "choria/protocol_v2.h"
 #include "choria/rpc.h"
+#include "choria/security_choria.h"
 #include "choria/security_x509.h"
 #include "choria/util.h"
 #include "harness.h"
@@ -31,6 +38,7 @@ typedef struct {
     cht_proc *broker, *provisioner, *nodes[NODES];
     char dir[256], pki[300], bin[512];
     int client_port, stats_port, monitor_port;
+    char org_seed[65], org_pub[65]; /* the Organization Issuer of the v2 test */
 } fixture;
 
 static int start_broker(fixture *f)
@@ -132,8 +140,8 @@ static void start_node(fixture *f, int i, const char *jwt)
                              "identity = n%d.example.net\nplugin.choria.server.provision = true\n",
                              i + 1),
               &err);
-    const char *argv[] = {f->bin, "server", "run", "--config", conf, "--provisioning-jwt",
-                          jwt,    NULL};
+    const char *argv[] = {f->bin, "server",  "run", "--config", conf, "--provisioning-jwt",
+                          jwt,    "--debug", NULL};
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->nodes[i], &err), &err);
 }
@@ -203,9 +211,12 @@ static void wait_provisioned(fixture *f)
     const char *series = "choria_provisioner_provisioned{site=\"sec\"}";
     for (int i = 0; i < 600 && metric(f, series) != NODES; i++)
         usleep(100000);
+    if (metric(f, series) != NODES && f->nodes[0] != NULL)
+        fprintf(stderr, "n1 said: %s\n", cht_proc_stderr(f->nodes[0]));
     if (metric(f, series) != NODES)
-        fail_msg("%g of %d provisioned\nprovisioner: %s\nbroker: %s", metric(f, series), NODES,
-                 cht_proc_stderr(f->provisioner), cht_proc_stderr(f->broker));
+        fail_msg("%g of %d provisioned\nprovisioner: %s\nn1: %s\nbroker: %s", metric(f, series),
+                 NODES, cht_proc_stderr(f->provisioner), cht_proc_stderr(f->nodes[0]),
+                 cht_proc_stderr(f->broker));
 }
 
 /* Waits until node i answers a good ping in normal mode (it restarts after provisioning). */
@@ -266,6 +277,221 @@ static void nodes_provision_over_anonymous_tls_and_then_verify_signed_requests(v
     ch_conn_close(nc);
 }
 
+/* ---- protocol v2 with the choria provider ---- */
+
+/* A key pair from ch_pki_ed25519_keypair as hex, the seed also written to dir/<name>.seed. */
+static void ed25519_files(fixture *f, const char *name, char seed_hex[65], char pub_hex[65])
+{
+    unsigned char seed[32], pub[32];
+    char path[400];
+    ch_error err;
+    CHT_CHECK(ch_pki_ed25519_keypair(seed, pub, &err), &err);
+    ch_hex_encode(seed, 32, seed_hex);
+    ch_hex_encode(pub, 32, pub_hex);
+    snprintf(path, sizeof(path), "%s/%s.seed", f->dir, name);
+    CHT_CHECK(cht_write_file(path, &err, "%s", seed_hex), &err);
+}
+
+/* A JWT for claims signed by the seed (hex), written to dir/<name>.jwt. */
+static void jwt_file(fixture *f, const char *name, const char *seed_hex, json_t *claims)
+{
+    char path[400], *jwt = NULL;
+    ch_error err;
+    CHT_CHECK(ch_jwt_sign("EdDSA", seed_hex, claims, &jwt, &err), &err);
+    json_decref(claims);
+    snprintf(path, sizeof(path), "%s/%s.jwt", f->dir, name);
+    ch_status st = cht_write_file(path, &err, "%s", jwt);
+    free(jwt);
+    CHT_CHECK(st, &err);
+}
+
+/* A client identity <name>.jwt + <name>.seed issued by issuer_seed, with fleet management
+ * unless perms says otherwise, valid for an hour unless exp is given. */
+static void client_identity(fixture *f, const char *name, const char *issuer_seed,
+                            const char *callerid, const char *purpose, json_t *perms, int64_t exp)
+{
+    char seed[65], pub[65];
+    ed25519_files(f, name, seed, pub);
+    int64_t now = ch_now_unix();
+    json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "callerid", callerid, "ou", "choria",
+                          "purpose", purpose, "public_key", pub, "permissions",
+                          perms != NULL ? perms : json_pack("{s:b}", "fleet_management", 1), "iat",
+                          (json_int_t)now - 10, "nbf", (json_int_t)now - 10, "exp",
+                          (json_int_t)(exp != 0 ? exp : now + 3600));
+    jwt_file(f, name, issuer_seed, c);
+}
+
+/* The helper of the v2 test: normal mode with the choria provider, the node's own server.jwt
+ * and server.seed (gen25519 and configure put them beside its config in <dir>/nX), the
+ * issuer's key and the fleet login. */
+static void write_v2_helper(fixture *f, char *path, size_t size)
+{
+    ch_error err;
+    snprintf(path, size, "%s/v2-helper", f->dir);
+    CHT_CHECK(cht_write_file(
+                  path, &err,
+                  "#!/bin/sh\nIFS='\"' read -r open key colon id rest || :\nn=${id%%%%.*}\n"
+                  "printf '{\"defer\":false,\"msg\":\"v2\",\"configuration\":{\"identity\":\"%%s\","
+                  "\"plugin.choria.server.provision\":\"false\","
+                  "\"plugin.choria.middleware_hosts\":\"localhost:%d\","
+                  "\"plugin.security.provider\":\"choria\","
+                  "\"plugin.security.choria.token_file\":\"%s/%%s/server.jwt\","
+                  "\"plugin.security.choria.seed_file\":\"%s/%%s/server.seed\","
+                  "\"plugin.security.issuer.names\":\"choria\","
+                  "\"plugin.security.issuer.choria.public\":\"%s\","
+                  "\"plugin.nats.user\":\"fleet\",\"plugin.nats.pass\":\"fleetpw\"}}\\n' "
+                  "\"$id\" \"$n\" \"$n\"\n",
+                  f->client_port, f->dir, f->dir, f->org_pub),
+              &err);
+    chmod(path, 0700);
+}
+
+/* The provisioner of an Organization Issuer network: its client JWT (callerid
+ * up=provisioner, the provisioner permission) and seed, anonymous TLS, protocol v2, server
+ * JWTs signed by the issuer, provisioning JWTs verified with the issuer's key. */
+static void start_v2_provisioner(fixture *f)
+{
+    char client[2048], yaml[2048], helper[400];
+    ch_error err;
+    client_identity(f, "provisioner", f->org_seed, "up=provisioner", "choria_client_id",
+                    json_pack("{s:b,s:b}", "fleet_management", 1, "provisioner", 1), 0);
+    write_v2_helper(f, helper, sizeof(helper));
+    snprintf(client, sizeof(client),
+             "identity = provisioner_signer\n"
+             "plugin.choria.middleware_hosts = localhost:%d\n"
+             "plugin.security.provider = choria\n"
+             "plugin.security.choria.token_file = %s/provisioner.jwt\n"
+             "plugin.security.choria.seed_file = %s/provisioner.seed\n",
+             f->client_port, f->dir, f->dir);
+    snprintf(yaml, sizeof(yaml),
+             "workers: 4\nsite: sec\ntoken: t\nbroker_provisioning_password: provpw\n"
+             "features:\n  ed25519: true\njwt_verify_cert: %s\njwt_signing_key: %s/org.seed\n"
+             "helper: %s\n",
+             f->org_pub, f->dir, helper);
+    cht_provisioner_opts o = {
+        .dir = f->dir, .config = yaml, .client_config = client, .no_wait = true};
+    CHT_CHECK(cht_provisioner_start(&o, &f->provisioner, &f->monitor_port, &err), &err);
+}
+
+typedef struct {
+    const char *identity; /* <dir>/<identity>.jwt and .seed; NULL: a v1 unsigned request */
+    const char *callerid; /* the request's caller; NULL: the JWT's */
+} v2_caller;
+
+/* rpcutil#ping to node i in protocol v2; returns the statuscode, -1 when no reply came. */
+static int ping_v2(fixture *f, natsConnection *nc, int i, const v2_caller *c, char *msg,
+                   size_t size)
+{
+    char token[400], seed[400], identity[64];
+    ch_error err;
+    ch_security *sec = NULL;
+    if (c->identity != NULL) {
+        snprintf(token, sizeof(token), "%s/%s.jwt", f->dir, c->identity);
+        snprintf(seed, sizeof(seed), "%s/%s.seed", f->dir, c->identity);
+        ch_security_choria_opts so = {.token_file = token, .seed_file = seed, .sign = true};
+        CHT_CHECK(ch_security_choria_new(&so, &sec, &err), &err);
+    }
+    snprintf(identity, sizeof(identity), "n%d.example.net", i + 1);
+    const char *callerid = c->callerid != NULL ? c->callerid : ch_security_callerid(sec);
+    ch_rpc_client_opts ro = {.nc = nc,
+                             .collective = "mcollective",
+                             .identity = "client.example.net",
+                             .callerid = callerid != NULL ? callerid : "choria=rip.mcollective",
+                             .security = sec != NULL ? sec : ch_security_insecure(),
+                             .protocol = ch_protocol_for_security(sec)};
+    ch_rpc_client *client = NULL;
+    CHT_CHECK(ch_rpc_client_new_opts(&ro, &client, &err), &err);
+    ch_rpc_result res = {0};
+    int code = -1;
+    if (ch_rpc_call(client, identity, "rpcutil", "ping", NULL, 3000, &res, &err) == CH_OK)
+        code = (int)res.statuscode;
+    snprintf(msg, size, "%s", code >= 0 ? res.statusmsg : err.msg);
+    ch_rpc_result_clear(&res);
+    ch_rpc_client_free(client);
+    ch_security_free(sec);
+    return code;
+}
+
+static void v2_nodes_provision_and_verify_ed25519_signed_requests(void **state)
+{
+    fixture *f = *state;
+    char other_seed[65], other_pub[65], chu[64], jwt[300];
+    ed25519_files(f, "org", f->org_seed, f->org_pub);
+    ed25519_files(f, "other-org", other_seed, other_pub);
+    /* the nodes' provisioning JWT says v2, and carries the broker's node login */
+    snprintf(chu, sizeof(chu), "localhost:%d", f->client_port);
+    jwt_file(f, "p2", f->org_seed,
+             json_pack("{s:s,s:b,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:I}", "cht", "t", "chs", 0, "chu",
+                       chu, "chpd", 1, "v2", 1, "chusr", "provisioning", "chpwd", "nodepw",
+                       "purpose", "choria_provisioning", "sub", "choria_provisioning", "exp",
+                       (json_int_t)ch_now_unix() + 3600));
+    snprintf(jwt, sizeof(jwt), "%s/p2.jwt", f->dir);
+    start_v2_provisioner(f);
+    for (int i = 0; i < NODES; i++)
+        start_node(f, i, jwt);
+    wait_provisioned(f);
+    const char *plog = cht_proc_stderr(f->provisioner);
+    assert_non_null(strstr(plog, "signed by the choria security provider as up=provisioner, "
+                                 "protocol choria:v2"));
+
+    int64_t now = ch_now_unix();
+    client_identity(f, "rip", f->org_seed, "up=rip", "choria_client_id", NULL, 0);
+    client_identity(f, "stranger", other_seed, "up=rip", "choria_client_id", NULL, 0);
+    client_identity(f, "nofleet", f->org_seed, "up=rip", "choria_client_id", json_object(), 0);
+    client_identity(f, "delegated", f->org_seed, "up=rip", "choria_client_id",
+                    json_pack("{s:b}", "signed_fleet_management", 1), 0);
+    client_identity(f, "expired", f->org_seed, "up=rip", "choria_client_id", NULL, now - 5);
+    natsConnection *nc = fleet_connection(f);
+    char msg[512] = "";
+    const v2_caller good = {"rip", NULL};
+    for (int i = 0; i < NODES; i++) {
+        int code = -1;
+        for (int tries = 0; tries < 20 && code != 0; tries++)
+            if ((code = ping_v2(f, nc, i, &good, msg, sizeof(msg))) != 0)
+                usleep(500000);
+        if (code != 0)
+            fail_msg("n%d never answered a v2 ping (%d %s)\nnode: %s", i + 1, code, msg,
+                     cht_proc_stderr(f->nodes[i]));
+    }
+    /* a server JWT cannot make requests: n2's own credentials, copied where ping_v2 looks */
+    CHT_SH("cp %s/n2/server.jwt %s/n2srv.jwt && cp %s/n2/server.seed %s/n2srv.seed", f->dir, f->dir,
+           f->dir, f->dir);
+    static const struct {
+        v2_caller c;
+        const char *why;
+    } refused[] = {
+        {{"rip", "up=mallory"}, "does not match the JWT's callerid"},
+        {{"stranger", NULL}, "token signature is invalid"},
+        {{"nofleet", NULL}, "does not allow fleet management"},
+        {{"delegated", NULL}, "requires authority delegation"},
+        {{"expired", NULL}, "has expired"},
+        {{"n2srv", "up=rip"}, "not a client token"},
+    };
+    for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+        int code = ping_v2(f, nc, 0, &refused[k].c, msg, sizeof(msg));
+        printf("%s: statuscode %d, %s\n", refused[k].c.identity, code, msg);
+        assert_int_equal(code, 1);
+        assert_non_null(strstr(msg, "You are not authorized"));
+        assert_non_null(strstr(msg, refused[k].why));
+    }
+    /* the wrong seed for a good JWT: a copy of rip.jwt with the stranger's seed */
+    CHT_SH("cp %s/rip.jwt %s/wrongseed.jwt && cp %s/stranger.seed %s/wrongseed.seed", f->dir,
+           f->dir, f->dir, f->dir);
+    const v2_caller wrong_seed = {"wrongseed", NULL};
+    assert_int_equal(ping_v2(f, nc, 0, &wrong_seed, msg, sizeof(msg)), 1);
+    assert_non_null(strstr(msg, "does not verify with the caller's public key"));
+
+    /* a v1 request gets no answer, and the node says why */
+    const v2_caller v1 = {NULL, NULL};
+    assert_int_equal(ping_v2(f, nc, 0, &v1, msg, sizeof(msg)), -1);
+    const char *nlog = cht_proc_stderr(f->nodes[0]);
+    assert_non_null(
+        strstr(nlog, "a request in protocol choria:v1, but this node speaks choria:v2"));
+    assert_non_null(strstr(nlog, "verified by the choria security provider"));
+    assert_int_equal(ping_v2(f, nc, 0, &good, msg, sizeof(msg)), 0); /* still serving */
+    ch_conn_close(nc);
+}
+
 /* Upstream nodes never provision in plain text: the node keeps retrying with a reason. */
 static void a_provisioning_node_refuses_a_broker_without_tls(void **state)
 {
@@ -315,6 +541,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             nodes_provision_over_anonymous_tls_and_then_verify_signed_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(v2_nodes_provision_and_verify_ed25519_signed_requests,
+                                        setup, teardown),
         cmocka_unit_test(a_provisioning_node_refuses_a_broker_without_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,9 +96,9 @@ static void test_insecure_request_layers_and_round_trip(void **state)
 
     ch_request_payload out;
     ch_error err;
-    CHT_CHECK(ch_protocol_decode_request(ch_protocol_v2(), NULL, payload, strlen(payload), &out,
-                                         &err),
-              &err);
+    CHT_CHECK(
+        ch_protocol_decode_request(ch_protocol_v2(), NULL, payload, strlen(payload), &out, &err),
+        &err);
     const ch_request_envelope *e = &out.request.envelope;
     assert_string_equal(e->requestid, PARAMS.requestid);
     assert_string_equal(e->callerid, "up=rip");
@@ -141,8 +141,8 @@ static void test_reply_round_trip_with_signature(void **state)
     CHT_CHECK(ch_security_choria_new(&o, &server, &err), &err);
 
     ch_request_envelope req = {.requestid = PARAMS.requestid, .agent = "rpcutil"};
-    ch_reply_params rp = {.body = "{\"statuscode\":0}", .request = &req,
-                          .identity = "n1.example.net", .time = NOW};
+    ch_reply_params rp = {
+        .body = "{\"statuscode\":0}", .request = &req, .identity = "n1.example.net", .time = NOW};
     char *payload = NULL;
     CHT_CHECK(ch_protocol_encode_reply(ch_protocol_v2(), server, &rp, &payload, NULL, &err), &err);
     json_t *t, *sr = inner(payload, &t);
@@ -163,9 +163,9 @@ static void test_reply_round_trip_with_signature(void **state)
     json_decref(t);
 
     ch_reply_payload out;
-    CHT_CHECK(ch_protocol_decode_reply(ch_protocol_v2(), NULL, payload, strlen(payload), &out,
-                                       &err),
-              &err);
+    CHT_CHECK(
+        ch_protocol_decode_reply(ch_protocol_v2(), NULL, payload, strlen(payload), &out, &err),
+        &err);
     assert_string_equal(out.reply.message, "{\"statuscode\":0}");
     assert_string_equal(out.reply.envelope.senderid, "n1.example.net");
     assert_int_equal(out.reply.envelope.time, NOW);
@@ -199,9 +199,9 @@ static void expect_request_refused(const char *payload, const ch_security *sec, 
 {
     ch_request_payload out;
     ch_error err = {0};
-    assert_int_not_equal(ch_protocol_decode_request(ch_protocol_v2(), sec, payload,
-                                                    strlen(payload), &out, &err),
-                         CH_OK);
+    assert_int_not_equal(
+        ch_protocol_decode_request(ch_protocol_v2(), sec, payload, strlen(payload), &out, &err),
+        CH_OK);
     if (strstr(err.msg, why) == NULL)
         fail_msg("'%s' does not say '%s'", err.msg, why);
 }
@@ -215,21 +215,24 @@ static void test_decoder_refusals(void **state)
     char *req_b64 = ch_base64_encode(req, strlen(req));
 
     /* the secure layer */
-    assert_true(asprintf(&sr, "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"\","
-                              "\"caller\":\"x\"}",
+    assert_true(asprintf(&sr,
+                         "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"\","
+                         "\"caller\":\"x\"}",
                          CH_PROTOCOL_SECURE_REQUEST_V2, req_b64) > 0);
     p = wrap(sr);
     expect_request_refused(p, NULL, "signature must not be empty");
     free(sr), free(p);
-    assert_true(asprintf(&sr, "{\"protocol\":\"%s\",\"request\":\"%s!\",\"signature\":\"a\","
-                              "\"caller\":\"x\"}",
+    assert_true(asprintf(&sr,
+                         "{\"protocol\":\"%s\",\"request\":\"%s!\",\"signature\":\"a\","
+                         "\"caller\":\"x\"}",
                          CH_PROTOCOL_SECURE_REQUEST_V2, req_b64) > 0);
     p = wrap(sr);
     expect_request_refused(p, NULL, "request is not valid base64");
     free(sr), free(p);
     /* a delegated signer is refused by a verifying server only */
-    assert_true(asprintf(&sr, "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"a\","
-                              "\"caller\":\"x\",\"signer\":\"y\"}",
+    assert_true(asprintf(&sr,
+                         "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"a\","
+                         "\"caller\":\"x\",\"signer\":\"y\"}",
                          CH_PROTOCOL_SECURE_REQUEST_V2, req_b64) > 0);
     p = wrap(sr);
     ch_request_payload out;
@@ -256,8 +259,9 @@ static void test_decoder_refusals(void **state)
     };
     for (size_t i = 0; i < sizeof(bad_requests) / sizeof(bad_requests[0]); i++) {
         char *b64 = ch_base64_encode(bad_requests[i][0], strlen(bad_requests[i][0]));
-        assert_true(asprintf(&sr, "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"a\","
-                                  "\"caller\":\"x\"}",
+        assert_true(asprintf(&sr,
+                             "{\"protocol\":\"%s\",\"request\":\"%s\",\"signature\":\"a\","
+                             "\"caller\":\"x\"}",
                              CH_PROTOCOL_SECURE_REQUEST_V2, b64) > 0);
         p = wrap(sr);
         expect_request_refused(p, NULL, bad_requests[i][1]);

@@ -43,6 +43,21 @@ static void put_b64(ch_buf *b, const char *key, const void *data, size_t len)
     free(b64);
 }
 
+/* A request body as v1 carries it is text, or the base64 of bytes (discovery's "cGluZw==" is
+ * "ping"): v2 carries the bytes, so a body that is already base64 goes in as it is. */
+static void put_message(ch_buf *b, const char *body)
+{
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    if (ch_base64_decode(body, strlen(body), &bytes, &n) == CH_OK && n > 0) {
+        free(bytes);
+        ch_buf_printf(b, ",\"message\":\"%s\"", body);
+        return;
+    }
+    free(bytes);
+    put_b64(b, "message", body, strlen(body));
+}
+
 /* The base64 text of a []byte field decoded into a NUL-terminated string kept by owned (in
  * block slot): the bytes must not hold a NUL, as everything after is text. */
 static ch_status get_b64_text(const json_t *obj, const char *layer, const char *key,
@@ -117,7 +132,7 @@ ch_status ch_protocol_v2_request_json(const ch_request_params *p, char **out, si
         return s;
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REQUEST_V2 "\"");
-    put_b64(&b, "message", p->body, strlen(p->body));
+    put_message(&b, p->body);
     ch_buf_append_str(&b, ",\"id\":");
     proto_put_str(&b, p->requestid);
     ch_buf_append_str(&b, ",\"sender\":");
@@ -284,8 +299,7 @@ out:
 
 /* ---- Reply ------------------------------------------------------------------------- */
 
-static ch_status encode_reply(const ch_reply_params *p, char **out, size_t *out_len,
-                              ch_error *err)
+static ch_status encode_reply(const ch_reply_params *p, char **out, size_t *out_len, ch_error *err)
 {
     const char *L = "reply";
     const int req = F_REQUIRED | F_NONEMPTY;
@@ -357,8 +371,8 @@ static ch_status sign_request(const ch_security *sec, const char *request, size_
     return *signature != NULL ? CH_OK : ch_error_set(err, CH_ERR_NOMEM, "out of memory");
 }
 
-static ch_status v2_encode_request(const ch_request_params *p, const ch_security *sec,
-                                   char **out, size_t *out_len, ch_error *err)
+static ch_status v2_encode_request(const ch_request_params *p, const ch_security *sec, char **out,
+                                   size_t *out_len, ch_error *err)
 {
     char reply_to[CH_MAX_SUBJECT_LEN];
     char *request = NULL, *secure = NULL, *signature = NULL, *caller = NULL;
@@ -406,8 +420,7 @@ static ch_status v2_decode_request(const char *payload, size_t len, const ch_sec
         return s;
     if ((s = decode_secure_request((const char *)out->transport.data, out->transport.data_len,
                                    &out->secure, &signer, err)) ||
-        (s = decode_request(out->secure.message, strlen(out->secure.message), &out->request,
-                            err)))
+        (s = decode_request(out->secure.message, strlen(out->secure.message), &out->request, err)))
         goto out;
     if (sec != NULL && signer) {
         s = ch_error_set(err, CH_ERR_UNSUPPORTED,

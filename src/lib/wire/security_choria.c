@@ -84,8 +84,7 @@ static ch_status token_claims_json(const char *jwt, json_t **out, ch_error *err)
 /* Seconds since the epoch of a KSUID: 4 big-endian bytes of base62 text, from 2014-05-13. */
 static bool ksuid_time(const char *id, int64_t *t)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char n[20] = {0};
     if (id == NULL || strlen(id) != KSUID_LEN)
         return false;
@@ -231,15 +230,16 @@ static ch_status choria_verify(const ch_security *sec, const char *message, size
                           "caller JWT requires authority delegation (signed_fleet_management)");
     else if (!t.fleet_management)
         st = ch_error_set(err, CH_ERR_INVALID, "caller JWT does not allow fleet management");
-    else if (t.public_key == NULL || ch_pki_hex_decode(t.public_key, strlen(t.public_key), pub,
-                                                       sizeof(pub), NULL) != CH_OK)
+    else if (t.public_key == NULL ||
+             ch_pki_hex_decode(t.public_key, strlen(t.public_key), pub, sizeof(pub), NULL) != CH_OK)
         st = ch_error_set(err, CH_ERR_INVALID, "caller JWT has no valid public_key");
     else if (ch_base64_decode(signature, strlen(signature), &sig, &sig_len) != CH_OK ||
              sig_len != CH_PKI_ED25519_SIG_LEN || !ch_pki_ed25519_verify(pub, message, len, sig))
         st = ch_error_set(err, CH_ERR_INVALID,
                           "request signature does not verify with the caller's public key");
     else if (t.callerid == NULL || callerid == NULL || strcmp(t.callerid, callerid) != 0)
-        st = ch_error_set(err, CH_ERR_INVALID, "caller %.128s does not match the JWT's callerid %.128s",
+        st = ch_error_set(err, CH_ERR_INVALID,
+                          "caller %.128s does not match the JWT's callerid %.128s",
                           callerid ? callerid : "", t.callerid ? t.callerid : "(none)");
     free(sig);
     json_decref(claims);
@@ -376,8 +376,7 @@ static ch_status load_issuers(choria_ctx *c, const ch_security_choria_opts *o, c
     return st;
 }
 
-ch_status ch_security_choria_new(const ch_security_choria_opts *o, ch_security **out,
-                                 ch_error *err)
+ch_status ch_security_choria_new(const ch_security_choria_opts *o, ch_security **out, ch_error *err)
 {
     *out = NULL;
     if (o == NULL || (!o->sign && !o->verify))
