@@ -105,7 +105,9 @@ static ch_status provision_settings(srv_settings *s, const ch_config *cfg, const
         st = set_servers(s, urls, err);
     if (st == CH_OK) /* the broker checks the JWT as the connection's token */
         st = ch_conn_settings_set(&s->conn.token, s->jwt_raw, err);
-    if (st == CH_OK && jwt != NULL)
+    /* go-choria logs in with chusr/chpwd only when the JWT has both (spec Suite N7) */
+    if (st == CH_OK && jwt != NULL && jwt->nats_user != NULL && jwt->nats_user[0] != '\0' &&
+        jwt->nats_password != NULL && jwt->nats_password[0] != '\0')
         st = set_credentials(s, jwt->nats_user, jwt->nats_password, err);
     /* upstream nodes provision over anonymous TLS only (go-choria connection.go); plain NATS
      * is this project's extension for brokers without TLS */
