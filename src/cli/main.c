@@ -90,7 +90,10 @@ static const cli_command commands[] = {
      "                             and has served its fault\n"
      "      --summary-json=FILE    Also write the summary as JSON\n"
      "      --legacy-format        Publish Choria-format lifecycle events, not CloudEvents\n"
-     "      --quiet                No progress lines\n" BROKER_FLAGS,
+     "      --quiet                No progress lines\n"
+     "      --tls                  Connect as provisioning-mode nodes do: TLS 1.2 or later,\n"
+     "                             no client certificate, the broker's certificate\n"
+     "                             not checked\n" BROKER_FLAGS,
      cli_tool_fleet},
     {"jwt provisioning", "Create a signed provisioning JWT for nodes",
      "usage: choria jwt provisioning FILE SIGNING-KEY --token=TOKEN (--urls=URL... | "

@@ -49,6 +49,7 @@ static const cli_flag FLAGS[] = {
     STR("summary-json", summary_json),
     BOOL("legacy-format", legacy_format),
     BOOL("quiet", quiet),
+    BOOL("tls", tls),
 };
 #undef STR
 #undef BOOL
@@ -88,6 +89,10 @@ int cli_tool_fleet(int argc, char **argv)
     cli_client client;
     if (cli_client_load(&b, &client) != CH_OK)
         return 1;
+    /* --tls: the transport of a real provisioning-mode node (choria server run), whatever TLS
+     * the client configuration asked for */
+    if (o.tls)
+        ch_conn_settings_anonymous_tls(&client.conn);
     o.conn = &client.conn;
     int rc = srv_fleet_run(&o);
     cli_client_free(&client);

@@ -763,6 +763,14 @@ static ch_status prepare(fleet *fl, ch_error *err)
     return st;
 }
 
+/* How the connections reach the broker, for the first line. */
+static const char *tls_text(const ch_conn_settings *conn)
+{
+    if (!conn->tls)
+        return "";
+    return conn->tls_skip_verify && conn->cert_file == NULL ? " over anonymous TLS" : " over TLS";
+}
+
 int srv_fleet_run(const srv_fleet_opts *o)
 {
     fleet fl;
@@ -794,8 +802,8 @@ int srv_fleet_run(const srv_fleet_opts *o)
     for (int i = 0; i < o->count; i++)
         publish_event(&fl.nodes[i], CH_LIFECYCLE_STARTUP, NULL);
     { /* always printed: scripts wait for this line */
-        printf("fleet: %d nodes in provisioning mode on %d connection(s), state in %s\n", o->count,
-               fl.n_conns, fl.state_dir);
+        printf("fleet: %d nodes in provisioning mode on %d connection(s)%s, state in %s\n",
+               o->count, fl.n_conns, tls_text(o->conn), fl.state_dir);
         fflush(stdout);
     }
     run_loop(&fl, &signals);

@@ -32,6 +32,7 @@ typedef struct {
     bool exit_when_provisioned;
     const char *summary_json; /* write the summary here as JSON */
     bool quiet;
+    bool tls; /* --tls: the caller made conn anonymous TLS (ch_conn_settings_anonymous_tls) */
 } srv_fleet_opts;
 
 /* Runs the fleet until a signal, the duration, or (optionally) every live node provisioned.

@@ -1,6 +1,7 @@
 /* `choria tool fleet` against a real nats-server, driven with the libchoria RPC client as a
  * provisioner would: discovery, the provisioning sequence, restarts, fault injection and
- * the summary the fleet writes. */
+ * the summary the fleet writes; and `--tls`, the anonymous TLS of provisioning-mode nodes,
+ * against a nats-server that requires TLS. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "choria/conn.h"
 #include "choria/json.h"
 #include "choria/lifecycle.h"
 #include "choria/rpc.h"
@@ -34,13 +36,53 @@ typedef struct {
     char summary[300];
 } fixture;
 
-static int setup(void **state)
+/* The test's own connection: plain, or TLS checked against the broker's self-signed
+ * certificate (so the test knows it talks to its broker). */
+static ch_status connect_test(fixture *f, bool tls, ch_error *err)
+{
+    if (!tls)
+        return cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, err);
+    char ca[320];
+    snprintf(ca, sizeof(ca), "%s/broker.pem", f->dir);
+    const char *servers[] = {cht_broker_url(f->broker)};
+    ch_conn_opts o = {.servers = servers,
+                      .server_count = 1,
+                      .name = "test-client",
+                      .tls = {.enabled = true, .ca_file = ca, .server_name = "localhost"}};
+    return ch_conn_connect(&o, &f->nc, err);
+}
+
+/* A nats-server that requires TLS of every client and asks for no client certificate, as
+ * `choria broker run` serves provisioning nodes; its certificate is self-signed, so only a
+ * client that does not check it (or trusts it, as the test's own) gets in. */
+static ch_status start_tls_broker(fixture *f, ch_error *err)
+{
+    ch_status st = cht_sh(err,
+                          "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "
+                          "broker.key -out broker.pem -subj /CN=localhost -addext "
+                          "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
+                          f->dir);
+    char extra[1024];
+    snprintf(extra, sizeof(extra),
+             "tls {\n  cert_file: \"%s/broker.pem\"\n  key_file: \"%s/broker.key\"\n"
+             "  timeout: 2\n}\n",
+             f->dir, f->dir);
+    cht_broker_opts o;
+    cht_broker_opts_init(&o);
+    o.jetstream = false;
+    o.extra_config = extra;
+    return st == CH_OK ? cht_broker_start(&o, &f->broker, err) : st;
+}
+
+static int setup_with(void **state, bool tls)
 {
     fixture *f = calloc(1, sizeof(*f));
     ch_error err;
-    if (cht_temp_dir("fleet-test", f->dir, sizeof(f->dir), &err) != CH_OK ||
-        cht_broker_start(NULL, &f->broker, &err) != CH_OK ||
-        cht_nats_connect(cht_broker_url(f->broker), 5000, &f->nc, &err) != CH_OK ||
+    if (f == NULL || cht_temp_dir("fleet-test", f->dir, sizeof(f->dir), &err) != CH_OK)
+        return -1;
+    *state = f;
+    if ((tls ? start_tls_broker(f, &err) : cht_broker_start(NULL, &f->broker, &err)) != CH_OK ||
+        connect_test(f, tls, &err) != CH_OK ||
         natsConnection_SubscribeSync(&f->events, f->nc, CH_LIFECYCLE_SUBJECT_ALL) != NATS_OK ||
         natsSubscription_SetPendingLimits(f->events, 1000000, 512 * 1024 * 1024) != NATS_OK ||
         natsConnection_FlushTimeout(f->nc, 5000) != NATS_OK ||
@@ -48,8 +90,17 @@ static int setup(void **state)
                           &err) != CH_OK)
         return -1;
     snprintf(f->summary, sizeof(f->summary), "%s/summary.json", f->dir);
-    *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, false);
+}
+
+static int setup_tls(void **state)
+{
+    return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -66,8 +117,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Starts the fleet with extra flags and waits for its first line. */
-static void start_fleet(fixture *f, const char *count, const char *const *extra)
+/* Starts the fleet with extra flags. */
+static void spawn_fleet(fixture *f, const char *count, const char *const *extra)
 {
     char bin[512];
     ch_error err;
@@ -81,10 +132,22 @@ static void start_fleet(fixture *f, const char *count, const char *const *extra)
     argv[n] = NULL;
     cht_proc_opts o = {.argv = argv};
     CHT_CHECK(cht_proc_spawn(&o, &f->fleet, &err), &err);
+}
+
+/* The fleet's first line: every node connected and subscribed. Caller frees. */
+static char *ready_line(fixture *f)
+{
     char *line = NULL;
     if (cht_proc_read_until(f->fleet, "nodes in provisioning mode", 20000, &line) != CHT_READ_LINE)
         fail_msg("fleet did not start: %s", cht_proc_stderr(f->fleet));
-    free(line);
+    return line;
+}
+
+/* Starts the fleet with extra flags and waits for its first line. */
+static void start_fleet(fixture *f, const char *count, const char *const *extra)
+{
+    spawn_fleet(f, count, extra);
+    free(ready_line(f));
 }
 
 static size_t discover(fixture *f, char ***ids)
@@ -330,6 +393,101 @@ static void wrong_token_is_refused(void **state)
     ch_rpc_result_clear(&r);
 }
 
+/* The broker's client connections named fleet-<i> (the fleet's), and how many of them are
+ * TLS 1.2 or later. */
+static void fleet_connections(fixture *f, int *all, int *tls)
+{
+    char *body = NULL;
+    int status = 0;
+    ch_error err;
+    CHT_CHECK(cht_http_get(cht_broker_http_port(f->broker), "/connz?limit=1000", 5000, &status,
+                           &body, &err),
+              &err);
+    assert_int_equal(status, 200);
+    json_t *j = ch_json_parse(body, strlen(body), CHT_HTTP_MAX, 16, &err);
+    free(body);
+    assert_non_null(j);
+    size_t i;
+    json_t *c;
+    *all = *tls = 0;
+    json_array_foreach(json_object_get(j, "connections"), i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *version = json_string_value(json_object_get(c, "tls_version"));
+        if (name == NULL || strncmp(name, "fleet-", 6) != 0)
+            continue;
+        (*all)++;
+        *tls += version != NULL && (strcmp(version, "1.2") == 0 || strcmp(version, "1.3") == 0);
+    }
+    json_decref(j);
+}
+
+/* --tls on a nats:// URL: the fleet gets into a broker that requires TLS without a client
+ * certificate and without trusting the broker's self-signed certificate, and is provisioned
+ * through it. */
+static void with_tls_the_fleet_connects_as_provisioning_nodes_do(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--tls",         "--token", "t0k", "--exit-when-provisioned",
+                           "--connections", "2",       NULL};
+    spawn_fleet(f, "20", extra);
+    char *line = ready_line(f);
+    assert_non_null(strstr(line, "on 2 connection(s) over anonymous TLS"));
+    free(line);
+    int all = 0, tls = 0;
+    fleet_connections(f, &all, &tls);
+    assert_int_equal(all, 2);
+    assert_int_equal(tls, 2);
+
+    char **ids = NULL;
+    size_t n = discover(f, &ids);
+    assert_int_equal(n, 20);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(provision_node(f, ids[i]));
+        free(ids[i]);
+    }
+    free(ids);
+    json_t *s = read_summary(f);
+    assert_int_equal(jint(s, "provisioned"), 20);
+    json_decref(s);
+}
+
+/* Runs the fleet until it exits by itself (within 20 s); returns its exit code. */
+static int fleet_exit_code(fixture *f, const char *const *extra)
+{
+    spawn_fleet(f, "2", extra);
+    int ws = 0;
+    ch_error err;
+    CHT_CHECK(cht_proc_wait(f->fleet, 20000, &ws, &err), &err);
+    assert_true(WIFEXITED(ws));
+    return WEXITSTATUS(ws);
+}
+
+/* Without --tls the fleet does not get in: nats.c answers the broker's TLS requirement with a
+ * handshake that checks the certificate, which is self-signed here. So the test above proves
+ * the flag, and that the flag skips the check as provisioning nodes do. */
+static void without_tls_the_fleet_does_not_get_into_the_tls_broker(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--duration", "20", NULL};
+    assert_int_equal(fleet_exit_code(f, extra), 1);
+    const char *log = cht_proc_stderr(f->fleet);
+    printf("without --tls: %s", log);
+    assert_non_null(strstr(log, "cannot connect to nats://127.0.0.1:"));
+    assert_non_null(strstr(log, "certificate"));
+}
+
+/* With --tls the fleet refuses a broker that offers no TLS, as provisioning nodes do. */
+static void with_tls_a_plain_broker_is_refused(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--tls", "--duration", "20", NULL};
+    assert_int_equal(fleet_exit_code(f, extra), 1);
+    const char *log = cht_proc_stderr(f->fleet);
+    printf("--tls, plain broker: %s", log);
+    assert_non_null(strstr(log, "cannot connect to nats://127.0.0.1:"));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -340,6 +498,11 @@ int main(void)
         T(injected_errors_and_drops_are_seen_by_the_caller),
         T(delayed_replies_arrive_late),
         T(wrong_token_is_refused),
+        T(with_tls_a_plain_broker_is_refused),
+        cmocka_unit_test_setup_teardown(with_tls_the_fleet_connects_as_provisioning_nodes_do,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(without_tls_the_fleet_does_not_get_into_the_tls_broker,
+                                        setup_tls, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
