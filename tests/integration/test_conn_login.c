@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,9 +43,10 @@ static char dir[128], pki[200];
 
 typedef struct {
     int listener, port;
-    const char *cert; /* PKI name of the server certificate; NULL: plain TCP */
-    bool tls;         /* the client did TLS */
-    char version[32]; /* its TLS version */
+    const char *cert;  /* PKI name of the server certificate; NULL: plain TCP */
+    bool require_cert; /* refuse clients without a certificate, as nats-server verify: true */
+    bool tls;          /* the client did TLS */
+    char version[32];  /* its TLS version */
     char client_cn[128];
     char connect[CONNECT_MAX];
     volatile bool done;
@@ -95,7 +98,8 @@ static SSL *tls_accept(recorder *r, int fd)
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate_chain_file(ctx, cert);
     SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
+    SSL_CTX_set_verify(
+        ctx, SSL_VERIFY_PEER | (r->require_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), accept_any);
     SSL *ssl = SSL_new(ctx);
     SSL_CTX_free(ctx); /* the SSL holds a reference */
     SSL_set_fd(ssl, fd);
@@ -146,12 +150,13 @@ out:
     return NULL;
 }
 
-static void recorder_start(recorder *r, const char *cert, pthread_t *t)
+static void recorder_start(recorder *r, const char *cert, bool require_cert, pthread_t *t)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
     memset(r, 0, sizeof(*r));
     r->cert = cert;
+    r->require_cert = require_cert;
     r->listener = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(r->listener >= 0);
     assert_int_equal(bind(r->listener, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -230,7 +235,7 @@ static void choria_provider_login_sends_the_jwt_and_signs_the_nonce(void **state
     ch_config_security sec = {.provider = "choria", .token_file = token, .seed_file = seed};
     recorder r;
     pthread_t t;
-    recorder_start(&r, NULL, &t);
+    recorder_start(&r, NULL, false, &t);
     ch_conn_settings s = {0};
     snprintf(url, sizeof(url), "127.0.0.1:%d", r.port);
     CHT_CHECK(ch_conn_settings_add_servers(&s, url, &err), &err);
@@ -263,7 +268,7 @@ static json_t *node_connect(const char *claims_extra, bool trailing_newline, cha
     ch_error err;
     recorder r;
     pthread_t t;
-    recorder_start(&r, "stranger", &t); /* another CA, another name: not checked */
+    recorder_start(&r, "stranger", false, &t); /* another CA, another name: not checked */
     snprintf(claims, sizeof(claims),
              "{\"purpose\":\"choria_provisioning\",\"cht\":\"t\",\"chu\":\"127.0.0.1:%d\","
              "\"chpd\":true,\"exp\":%lld%s}",
@@ -323,6 +328,60 @@ static void provisioning_node_sends_the_login_only_when_complete(void **state)
     json_decref(c);
 }
 
+/* N6: a broker that demands client certificates refuses the handshake; the node says so,
+ * keeps trying and still stops cleanly. */
+static void provisioning_node_retries_a_broker_that_wants_certificates(void **state)
+{
+    (void)state;
+    char bin[512], conf[300], jwt_path[300], claims[512], *jwt = NULL;
+    ch_error err;
+    recorder r;
+    pthread_t t;
+    recorder_start(&r, "broker", true, &t);
+    snprintf(claims, sizeof(claims),
+             "{\"purpose\":\"choria_provisioning\",\"cht\":\"t\",\"chu\":\"127.0.0.1:%d\","
+             "\"chpd\":true}",
+             r.port);
+    json_t *cj = json_loads(claims, 0, NULL);
+    CHT_CHECK(ch_jwt_sign("EdDSA", SEED_HEX, cj, &jwt, &err), &err);
+    json_decref(cj);
+    snprintf(jwt_path, sizeof(jwt_path), "%s/p6.jwt", dir);
+    snprintf(conf, sizeof(conf), "%s/node6.conf", dir);
+    ch_status st = cht_write_file(jwt_path, &err, "%s", jwt);
+    free(jwt);
+    CHT_CHECK(st, &err);
+    CHT_CHECK(cht_write_file(conf, &err,
+                             "identity = n6.example.net\nplugin.choria.server.provision = true\n"),
+              &err);
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    const char *argv[] = {bin,      "server", "run", "--config", conf, "--provisioning-jwt",
+                          jwt_path, NULL};
+    cht_proc_opts o = {.argv = argv};
+    cht_proc *node = NULL;
+    CHT_CHECK(cht_proc_spawn(&o, &node, &err), &err);
+    for (int i = 0; i < 100 && !r.done; i++)
+        usleep(100000);
+    pthread_join(t, NULL);
+    close(r.listener); /* the next attempts find nothing listening */
+    const char *want = "could not connect to the broker, retrying";
+    for (int i = 0; i < 100; i++) {
+        const char *first = strstr(cht_proc_stderr(node), want);
+        if (first != NULL && strstr(first + 1, want) != NULL)
+            break;
+        usleep(100000);
+    }
+    const char *log = cht_proc_stderr(node);
+    assert_true(r.tls == false); /* the handshake never completed */
+    assert_string_equal(r.connect, "");
+    assert_non_null(strstr(log, want));
+    assert_non_null(strstr(strstr(log, want) + 1, want)); /* a line per attempt */
+    CHT_CHECK(cht_proc_signal(node, SIGTERM, &err), &err);
+    int ws = 0;
+    CHT_CHECK(cht_proc_wait(node, 5000, &ws, &err), &err);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    cht_proc_free(node);
+}
+
 /* N8: upstream sends the file's bytes; this project sends the JWT without the line end. */
 static void provisioning_node_token_has_no_line_end(void **state)
 {
@@ -341,7 +400,7 @@ static json_t *provisioner_connect(const char *cert, const char *client_conf)
     ch_error err;
     recorder r;
     pthread_t t;
-    recorder_start(&r, cert, &t);
+    recorder_start(&r, cert, false, &t);
     snprintf(client, sizeof(client), "plugin.choria.middleware_hosts = localhost:%d\n%s", r.port,
              client_conf);
     const char *env[] = {"MCOLLECTIVE_CERTNAME=provisioner.mcollective", NULL};
@@ -381,6 +440,28 @@ static void x509_provisioner_uses_mutual_tls_and_the_provisioner_login(void **st
     json_decref(c);
 }
 
+/* P5: a provisioner whose certificate is missing does not start, and says which file. */
+static void provisioner_without_its_certificate_does_not_start(void **state)
+{
+    (void)state;
+    char client[1024];
+    ch_error err;
+    snprintf(client, sizeof(client),
+             "identity = provisioner.mcollective\nplugin.choria.middleware_hosts = localhost:1\n"
+             "plugin.security.provider = file\n"
+             "plugin.security.file.certificate = %s/missing.pem\n"
+             "plugin.security.file.key = %s/provisioner.key\nplugin.security.file.ca = %s/ca.pem\n",
+             pki, pki, pki);
+    cht_provisioner_opts o = {.dir = dir,
+                              .config = "workers: 1\nsite: rec\ntoken: t\nhelper: /bin/false\n",
+                              .client_config = client,
+                              .ready_timeout_ms = 10000};
+    cht_proc *prov = NULL;
+    assert_int_equal(cht_provisioner_start(&o, &prov, NULL, &err), CH_ERR_CONNECTION);
+    assert_null(prov);
+    assert_non_null(strstr(err.msg, "missing.pem"));
+}
+
 static void choria_provisioner_logs_in_with_its_jwt(void **state)
 {
     (void)state;
@@ -415,6 +496,8 @@ int main(void)
         cmocka_unit_test(provisioning_node_connects_with_anonymous_tls_and_its_jwt),
         cmocka_unit_test(provisioning_node_sends_the_login_only_when_complete),
         cmocka_unit_test(provisioning_node_token_has_no_line_end),
+        cmocka_unit_test(provisioning_node_retries_a_broker_that_wants_certificates),
+        cmocka_unit_test(provisioner_without_its_certificate_does_not_start),
         cmocka_unit_test(x509_provisioner_uses_mutual_tls_and_the_provisioner_login),
         cmocka_unit_test(choria_provisioner_logs_in_with_its_jwt),
     };

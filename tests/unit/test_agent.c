@@ -775,12 +775,61 @@ static void test_the_nodes_security_provider_verifies_requests(void **state)
     free(req);
 }
 
+/* Spec Suite C (C1-C5): a provisioning-mode node checks only that the signature and pubcert
+ * are non-empty strings, whatever they hold, as upstream's provisioning mode. */
+static void test_provisioning_mode_checks_no_signature(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *signature, *pubcert;
+        bool answered;
+    } cases[] = {
+        {"insecure", "insecure", true},                                                /* C1, C2 */
+        {"c2lnbmVkIGJ5IGEgc3RyYW5nZXI=", "-----BEGIN CERTIFICATE-----\nMIIB\n", true}, /* C3 */
+        {"garbage!", "x", true},                                                       /* C4 */
+        {"", "insecure", false},                                                       /* C5 */
+    };
+    size_t len;
+    char *good = build("rpcutil", "{\"action\":\"ping\"}", NULL, "provisioning", NOW, 60, &len);
+    ch_request_payload p;
+    ch_error e;
+    assert_int_equal(ch_protocol_request_payload_decode(good, len, NULL, &p, &e), CH_OK);
+    f->node.security = NULL;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* encoded by hand: the encoder itself refuses an empty signature */
+        char *sr = NULL, *sig = NULL, *cert = NULL, *msg = NULL;
+        ch_buf b;
+        ch_buf_init(&b);
+        ch_buf_append_json_string(&b, cases[i].signature, strlen(cases[i].signature));
+        sig = ch_buf_steal(&b, NULL);
+        ch_buf_init(&b);
+        ch_buf_append_json_string(&b, cases[i].pubcert, strlen(cases[i].pubcert));
+        cert = ch_buf_steal(&b, NULL);
+        ch_buf_init(&b);
+        ch_buf_append_json_string(&b, p.secure.message, strlen(p.secure.message));
+        msg = ch_buf_steal(&b, NULL);
+        assert_true(asprintf(&sr,
+                             "{\"protocol\":\"choria:secure:request:1\",\"message\":%s,"
+                             "\"signature\":%s,\"pubcert\":%s}",
+                             msg, sig, cert) > 0);
+        size_t tlen;
+        char *t = transport(sr, REPLY_TO, &tlen);
+        assert_int_equal(handle(f, t, tlen), CH_OK);
+        if (cases[i].answered != (f->result.payload != NULL))
+            fail_msg("case %zu: %s", i, f->result.payload ? "answered" : f->result.drop_reason);
+        free(t), free(sr), free(sig), free(cert), free(msg);
+    }
+    ch_protocol_request_payload_clear(&p);
+    free(good);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_go_discovery_payload_gets_byte_exact_pong),
+        T(test_provisioning_mode_checks_no_signature),
         T(test_go_discovery_payload_dropped_without_provision_agent),
         T(test_discovery_pongs_to_raw_and_embedded_ping),
         T(test_discovery_sends_nothing_without_ping),
