@@ -1,13 +1,19 @@
 /* Provisioner figures (issue #4), all in one run so every speed is a ratio to floors measured
  * on the same machine at the same time:
  *   1. nodes provisioned per second by `choria-provisioner run` with the demo helper, for a
- *      simulated fleet of N1 and N2 nodes (fresh broker each);
+ *      simulated fleet of N1 and N2 nodes (fresh broker each; N1 the median of the plain
+ *      rounds of 5.);
  *   2. the floors: request/reply round trips per second through the broker with bare nats.c,
  *      and demo-helper runs per second through prov_helper_run; a node costs 4 round trips and
  *      one helper run, so the floor in nodes/s is min(reqrep / 4, spawns);
  *   3. resident memory of the provisioner with N3 nodes queued behind one slow worker;
  *   4. broadcast discovery (ch_rpc_discover, filter agent choria_provision, the 300 ms
- *      window) of those N3 nodes, median of 3.
+ *      window) of those N3 nodes, median of 3;
+ *   5. secured (issue #11): N1 nodes plain and secured, alternating, BENCH_SECURED_ROUNDS
+ *      (default 3) of each, medians. Secured is the same nats-server with a TLS block (the
+ *      certificates of tests/data/security/mk-pki.sh), the fleet over anonymous TLS (--tls,
+ *      as provisioning-mode nodes), the provisioner with the file security provider (mutual
+ *      TLS, every request x509-signed); nodes/s and CPU per node as ratios to plain.
  * Usage: bench_provision [N1 [N2 [N3]]] (defaults 1000 10000 50000), CH_BIN_DIR set;
  * BENCH_WORKERS overrides the provisioner's workers (default 4 x online CPUs). */
 #include <arpa/inet.h>
@@ -32,6 +38,7 @@
 #define TOKEN "bench-token"
 #define SITE "{site=\"bench\"}"
 #define FLOOR_MS 2000
+#define MAX_ROUNDS 9 /* BENCH_SECURED_ROUNDS, plain and secured runs of N1 each */
 
 static void die(const char *what, const ch_error *err)
 {
@@ -89,16 +96,37 @@ static void cpu_secs(pid_t pid, double *self, double *children)
     }
 }
 
-static cht_broker *broker(void)
+/* The secured variant's certificates: a directory made by mk-pki.sh, or NULL for plain. */
+typedef struct {
+    const char *pki;
+} security;
+
+/* A broker on 127.0.0.1, plain or (sec->pki) requiring TLS of every client with the PKI's
+ * broker certificate, asking for no client certificate (as `choria broker run` serves
+ * provisioning nodes). Everything else is the same, so the two compare. */
+static cht_broker *broker_with(const security *sec)
 {
+    char extra[1024];
     cht_broker_opts bo;
     cht_broker_opts_init(&bo);
     bo.jetstream = false;
+    if (sec != NULL && sec->pki != NULL) {
+        snprintf(extra, sizeof(extra),
+                 "tls {\n  cert_file: \"%s/broker.pem\"\n  key_file: \"%s/broker.key\"\n"
+                 "  timeout: 2\n}\n",
+                 sec->pki, sec->pki);
+        bo.extra_config = extra;
+    }
     cht_broker *b = NULL;
     ch_error err;
     if (cht_broker_start(&bo, &b, &err) != CH_OK)
         die("broker", &err);
     return b;
+}
+
+static cht_broker *broker(void)
+{
+    return broker_with(NULL);
 }
 
 static natsConnection *connect_asap(cht_broker *b)
@@ -123,24 +151,20 @@ static void close_nc(natsConnection *nc)
 
 /* ---- the fleet ------------------------------------------------------------------------ */
 
-static cht_proc *start_fleet(const char *choria, cht_broker *b, int count, bool exit_when_done)
+static cht_proc *start_fleet_tls(const char *choria, cht_broker *b, int count, bool exit_when_done,
+                                 bool tls)
 {
     char n[16];
     snprintf(n, sizeof(n), "%d", count);
-    const char *argv[] = {choria,
-                          "tool",
-                          "fleet",
-                          "--server",
-                          cht_broker_url(b),
-                          "--count",
-                          n,
-                          "--token",
-                          TOKEN,
-                          "--connections",
-                          "2",
-                          "--quiet",
-                          exit_when_done ? "--exit-when-provisioned" : NULL,
-                          NULL};
+    const char *argv[16] = {choria,    "tool",   "fleet",   "--server", cht_broker_url(b),
+                            "--count", n,        "--token", TOKEN,      "--connections",
+                            "2",       "--quiet"};
+    int k = 12;
+    if (tls)
+        argv[k++] = "--tls";
+    if (exit_when_done)
+        argv[k++] = "--exit-when-provisioned";
+    argv[k] = NULL;
     cht_proc_opts o = {.argv = argv};
     cht_proc *p = NULL;
     ch_error err;
@@ -151,8 +175,15 @@ static cht_proc *start_fleet(const char *choria, cht_broker *b, int count, bool 
         fprintf(stderr, "%s\n", cht_proc_stderr(p));
         die("the fleet did not start", NULL);
     }
+    if (tls && strstr(line, "over anonymous TLS") == NULL)
+        die("the fleet did not say it uses anonymous TLS", NULL);
     free(line);
     return p;
+}
+
+static cht_proc *start_fleet(const char *choria, cht_broker *b, int count, bool exit_when_done)
+{
+    return start_fleet_tls(choria, b, count, exit_when_done, false);
 }
 
 /* ---- the provisioner ------------------------------------------------------------------ */
@@ -163,15 +194,35 @@ typedef struct {
     char log[300];
 } provisioner;
 
-static void start_provisioner(provisioner *pv, cht_broker *b, const char *helper, int workers)
+/* The provisioner's client configuration: plain, or with the file security provider and the
+ * PKI's provisioner certificate (mutual TLS, the broker checked against the CA, every request
+ * signed), as tests/integration/test_security.c runs it. */
+static void write_client_config(const char *path, cht_broker *b, const security *sec)
+{
+    if (sec == NULL || sec->pki == NULL) {
+        write_file(path,
+                   "identity = provisioner.bench.local\nplugin.choria.middleware_hosts = %s\n",
+                   cht_broker_url(b));
+        return;
+    }
+    write_file(path,
+               "identity = provisioner.mcollective\nplugin.choria.middleware_hosts = %s\n"
+               "plugin.security.provider = file\n"
+               "plugin.security.file.certificate = %s/provisioner.pem\n"
+               "plugin.security.file.key = %s/provisioner.key\n"
+               "plugin.security.file.ca = %s/ca.pem\n",
+               cht_broker_url(b), sec->pki, sec->pki, sec->pki);
+}
+
+static void start_provisioner_with(provisioner *pv, cht_broker *b, const char *helper, int workers,
+                                   const security *sec)
 {
     char client[300], conf[300], bin[512];
     const char *dir = cht_broker_dir(b);
     snprintf(client, sizeof(client), "%s/client.conf", dir);
     snprintf(conf, sizeof(conf), "%s/provisioner.yaml", dir);
     snprintf(pv->log, sizeof(pv->log), "%s/provisioner.log", dir);
-    write_file(client, "identity = provisioner.bench.local\nplugin.choria.middleware_hosts = %s\n",
-               cht_broker_url(b));
+    write_client_config(client, b, sec);
     pv->port = cht_free_port();
     write_file(conf,
                "workers: %d\ninterval: 1m\nsite: bench\nmonitor_port: %d\n"
@@ -182,9 +233,15 @@ static void start_provisioner(provisioner *pv, cht_broker *b, const char *helper
     if (cht_bin_path("choria-provisioner", bin, sizeof(bin), &err) != CH_OK)
         die("choria-provisioner", &err);
     const char *argv[] = {bin, "run", "--config", conf, "--choria-config", client, NULL};
-    cht_proc_opts o = {.argv = argv};
+    const char *env[] = {"MCOLLECTIVE_CERTNAME=provisioner.mcollective", NULL};
+    cht_proc_opts o = {.argv = argv, .env = sec != NULL && sec->pki != NULL ? env : NULL};
     if (cht_proc_spawn(&o, &pv->proc, &err) != CH_OK)
         die("spawn provisioner", &err);
+}
+
+static void start_provisioner(provisioner *pv, cht_broker *b, const char *helper, int workers)
+{
+    start_provisioner_with(pv, b, helper, workers, NULL);
 }
 
 /* The value of one /metrics series; -1 when absent or /metrics does not answer. */
@@ -226,6 +283,57 @@ static void log_report(const provisioner *pv, const char *label)
     printf("   provisioner log (%s): %d warnings, %d errors\n", label, warn, error);
 }
 
+/* True when a line of the provisioner's log holds needle. */
+static bool log_has(const provisioner *pv, const char *needle)
+{
+    FILE *fp = fopen(pv->log, "r");
+    char line[1024];
+    bool found = false;
+    while (!found && fp != NULL && fgets(line, sizeof(line), fp) != NULL)
+        found = strstr(line, needle) != NULL;
+    if (fp != NULL)
+        fclose(fp);
+    return found;
+}
+
+/* The secured run really is: every client connection of the broker TLS 1.2 or later, the
+ * fleet's two and the provisioner's among them. Called once the first node is provisioned,
+ * while all of them are connected. Dies otherwise. */
+static void check_tls(cht_broker *b)
+{
+    int status = 0, all = 0, tls = 0;
+    char *body = NULL;
+    ch_error err;
+    if (cht_http_get(cht_broker_http_port(b), "/connz?limit=1000", 5000, &status, &body, &err) !=
+            CH_OK ||
+        status != 200)
+        die("the broker's /connz", NULL);
+    json_t *j = ch_json_parse(body, strlen(body), CHT_HTTP_MAX, 16, &err);
+    free(body);
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(j, "connections"), i, c)
+    {
+        const char *v = json_string_value(json_object_get(c, "tls_version"));
+        all++;
+        tls += v != NULL && (strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0);
+    }
+    json_decref(j);
+    printf("   secured: %d of %d broker connections TLS 1.2 or later\n", tls, all);
+    if (all < 3 || tls != all)
+        die("the secured run was not secured", NULL);
+}
+
+/* And the provisioner signed its requests with x509. Dies otherwise. */
+static void check_signed(const provisioner *pv)
+{
+    bool x509 =
+        log_has(pv, "Requests are signed by the x509 security provider as provisioner.mcollective");
+    printf("   secured: provisioner signs with x509: %s\n", x509 ? "yes" : "NO");
+    if (!x509)
+        die("the secured run was not signed", NULL);
+}
+
 /* ---- 1. provisioning rate --------------------------------------------------------------- */
 
 typedef struct {
@@ -235,18 +343,20 @@ typedef struct {
     double cpu_ms[4]; /* CPU ms per node: provisioner, helpers, fleet, broker */
 } prov_result;
 
-static prov_result provision_rate(const char *choria, const char *helper, int n, int workers)
+static prov_result provision_rate_with(const char *choria, const char *helper, int n, int workers,
+                                       const security *sec)
 {
     prov_result r = {0};
-    cht_broker *b = broker();
-    cht_proc *fleet = start_fleet(choria, b, n, true);
+    bool secured = sec != NULL && sec->pki != NULL;
+    cht_broker *b = broker_with(sec);
+    cht_proc *fleet = start_fleet_tls(choria, b, n, true, secured);
     provisioner pv = {0};
     int64_t limit = 30000 + (int64_t)n * 10; /* 10 ms a node: well below 100 nodes/s fails */
     double fleet0, broker0, unused;
     cpu_secs(cht_proc_pid(fleet), &fleet0, &unused);
     cpu_secs(cht_broker_pid(b), &broker0, &unused);
     int64_t t0 = ch_now_mono_ms(), t1 = 0;
-    start_provisioner(&pv, b, helper, workers);
+    start_provisioner_with(&pv, b, helper, workers, sec);
     /* Also the time to the first node and the longest stretch without progress (stalls). */
     double got = -1, last = 0;
     int64_t first = -1, progress = t0, stall = 0;
@@ -254,6 +364,8 @@ static prov_result provision_rate(const char *choria, const char *helper, int n,
         got = metric(&pv, "choria_provisioner_provisioned" SITE);
         int64_t now = ch_now_mono_ms();
         if (got > last) {
+            if (first < 0 && secured)
+                check_tls(b);
             if (first < 0)
                 first = now - t0;
             else if (now - progress > stall)
@@ -276,11 +388,18 @@ static prov_result provision_rate(const char *choria, const char *helper, int n,
         r.secs = (double)(t1 - t0) / 1000.0;
         r.rate = n / r.secs;
     } else {
-        fprintf(stderr, "bench: %d nodes: provisioned %g within %lld ms; stderr: %s\n", n, got,
-                (long long)limit, cht_proc_stderr(pv.proc));
+        fprintf(stderr,
+                "bench: %d nodes: provisioned %g within %lld ms (discovered %g, queued %g, "
+                "busy workers %g); stderr: %s\n",
+                n, got, (long long)limit, metric(&pv, "choria_provisioner_discovered" SITE),
+                metric(&pv, "choria_provisioner_work_queue_entries" SITE),
+                metric(&pv, "choria_provisioner_busy_workers" SITE), cht_proc_stderr(pv.proc));
     }
-    printf("%d nodes: %s %.0f nodes/s (%.2f s), provision_errors %g\n", n,
-           t1 > 0 ? "provisioned at" : "NOT all provisioned,", r.rate, r.secs, r.errors);
+    printf("%d nodes%s: %s %.0f nodes/s (%.2f s), provision_errors %g\n", n,
+           secured ? ", secured" : "", t1 > 0 ? "provisioned at" : "NOT all provisioned,", r.rate,
+           r.secs, r.errors);
+    if (secured)
+        check_signed(&pv);
     fleet_cpu -= fleet0;
     broker_cpu -= broker0;
     printf("   first node provisioned after %lld ms, longest stretch without progress %lld ms\n",
@@ -291,11 +410,81 @@ static prov_result provision_rate(const char *choria, const char *helper, int n,
     r.cpu_ms[1] = helper_cpu * 1000 / n;
     r.cpu_ms[2] = fleet_cpu * 1000 / n;
     r.cpu_ms[3] = broker_cpu * 1000 / n;
-    log_report(&pv, "provisioning");
+    log_report(&pv, secured ? "secured provisioning" : "provisioning");
     cht_proc_free(pv.proc);
     cht_proc_free(fleet);
     cht_broker_free(b);
     return r;
+}
+
+static prov_result provision_rate(const char *choria, const char *helper, int n, int workers)
+{
+    return provision_rate_with(choria, helper, n, workers, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..k), which it sorts. */
+static double median(double *v, int k)
+{
+    qsort(v, (size_t)k, sizeof(double), cmp_double);
+    return k % 2 == 1 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+/* Field by field medians of k results (k <= MAX_ROUNDS); a failed round (rate 0) makes the
+ * rate 0, so the run fails. */
+static prov_result median_result(const prov_result *r, int k)
+{
+    prov_result m = {0};
+    double rate[MAX_ROUNDS], secs[MAX_ROUNDS], cpu[4][MAX_ROUNDS];
+    bool failed = false;
+    for (int i = 0; i < k; i++) {
+        rate[i] = r[i].rate;
+        secs[i] = r[i].secs;
+        for (int c = 0; c < 4; c++)
+            cpu[c][i] = r[i].cpu_ms[c];
+        failed = failed || r[i].rate <= 0;
+    }
+    m.rate = failed ? 0 : median(rate, k);
+    m.secs = median(secs, k);
+    for (int c = 0; c < 4; c++)
+        m.cpu_ms[c] = median(cpu[c], k);
+    return m;
+}
+
+/* Plain and secured runs of n nodes, alternating, rounds of each (the machine is shared, so
+ * neither gets the quiet minute alone); medians into *plain and *secured. */
+static void compare_secured(const char *choria, const char *helper, int n, int workers,
+                            const security *sec, int rounds, prov_result *plain,
+                            prov_result *secured)
+{
+    prov_result p[MAX_ROUNDS], q[MAX_ROUNDS];
+    for (int i = 0; i < rounds; i++) {
+        printf("-- plain vs secured, round %d of %d\n", i + 1, rounds);
+        p[i] = provision_rate(choria, helper, n, workers);
+        q[i] = provision_rate_with(choria, helper, n, workers, sec);
+        printf("   round %d: secured / plain = %.2f nodes/s, %.2f provisioner CPU per node\n",
+               i + 1, p[i].rate > 0 ? q[i].rate / p[i].rate : 0,
+               p[i].cpu_ms[0] > 0 ? q[i].cpu_ms[0] / p[i].cpu_ms[0] : 0);
+    }
+    *plain = median_result(p, rounds);
+    *secured = median_result(q, rounds);
+}
+
+/* The PKI of the secured run, made by the spec's script into a temporary directory (removed
+ * by the caller with cht_temp_dir_remove). */
+static void make_pki(const char *src, char *dir, size_t dir_size, char *pki, size_t pki_size)
+{
+    ch_error err;
+    if (cht_temp_dir("bench-pki", dir, dir_size, &err) != CH_OK)
+        die("temporary directory", &err);
+    snprintf(pki, pki_size, "%s/pki", dir);
+    if (cht_sh(&err, "sh %s/tests/data/security/mk-pki.sh %s >/dev/null", src, pki) != CH_OK)
+        die("tests/data/security/mk-pki.sh", &err);
 }
 
 /* ---- 2a. request/reply floor ------------------------------------------------------------ */
@@ -516,70 +705,110 @@ static void big_fleet(const char *choria, int n, big_result *r)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-int main(int argc, char **argv)
+typedef struct {
+    int n1, n2, n3, cpus, workers, rounds;
+    double reqrep, spawns, floor;
+    prov_result r1, r2, sec1;
+    big_result big;
+} results;
+
+static double ratio(double a, double b)
 {
-    int n1 = argc > 1 ? atoi(argv[1]) : 1000, n2 = argc > 2 ? atoi(argv[2]) : 10000,
-        n3 = argc > 3 ? atoi(argv[3]) : 50000;
-    int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 1)
-        cpus = 1;
-    int workers = getenv("BENCH_WORKERS") != NULL ? atoi(getenv("BENCH_WORKERS")) : 4 * cpus;
-    char choria[512], helper[512];
-    ch_error err;
-    if (n1 < 1 || n2 < 1 || n3 < 1 || workers < 1 ||
-        cht_bin_path("choria", choria, sizeof(choria), &err) != CH_OK)
-        die("usage: bench_provision [N1 [N2 [N3]]] (with CH_BIN_DIR set)", NULL);
-    /* The static demo helper by default; BENCH_HELPER=shell for the shell script. */
-    const char *src = getenv("CH_SOURCE_DIR"), *which = getenv("BENCH_HELPER");
+    return b > 0 ? a / b : 0;
+}
+
+static void print_table(const results *x)
+{
+    printf("\n| figure | value | floor in the same run | ratio | goal |\n|---|---|---|---|---|\n");
+    printf("| request/reply through the broker, bare nats.c, %d requesters | %.0f/s | | | |\n",
+           x->workers, x->reqrep);
+    printf("| demo-helper runs through prov_helper_run, %d threads | %.0f/s | | | |\n", x->cpus,
+           x->spawns);
+    printf("| provisioned, %d nodes, %d workers (median) | %.0f nodes/s (%.2f s) | %.0f nodes/s | "
+           "%.2f | ≥ 0.5 |\n",
+           x->n1, x->workers, x->r1.rate, x->r1.secs, x->floor, ratio(x->r1.rate, x->floor));
+    printf("| provisioned, %d nodes, %d workers | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | "
+           "≥ 1,000 nodes/s, ≥ 0.5 |\n",
+           x->n2, x->workers, x->r2.rate, x->r2.secs, x->floor, ratio(x->r2.rate, x->floor));
+    printf("| CPU ms per node at %d nodes: provisioner / helpers / fleet / broker | %.2f / %.2f / "
+           "%.2f / %.2f | | | |\n",
+           x->n2, x->r2.cpu_ms[0], x->r2.cpu_ms[1], x->r2.cpu_ms[2], x->r2.cpu_ms[3]);
+    printf(
+        "| provisioner resident, %d nodes queued (%g in the queue) | %.1f MiB | | | < 64 MiB |\n",
+        x->n3, x->big.queued, x->big.rss_kib / 1024.0);
+    printf("| discovery of %d nodes, last reply (median of 3) | %lld ms | | | < 1 s |\n", x->n3,
+           (long long)x->big.last_ms[1]);
+    printf("| discovery of %d nodes, with the 300 ms window (median of 3) | %lld ms | | | |\n",
+           x->n3, (long long)x->big.total_ms[1]);
+
+    const prov_result *p = &x->r1, *s = &x->sec1;
+    printf("\n| %d nodes, %d workers, median of %d alternating rounds | plain (no TLS, unsigned) | "
+           "secured (TLS, x509-signed) | secured / plain |\n|---|---|---|---|\n",
+           x->n1, x->workers, x->rounds);
+    printf("| provisioned | %.0f nodes/s (%.2f s) | %.0f nodes/s (%.2f s) | %.2f |\n", p->rate,
+           p->secs, s->rate, s->secs, ratio(s->rate, p->rate));
+    static const char *const who[] = {"provisioner", "its helpers", "fleet", "broker"};
+    for (int i = 0; i < 4; i++)
+        printf("| CPU ms per node, %s | %.2f | %.2f | %.2f |\n", who[i], p->cpu_ms[i], s->cpu_ms[i],
+               ratio(s->cpu_ms[i], p->cpu_ms[i]));
+}
+
+/* The helper: the static demo helper by default; BENCH_HELPER=shell for the shell script. */
+static void pick_helper(const char *src, char *helper, size_t size)
+{
+    const char *which = getenv("BENCH_HELPER");
     bool shell = which != NULL && strcmp(which, "shell") == 0;
-    if (shell || cht_bin_path("choria-demo-helper", helper, sizeof(helper), &err) != CH_OK)
-        snprintf(helper, sizeof(helper), "%s/contrib/helpers/demo-helper",
-                 src != NULL ? src : CH_BENCH_SOURCE_DIR);
+    if (shell || cht_bin_path("choria-demo-helper", helper, size, NULL) != CH_OK)
+        snprintf(helper, size, "%s/contrib/helpers/demo-helper", src);
     if (access(helper, X_OK) != 0)
         die(helper, NULL);
-    printf("online CPUs %d, provisioner workers %d, helper %s\n", cpus, workers, helper);
+}
+
+int main(int argc, char **argv)
+{
+    results x = {0};
+    x.n1 = argc > 1 ? atoi(argv[1]) : 1000;
+    x.n2 = argc > 2 ? atoi(argv[2]) : 10000;
+    x.n3 = argc > 3 ? atoi(argv[3]) : 50000;
+    x.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (x.cpus < 1)
+        x.cpus = 1;
+    x.workers = getenv("BENCH_WORKERS") != NULL ? atoi(getenv("BENCH_WORKERS")) : 4 * x.cpus;
+    x.rounds = getenv("BENCH_SECURED_ROUNDS") != NULL ? atoi(getenv("BENCH_SECURED_ROUNDS")) : 3;
+    char choria[512], helper[512];
+    ch_error err;
+    if (x.n1 < 1 || x.n2 < 1 || x.n3 < 1 || x.workers < 1 || x.rounds < 1 ||
+        x.rounds > MAX_ROUNDS || cht_bin_path("choria", choria, sizeof(choria), &err) != CH_OK)
+        die("usage: bench_provision [N1 [N2 [N3]]] (with CH_BIN_DIR set)", NULL);
+    const char *src = getenv("CH_SOURCE_DIR");
+    if (src == NULL || src[0] == '\0')
+        src = CH_BENCH_SOURCE_DIR;
+    pick_helper(src, helper, sizeof(helper));
+    printf("online CPUs %d, provisioner workers %d, helper %s\n", x.cpus, x.workers, helper);
 
     /* Floors first, on a broker of their own. */
     cht_broker *b = broker();
     char *inventory = fleet_inventory(choria, b);
-    double reqrep = reqrep_floor(b, workers);
+    x.reqrep = reqrep_floor(b, x.workers);
     cht_broker_free(b);
-    double spawns = spawn_floor(helper, inventory, cpus);
+    x.spawns = spawn_floor(helper, inventory, x.cpus);
     printf("floor: %.0f request/replies/s (%d requesters), %.0f helper runs/s (%d threads, "
            "%zu-byte inventory)\n",
-           reqrep, workers, spawns, cpus, strlen(inventory));
+           x.reqrep, x.workers, x.spawns, x.cpus, strlen(inventory));
     free(inventory);
-    double floor = reqrep / 4 < spawns ? reqrep / 4 : spawns;
+    x.floor = x.reqrep / 4 < x.spawns ? x.reqrep / 4 : x.spawns;
 
-    prov_result r1 = provision_rate(choria, helper, n1, workers);
-    prov_result r2 = provision_rate(choria, helper, n2, workers);
-    big_result big = {0};
-    big_fleet(choria, n3, &big);
-    qsort(big.last_ms, 3, sizeof(int64_t), cmp_i64);
-    qsort(big.total_ms, 3, sizeof(int64_t), cmp_i64);
-
-    printf("\n| figure | value | floor in the same run | ratio | goal |\n|---|---|---|---|---|\n");
-    printf("| request/reply through the broker, bare nats.c, %d requesters | %.0f/s | | | |\n",
-           workers, reqrep);
-    printf("| demo-helper runs through prov_helper_run, %d threads | %.0f/s | | | |\n", cpus,
-           spawns);
-    printf("| provisioned, %d nodes, %d workers | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | "
-           "≥ 0.5 |\n",
-           n1, workers, r1.rate, r1.secs, floor, floor > 0 ? r1.rate / floor : 0);
-    printf("| provisioned, %d nodes, %d workers | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | "
-           "≥ 1,000 nodes/s, ≥ 0.5 |\n",
-           n2, workers, r2.rate, r2.secs, floor, floor > 0 ? r2.rate / floor : 0);
-    printf("| CPU ms per node at %d nodes: provisioner / helpers / fleet / broker | %.2f / %.2f / "
-           "%.2f / %.2f | | | |\n",
-           n2, r2.cpu_ms[0], r2.cpu_ms[1], r2.cpu_ms[2], r2.cpu_ms[3]);
-    printf(
-        "| provisioner resident, %d nodes queued (%g in the queue) | %.1f MiB | | | < 64 MiB |\n",
-        n3, big.queued, big.rss_kib / 1024.0);
-    printf("| discovery of %d nodes, last reply (median of 3) | %lld ms | | | < 1 s |\n", n3,
-           (long long)big.last_ms[1]);
-    printf("| discovery of %d nodes, with the 300 ms window (median of 3) | %lld ms | | | |\n", n3,
-           (long long)big.total_ms[1]);
-    bool ok = r1.rate > 0 && r2.rate > 0 && big.found[0] == (size_t)n3 &&
-              big.found[1] == (size_t)n3 && big.found[2] == (size_t)n3;
+    char pki_dir[256], pki[300];
+    make_pki(src, pki_dir, sizeof(pki_dir), pki, sizeof(pki));
+    const security sec = {.pki = pki};
+    compare_secured(choria, helper, x.n1, x.workers, &sec, x.rounds, &x.r1, &x.sec1);
+    cht_temp_dir_remove(pki_dir, NULL);
+    x.r2 = provision_rate(choria, helper, x.n2, x.workers);
+    big_fleet(choria, x.n3, &x.big);
+    qsort(x.big.last_ms, 3, sizeof(int64_t), cmp_i64);
+    qsort(x.big.total_ms, 3, sizeof(int64_t), cmp_i64);
+    print_table(&x);
+    bool ok = x.r1.rate > 0 && x.sec1.rate > 0 && x.r2.rate > 0 && x.big.found[0] == (size_t)x.n3 &&
+              x.big.found[1] == (size_t)x.n3 && x.big.found[2] == (size_t)x.n3;
     return ok ? 0 : 1;
 }
