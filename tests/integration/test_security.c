@@ -275,6 +275,17 @@ static void nodes_provision_over_anonymous_tls_and_then_verify_signed_requests(v
     assert_non_null(strstr(cht_proc_stderr(f->nodes[0]), "verified by the x509 security provider"));
     assert_int_equal(ping(f, nc, 0, &good, msg, sizeof(msg)), 0); /* still serving */
     ch_conn_close(nc);
+
+    /* Suite B2: the broker serves TLS only; a plain client does not get in */
+    char url[64];
+    snprintf(url, sizeof(url), "nats://localhost:%d", f->client_port);
+    const char *servers[] = {url};
+    ch_conn_opts plain = {
+        .servers = servers, .server_count = 1, .user = "fleet", .password = "fleetpw"};
+    ch_error err;
+    nc = NULL;
+    assert_int_not_equal(ch_conn_connect(&plain, &nc, &err), CH_OK);
+    assert_null(nc);
 }
 
 /* ---- protocol v2 with the choria provider ---- */
