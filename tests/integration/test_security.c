@@ -169,25 +169,20 @@ typedef struct {
     const char *certname;   /* callerid choria=<certname> */
 } caller;
 
-/* rpcutil#ping to node i as caller c; returns the statuscode, -1 when no reply came. */
-static int ping(fixture *f, natsConnection *nc, int i, const caller *c, char *msg, size_t size)
+/* rpcutil#ping to node i as callerid, signed by sec (NULL: unsigned) in the protocol sec
+ * needs; returns the statuscode, -1 when no reply came, and the status or error in msg. */
+static int call_ping(natsConnection *nc, int i, const char *callerid, const ch_security *sec,
+                     char *msg, size_t size)
 {
-    char cert[400], key[400], callerid[128], identity[64];
+    char identity[64];
     ch_error err;
-    ch_security *sec = NULL;
-    if (c->cert != NULL) {
-        snprintf(cert, sizeof(cert), "%s/%s.pem", f->pki, c->cert);
-        snprintf(key, sizeof(key), "%s/%s.key", f->pki, c->key);
-        ch_security_x509_opts xo = {.cert_file = cert, .key_file = key, .sign = true};
-        CHT_CHECK(ch_security_x509_new(&xo, &sec, &err), &err);
-    }
-    snprintf(callerid, sizeof(callerid), "choria=%s", c->certname);
     snprintf(identity, sizeof(identity), "n%d.example.net", i + 1);
     ch_rpc_client_opts ro = {.nc = nc,
                              .collective = "mcollective",
                              .identity = "client.example.net",
                              .callerid = callerid,
-                             .security = sec != NULL ? sec : ch_security_insecure()};
+                             .security = sec != NULL ? sec : ch_security_insecure(),
+                             .protocol = ch_protocol_for_security(sec)};
     ch_rpc_client *client = NULL;
     CHT_CHECK(ch_rpc_client_new_opts(&ro, &client, &err), &err);
     ch_rpc_result res = {0};
@@ -197,6 +192,23 @@ static int ping(fixture *f, natsConnection *nc, int i, const caller *c, char *ms
     snprintf(msg, size, "%s", code >= 0 ? res.statusmsg : err.msg);
     ch_rpc_result_clear(&res);
     ch_rpc_client_free(client);
+    return code;
+}
+
+/* rpcutil#ping to node i as caller c; returns the statuscode, -1 when no reply came. */
+static int ping(fixture *f, natsConnection *nc, int i, const caller *c, char *msg, size_t size)
+{
+    char cert[400], key[400], callerid[128];
+    ch_error err;
+    ch_security *sec = NULL;
+    if (c->cert != NULL) {
+        snprintf(cert, sizeof(cert), "%s/%s.pem", f->pki, c->cert);
+        snprintf(key, sizeof(key), "%s/%s.key", f->pki, c->key);
+        ch_security_x509_opts xo = {.cert_file = cert, .key_file = key, .sign = true};
+        CHT_CHECK(ch_security_x509_new(&xo, &sec, &err), &err);
+    }
+    snprintf(callerid, sizeof(callerid), "choria=%s", c->certname);
+    int code = call_ping(nc, i, callerid, sec, msg, size);
     ch_security_free(sec);
     return code;
 }
@@ -393,7 +405,7 @@ typedef struct {
 static int ping_v2(fixture *f, natsConnection *nc, int i, const v2_caller *c, char *msg,
                    size_t size)
 {
-    char token[400], seed[400], identity[64];
+    char token[400], seed[400];
     ch_error err;
     ch_security *sec = NULL;
     if (c->identity != NULL) {
@@ -402,23 +414,9 @@ static int ping_v2(fixture *f, natsConnection *nc, int i, const v2_caller *c, ch
         ch_security_choria_opts so = {.token_file = token, .seed_file = seed, .sign = true};
         CHT_CHECK(ch_security_choria_new(&so, &sec, &err), &err);
     }
-    snprintf(identity, sizeof(identity), "n%d.example.net", i + 1);
     const char *callerid = c->callerid != NULL ? c->callerid : ch_security_callerid(sec);
-    ch_rpc_client_opts ro = {.nc = nc,
-                             .collective = "mcollective",
-                             .identity = "client.example.net",
-                             .callerid = callerid != NULL ? callerid : "choria=rip.mcollective",
-                             .security = sec != NULL ? sec : ch_security_insecure(),
-                             .protocol = ch_protocol_for_security(sec)};
-    ch_rpc_client *client = NULL;
-    CHT_CHECK(ch_rpc_client_new_opts(&ro, &client, &err), &err);
-    ch_rpc_result res = {0};
-    int code = -1;
-    if (ch_rpc_call(client, identity, "rpcutil", "ping", NULL, 3000, &res, &err) == CH_OK)
-        code = (int)res.statuscode;
-    snprintf(msg, size, "%s", code >= 0 ? res.statusmsg : err.msg);
-    ch_rpc_result_clear(&res);
-    ch_rpc_client_free(client);
+    int code =
+        call_ping(nc, i, callerid != NULL ? callerid : "choria=rip.mcollective", sec, msg, size);
     ch_security_free(sec);
     return code;
 }

@@ -134,6 +134,15 @@ void proto_put_str(ch_buf *b, const char *s)
     ch_buf_append_json_string(b, s, strlen(s));
 }
 
+void proto_put_fields(ch_buf *b, bool lead_comma, const char *const (*kv)[2], size_t n)
+{
+    bool first = !lead_comma;
+    for (size_t i = 0; i < n; i++) {
+        proto_put_key(b, &first, kv[i][0]);
+        proto_put_str(b, kv[i][1]);
+    }
+}
+
 ch_status proto_finish(ch_buf *b, const char *layer, char **out, size_t *out_len, ch_error *err)
 {
     size_t len = 0;
@@ -626,16 +635,13 @@ ch_status ch_protocol_request_encode(const ch_request *r, char **out, size_t *ou
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REQUEST_V1 "\",\"message\":");
     proto_put_str(&b, r->message);
-    ch_buf_append_str(&b, ",\"envelope\":{\"requestid\":");
-    proto_put_str(&b, e->requestid);
-    ch_buf_append_str(&b, ",\"senderid\":");
-    proto_put_str(&b, e->senderid);
-    ch_buf_append_str(&b, ",\"callerid\":");
-    proto_put_str(&b, e->callerid);
-    ch_buf_append_str(&b, ",\"collective\":");
-    proto_put_str(&b, e->collective);
-    ch_buf_append_str(&b, ",\"agent\":");
-    proto_put_str(&b, e->agent);
+    ch_buf_append_str(&b, ",\"envelope\":{");
+    const char *const fields[][2] = {{"requestid", e->requestid},
+                                     {"senderid", e->senderid},
+                                     {"callerid", e->callerid},
+                                     {"collective", e->collective},
+                                     {"agent", e->agent}};
+    proto_put_fields(&b, false, fields, 5);
     ch_buf_printf(&b, ",\"ttl\":%" PRId64 ",\"time\":%" PRId64 ",\"filter\":", e->ttl, e->time);
     ch_filter_encode(&e->filter, &b);
     ch_buf_append_str(&b, "}}");
@@ -732,12 +738,11 @@ ch_status ch_protocol_reply_encode(const ch_reply *r, char **out, size_t *out_le
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REPLY_V1 "\",\"message\":");
     proto_put_str(&b, r->message);
-    ch_buf_append_str(&b, ",\"envelope\":{\"requestid\":");
-    proto_put_str(&b, r->envelope.requestid);
-    ch_buf_append_str(&b, ",\"senderid\":");
-    proto_put_str(&b, r->envelope.senderid);
-    ch_buf_append_str(&b, ",\"agent\":");
-    proto_put_str(&b, r->envelope.agent);
+    ch_buf_append_str(&b, ",\"envelope\":{");
+    const char *const fields[][2] = {{"requestid", r->envelope.requestid},
+                                     {"senderid", r->envelope.senderid},
+                                     {"agent", r->envelope.agent}};
+    proto_put_fields(&b, false, fields, 3);
     ch_buf_printf(&b, ",\"time\":%" PRId64 "}}", r->envelope.time);
     return proto_finish(&b, "reply", out, out_len, err);
 }

@@ -31,6 +31,9 @@ ch_status proto_check_protocol(const json_t *obj, const char *layer, const char 
 
 void proto_put_key(ch_buf *b, bool *first, const char *key);
 void proto_put_str(ch_buf *b, const char *s);
+/* "k1":"v1","k2":"v2"... from n {key, value} pairs, each value JSON-escaped; a comma first
+ * when lead_comma. */
+void proto_put_fields(ch_buf *b, bool lead_comma, const char *const (*kv)[2], size_t n);
 /* Hands the buffer over as *out, refusing documents over CH_MAX_MESSAGE_SIZE. */
 ch_status proto_finish(ch_buf *b, const char *layer, char **out, size_t *out_len, ch_error *err);
 ch_status proto_check_field(const char *layer, const char *key, const char *v, int flags,

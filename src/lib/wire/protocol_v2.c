@@ -133,16 +133,12 @@ ch_status ch_protocol_v2_request_json(const ch_request_params *p, char **out, si
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REQUEST_V2 "\"");
     put_message(&b, p->body);
-    ch_buf_append_str(&b, ",\"id\":");
-    proto_put_str(&b, p->requestid);
-    ch_buf_append_str(&b, ",\"sender\":");
-    proto_put_str(&b, p->senderid);
-    ch_buf_append_str(&b, ",\"caller\":");
-    proto_put_str(&b, p->callerid);
-    ch_buf_append_str(&b, ",\"collective\":");
-    proto_put_str(&b, p->collective);
-    ch_buf_append_str(&b, ",\"agent\":");
-    proto_put_str(&b, p->agent);
+    const char *const fields[][2] = {{"id", p->requestid},
+                                     {"sender", p->senderid},
+                                     {"caller", p->callerid},
+                                     {"collective", p->collective},
+                                     {"agent", p->agent}};
+    proto_put_fields(&b, true, fields, 5);
     ch_buf_printf(&b, ",\"ttl\":%" PRId64 ",\"time\":%" PRId64 ",\"filter\":", p->ttl,
                   to_ns(p->time));
     ch_filter_encode(p->filter != NULL ? p->filter : &empty, &b);
@@ -313,12 +309,9 @@ static ch_status encode_reply(const ch_reply_params *p, char **out, size_t *out_
     ch_buf_init(&b);
     ch_buf_append_str(&b, "{\"protocol\":\"" CH_PROTOCOL_REPLY_V2 "\"");
     put_b64(&b, "message", p->body, strlen(p->body));
-    ch_buf_append_str(&b, ",\"request\":");
-    proto_put_str(&b, p->request->requestid);
-    ch_buf_append_str(&b, ",\"sender\":");
-    proto_put_str(&b, p->identity);
-    ch_buf_append_str(&b, ",\"agent\":");
-    proto_put_str(&b, p->request->agent);
+    const char *const fields[][2] = {
+        {"request", p->request->requestid}, {"sender", p->identity}, {"agent", p->request->agent}};
+    proto_put_fields(&b, true, fields, 3);
     ch_buf_printf(&b, ",\"time\":%" PRId64 "}", to_ns(p->time));
     return proto_finish(&b, L, out, out_len, err);
 }
