@@ -90,6 +90,11 @@ void ch_process_signal(ch_process *p, int sig);
  * CH_ERR_TIMEOUT while it runs on; CH_ERR_IO when it cannot be waited for. */
 ch_status ch_process_wait(ch_process *p, int64_t timeout_ms, int *code, ch_error *err);
 
+/* write(2) to a child's stdin with SIGPIPE blocked in this thread only; a SIGPIPE the write
+ * raised is consumed so it is never delivered. Bytes written, or -1 with errno (EPIPE once the
+ * child closed its end). */
+ssize_t ch_process_write_nosigpipe(int fd, const void *buf, size_t n);
+
 /* Whether the child ended by a signal, and which (after a successful ch_process_wait). */
 int ch_process_term_signal(const ch_process *p);
 

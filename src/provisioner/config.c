@@ -199,6 +199,9 @@ static const ch_json_field CONFIG_FIELDS[] = {
     STR("logformat", logformat),
     STR("monitor_bind", monitor_bind),
     STR("helper", helper),
+    STR("helper_mode", helper_mode),
+    F("helper_processes", CH_JSON_INT, helper_processes, decode_int),
+    STR("helper_timeout", helper_timeout),
     STR("token", token),
     STR("lifecycle_component", lifecycle_component),
     BOOL("choria_insecure", choria_insecure),
@@ -312,6 +315,8 @@ static ch_status init_defaults(prov_config *c, ch_error *err)
                      &c->monitor_bind,
                      &c->leader_election_api_prefix,
                      &c->helper,
+                     &c->helper_mode,
+                     &c->helper_timeout,
                      &c->token,
                      &c->lifecycle_component,
                      &c->site,
@@ -331,8 +336,36 @@ static ch_status init_defaults(prov_config *c, ch_error *err)
         dup_default(&c->logformat, "text", err) != CH_OK ||
         dup_default(&c->leader_election_api_prefix, "choria.streams", err) != CH_OK ||
         dup_default(&c->lifecycle_component, PROV_CONFIG_DEFAULT_COMPONENT, err) != CH_OK ||
-        dup_default(&c->server_jwt_validity, "1y", err) != CH_OK)
+        dup_default(&c->server_jwt_validity, "1y", err) != CH_OK ||
+        dup_default(&c->helper_mode, "exec", err) != CH_OK ||
+        dup_default(&c->helper_timeout, "10s", err) != CH_OK)
         return CH_ERR_NOMEM;
+    return CH_OK;
+}
+
+/* helper_mode, helper_processes and helper_timeout (after workers is resolved). */
+static ch_status validate_helper(prov_config *c, ch_error *err)
+{
+    ch_error e;
+    if (c->helper_mode[0] == '\0' && dup_default(&c->helper_mode, "exec", err) != CH_OK)
+        return CH_ERR_NOMEM;
+    if (strcasecmp(c->helper_mode, "exec") != 0 && strcasecmp(c->helper_mode, "persistent") != 0)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "invalid helper_mode %s: must be exec or persistent", c->helper_mode);
+    c->helper_persistent = strcasecmp(c->helper_mode, "persistent") == 0;
+    if (c->helper_processes < 0 || c->helper_processes > PROV_CONFIG_MAX_WORKERS)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "helper_processes must be between 0 and %d, got %d",
+                            PROV_CONFIG_MAX_WORKERS, c->helper_processes);
+    if (c->helper_processes == 0)
+        c->helper_processes = c->workers;
+    if (c->helper_timeout[0] == '\0' && dup_default(&c->helper_timeout, "10s", err) != CH_OK)
+        return CH_ERR_NOMEM;
+    if (ch_config_parse_duration(c->helper_timeout, &c->helper_timeout_ns, &e) != CH_OK)
+        return ch_error_set(err, CH_ERR_INVALID, "invalid helper_timeout duration: %s", e.msg);
+    if (c->helper_timeout_ns < 1000000 || c->helper_timeout_ns > PROV_CONFIG_MAX_HELPER_TIMEOUT_NS)
+        return ch_error_set(err, CH_ERR_INVALID,
+                            "helper_timeout must be between 1ms and 1h, got %s", c->helper_timeout);
     return CH_OK;
 }
 
@@ -353,6 +386,9 @@ static ch_status validate(prov_config *c, ch_error *err)
                             PROV_CONFIG_MAX_WORKERS, c->workers);
     if (c->workers == 0)
         c->workers = cpu_count();
+    ch_status hs = validate_helper(c, err);
+    if (hs != CH_OK)
+        return hs;
     if (c->cert_deny_list.count == 0 && set_default_deny(c, err) != CH_OK)
         return CH_ERR_NOMEM;
     if (c->features.pki && c->features.ed25519)
@@ -520,6 +556,8 @@ void prov_config_free(prov_config *c)
                     c->monitor_bind,
                     c->leader_election_api_prefix,
                     c->helper,
+                    c->helper_mode,
+                    c->helper_timeout,
                     c->token,
                     c->lifecycle_component,
                     c->site,

@@ -9,8 +9,9 @@
  * Deliberate differences from upstream (see README): no logfile means "stderr" (upstream:
  * a file called "info"), loglevel defaults to "info" and must be a known level, workers and
  * monitor_port are range-checked, an empty server_jwt_validity means the default, and the
- * interval message's typo "minmum" is fixed. Two keys are this project's own: logformat
- * (text or json) and monitor_bind (the address /metrics listens on). */
+ * interval message's typo "minmum" is fixed. Keys of this project's own: logformat (text or
+ * json), monitor_bind (the address /metrics listens on), leader_election_api_prefix, and
+ * helper_mode, helper_processes and helper_timeout (persistent helpers, helper_pool.h). */
 #ifndef PROV_CONFIG_H
 #define PROV_CONFIG_H
 
@@ -23,6 +24,7 @@
 #define PROV_CONFIG_MAX_WORKERS 4096
 #define PROV_CONFIG_DEFAULT_COMPONENT CH_LIFECYCLE_COMPONENT_PROVISION_MODE
 #define PROV_CONFIG_MAX_DENY 1024 /* entries of cert_deny_list */
+#define PROV_CONFIG_MAX_HELPER_TIMEOUT_NS (3600LL * 1000000000LL)
 
 typedef struct {
     bool pki;
@@ -32,13 +34,18 @@ typedef struct {
 } prov_config_features;
 
 typedef struct {
-    int workers;               /* 0 in the file -> number of online CPUs */
-    char *interval;            /* as written, default "1m" */
-    int64_t interval_ns;       /* >= 1 minute */
-    char *logfile;             /* default "stderr"; also "stdout", "discard" or a path */
-    char *loglevel;            /* debug, info (default), warn, error, fatal */
-    char *logformat;           /* project key: "text" (default) or "json" */
-    char *helper;              /* command line, split shell-style at run time */
+    int workers;            /* 0 in the file -> number of online CPUs */
+    char *interval;         /* as written, default "1m" */
+    int64_t interval_ns;    /* >= 1 minute */
+    char *logfile;          /* default "stderr"; also "stdout", "discard" or a path */
+    char *loglevel;         /* debug, info (default), warn, error, fatal */
+    char *logformat;        /* project key: "text" (default) or "json" */
+    char *helper;           /* command line, split shell-style at run time */
+    char *helper_mode;      /* project key: "exec" (default, as upstream) or "persistent" */
+    bool helper_persistent; /* helper_mode is persistent */
+    int helper_processes;   /* project key: persistent helpers; 0 in the file -> workers */
+    char *helper_timeout;   /* project key: as written, default "10s" (upstream's fixed 10 s) */
+    int64_t helper_timeout_ns;
     char *token;               /* "" when unset */
     char *lifecycle_component; /* default PROV_CONFIG_DEFAULT_COMPONENT */
     bool choria_insecure;

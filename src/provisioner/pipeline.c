@@ -228,13 +228,18 @@ static ch_status step_helper(const prov_pipeline *p, node_state *n, ch_error *er
                             .ed25519 = n->ed_public_key != NULL ? &ed : NULL,
                             .inventory = n->inventory,
                             .jwt = n->claims};
-    ch_process_run_opts opts = {.cancel = p->stopping};
-    ch_process_result res;
     ch_error e;
-    st = prov_helper_run(p->cfg->helper, &in, &opts, &n->reply, &res, &e);
+    if (p->helpers != NULL) { /* stderr goes to the log as the helper writes it */
+        st = prov_helper_pool_run(p->helpers, &in, &n->reply, &e);
+    } else {
+        ch_process_run_opts opts = {.cancel = p->stopping,
+                                    .timeout_ms = p->cfg->helper_timeout_ns / 1000000};
+        ch_process_result res;
+        st = prov_helper_run(p->cfg->helper, &in, &opts, &n->reply, &res, &e);
+        log_helper_stderr(n, &res);
+        ch_process_result_clear(&res);
+    }
     ch_metric_observe(p->metrics->helper_time, (double)(ch_now_mono_ms() - t0) / 1000.0);
-    log_helper_stderr(n, &res);
-    ch_process_result_clear(&res);
     if (st != CH_OK) {
         ch_metric_inc(p->metrics->helper_errors);
         ch_error_set(err, st, "could not invoke configure helper: %s", e.msg);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "helper.h"
+#include "helper_pool.h"
 #include "metrics.h"
 #include "config.h"
 #include "choria/jwt.h"
@@ -23,6 +24,7 @@ typedef struct {
     prov_metrics *metrics;            /* helper_time, helper_errors, shutdown requests */
     const atomic_bool *paused;        /* no RPC or helper starts while true */
     const atomic_bool *stopping;      /* a running helper is killed when it becomes true */
+    prov_helper_pool *helpers;        /* helper_mode persistent; NULL: a process per node */
     int64_t provision_timeout_ms;     /* per attempt: discovery_timeout + 20 s (DDL) */
     int64_t rpcutil_timeout_ms;       /* per attempt: discovery_timeout + 2 s (DDL) */
 } prov_pipeline;

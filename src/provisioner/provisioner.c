@@ -42,6 +42,7 @@ struct prov_daemon {
     ch_leader *leader;
     prov_rpcwrap wrap;
     prov_pipeline pipeline;
+    prov_helper_pool *helpers; /* helper_mode persistent */
     pthread_t *workers;
     int started_workers;
 };
@@ -237,6 +238,20 @@ static ch_status start_workers(prov_daemon *p, ch_error *err)
     return CH_OK;
 }
 
+/* helper_mode persistent: the helper processes start with the daemon. */
+static ch_status start_helpers(prov_daemon *p, ch_error *err)
+{
+    const prov_config *c = p->o.cfg;
+    if (!c->helper_persistent)
+        return CH_OK;
+    prov_helper_pool_opts ho = {.command = c->helper,
+                                .processes = (size_t)c->helper_processes,
+                                .timeout_ms = c->helper_timeout_ns / 1000000,
+                                .stopping = &p->stopping};
+    ch_info("Starting %d persistent helper processes: %s", c->helper_processes, c->helper);
+    return prov_helper_pool_start(&ho, &p->helpers, err);
+}
+
 static void wire_pipeline(prov_daemon *p)
 {
     int64_t dt = p->o.discovery_timeout_ms > 0 ? p->o.discovery_timeout_ms : 2000;
@@ -254,6 +269,7 @@ static void wire_pipeline(prov_daemon *p)
                                   .metrics = &p->metrics,
                                   .paused = &p->paused,
                                   .stopping = &p->stopping,
+                                  .helpers = p->helpers,
                                   .provision_timeout_ms = dt + 20000,
                                   .rpcutil_timeout_ms = dt + 2000};
 }
@@ -325,6 +341,8 @@ ch_status prov_daemon_start(const prov_daemon_opts *o, prov_daemon **out, ch_err
         st = prov_hosts_new(&ho, &p->hosts, err);
     if (st == CH_OK)
         st = connect_broker(p, err);
+    if (st == CH_OK)
+        st = start_helpers(p, err);
     if (st == CH_OK) {
         wire_pipeline(p);
         publish_startup(p);
@@ -396,6 +414,7 @@ void prov_daemon_stop(prov_daemon *p)
     for (int i = 0; i < p->started_workers; i++)
         pthread_join(p->workers[i], NULL);
     free(p->workers);
+    prov_helper_pool_stop(p->helpers);
     ch_rpc_client_free(p->rpc);
     ch_conn_close(p->nc);
     prov_http_server_stop(p->http);

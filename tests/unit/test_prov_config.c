@@ -362,6 +362,29 @@ static void documented_examples_parse(void **state)
     prov_config_free(c);
 }
 
+static void helper_mode_processes_and_timeout(void **state)
+{
+    prov_config *c = ok("workers: 6\n");
+    assert_string_equal(c->helper_mode, "exec"); /* upstream's way stays the default */
+    assert_false(c->helper_persistent);
+    assert_int_equal(c->helper_processes, 6); /* as many as workers */
+    assert_int_equal(c->helper_timeout_ns, 10000000000LL);
+    prov_config_free(c);
+    c = ok("workers: 6\nhelper_mode: Persistent\nhelper_processes: 2\nhelper_timeout: 90s\n");
+    assert_true(c->helper_persistent);
+    assert_int_equal(c->helper_processes, 2);
+    assert_int_equal(c->helper_timeout_ns, 90000000000LL);
+    assert_int_equal(c->unknown_keys.count, 0);
+    prov_config_free(c);
+    assert_string_equal(bad("helper_mode: fork\n"),
+                        "invalid helper_mode fork: must be exec or persistent");
+    assert_non_null(strstr(bad("helper_processes: -1\n"), "helper_processes must be between"));
+    assert_non_null(strstr(bad("helper_processes: 5000\n"), "helper_processes must be between"));
+    assert_non_null(strstr(bad("helper_timeout: 10q\n"), "invalid helper_timeout duration"));
+    assert_non_null(strstr(bad("helper_timeout: 2h\n"), "helper_timeout must be between"));
+    assert_non_null(strstr(bad("helper_timeout: 0s\n"), "helper_timeout must be between"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +404,7 @@ int main(void)
         cmocka_unit_test(syntax_errors_and_bad_bytes_are_refused_without_hanging),
         cmocka_unit_test(load_reports_missing_files_and_reads_real_ones),
         cmocka_unit_test(documented_examples_parse),
+        cmocka_unit_test(helper_mode_processes_and_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,9 +358,7 @@ void ch_process_result_clear(ch_process_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-/* Writes to a child's stdin with SIGPIPE blocked in this thread only; a SIGPIPE this write
- * raised is consumed so it is never delivered. Returns bytes written or -1 (errno). */
-static ssize_t write_nosig(int fd, const char *p, size_t n)
+ssize_t ch_process_write_nosigpipe(int fd, const void *p, size_t n)
 {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
@@ -396,7 +394,7 @@ typedef struct {
 static void pump_stdin(run_state *r)
 {
     int fd = r->p->fd[0];
-    ssize_t w = write_nosig(fd, r->input + r->written, r->input_len - r->written);
+    ssize_t w = ch_process_write_nosigpipe(fd, r->input + r->written, r->input_len - r->written);
     if (w > 0)
         r->written += (size_t)w;
     if ((w < 0 && errno != EAGAIN && errno != EINTR) || r->written == r->input_len)
