@@ -15,8 +15,8 @@
 #include "choria/util.h"
 #include "helper_stderr.h"
 
-#define TICK_MS 100          /* cancel is checked this often */
-#define STDERR_DRAIN_MS 500  /* for the last lines of stopped helpers */
+#define TICK_MS 100         /* cancel is checked this often */
+#define STDERR_DRAIN_MS 500 /* for the last lines of stopped helpers */
 #define EXIT_STATUS_WAIT_MS 200
 
 typedef struct {
@@ -102,8 +102,8 @@ static void retire(prov_helper_pool *p, slot *s, const char *why)
 {
     pid_t pid = s->proc != NULL ? ch_process_pid(s->proc) : 0;
     end_process(s);
-    int64_t delay = ch_backoff_ms(s->failures, PROV_HELPER_BACKOFF_MIN_MS,
-                                  PROV_HELPER_BACKOFF_MAX_MS);
+    int64_t delay =
+        ch_backoff_ms(s->failures, PROV_HELPER_BACKOFF_MIN_MS, PROV_HELPER_BACKOFF_MAX_MS);
     pthread_mutex_lock(&p->mu);
     s->failures++;
     s->not_before = ch_now_mono_ms() + delay;
@@ -211,8 +211,7 @@ static bool cancelled(const prov_helper_pool *p)
 }
 
 /* Waits until fd has events or the tick passes; a status when the deadline or cancel came. */
-static ch_status wait_fd(prov_helper_pool *p, int fd, short events, int64_t deadline,
-                         ch_error *err)
+static ch_status wait_fd(prov_helper_pool *p, int fd, short events, int64_t deadline, ch_error *err)
 {
     int64_t left = deadline - ch_now_mono_ms();
     if (left <= 0)

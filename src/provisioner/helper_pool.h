@@ -46,9 +46,9 @@ ch_status prov_helper_pool_start(const prov_helper_pool_opts *o, prov_helper_poo
 /* One request: *reply as prov_helper_run gives it. Errors, where %s is the command's argv[0]:
  * those of starting a process ("cannot start %s: %s"), CH_ERR_TIMEOUT "%s timed out after %lld
  * ms", CH_ERR_EXPIRED "%s cancelled", CH_ERR_IO "%s (pid %d) exited: exit status %d" (or
- * "signal: ...") or "%s (pid %d) closed its output" (or input), CH_ERR_TOO_LARGE "helper output exceeds %zu bytes", CH_ERR_INVALID "cannot
- * read %s output: zero bytes received", "cannot decode output from %s: %s" and "%s wrote more
- * than one line for one request". */
+ * "signal: ...") or "%s (pid %d) closed its output" (or input), CH_ERR_TOO_LARGE "helper output
+ * exceeds %zu bytes", CH_ERR_INVALID "cannot read %s output: zero bytes received", "cannot decode
+ * output from %s: %s" and "%s wrote more than one line for one request". */
 ch_status prov_helper_pool_run(prov_helper_pool *p, const prov_helper_input *in,
                                prov_helper_reply **reply, ch_error *err);
 

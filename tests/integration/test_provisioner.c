@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,16 +116,18 @@ static int teardown(void **state)
 
 /* ---- the provisioner ---- */
 
-/* Writes the configs and starts the provisioner; returns once /healthz answers. */
-static void start_provisioner(fixture *f, const char *helper, const char *features, int workers)
+/* Writes the configs (extra: more top-level YAML lines) and starts the provisioner; returns
+ * once /healthz answers. */
+static void start_provisioner_with(fixture *f, const char *helper, const char *features,
+                                   int workers, const char *extra)
 {
     char client[300], yaml[2048], pid[300];
     snprintf(client, sizeof(client), "identity = %s\nplugin.choria.middleware_hosts = %s\n",
              PROVISIONER_ID, cht_broker_url(f->broker));
     snprintf(yaml, sizeof(yaml),
              "workers: %d\ninterval: 1m\nsite: testsite\nhelper: %s\ntoken: %s\n"
-             "jwt_verify_cert: %s\nlogfile: %s/provisioner.log\nfeatures:\n%s",
-             workers, helper, TOKEN, f->signer_pub, f->dir, features);
+             "jwt_verify_cert: %s\nlogfile: %s/provisioner.log\n%sfeatures:\n%s",
+             workers, helper, TOKEN, f->signer_pub, f->dir, extra, features);
     snprintf(pid, sizeof(pid), "%s/provisioner.pid", f->dir);
     const char *args[] = {"--pid", pid, NULL};
     const char *env[] = {"CHORIA_PROVISIONER_BACKOFF_PERCENT=10", NULL};
@@ -132,6 +135,11 @@ static void start_provisioner(fixture *f, const char *helper, const char *featur
         .dir = f->dir, .config = yaml, .client_config = client, .extra_args = args, .env = env};
     ch_error err;
     CHT_CHECK(cht_provisioner_start(&o, &f->provisioner, &f->monitor_port, &err), &err);
+}
+
+static void start_provisioner(fixture *f, const char *helper, const char *features, int workers)
+{
+    start_provisioner_with(f, helper, features, workers, "");
 }
 
 /* The value of one series, e.g. choria_provisioner_provisioned{site="testsite"}; -1 if absent. */
@@ -453,6 +461,123 @@ static void helper_faults_are_counted_logged_and_retried(void **state)
     assert_false(cht_proc_exited(f->provisioner));
 }
 
+/* The children of pid (every thread's), into pids[]; their count. */
+static int children_of(pid_t pid, pid_t *pids, int max)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/children", (int)pid);
+    FILE *fp = popen(cmd, "r");
+    int n = 0;
+    while (fp != NULL && n < max && fscanf(fp, "%d", &pids[n]) == 1)
+        n++;
+    if (fp != NULL)
+        pclose(fp);
+    return n;
+}
+
+/* helper_mode persistent: the static demo helper answers 500 nodes from two processes, the
+ * same two from start to end, and every count matches as in exec mode. */
+static void persistent_helpers_provision_500_nodes_from_two_processes(void **state)
+{
+    fixture *f = *state;
+    char helper[600], bin[512], jwt[300];
+    ch_error err;
+    CHT_CHECK(cht_bin_path("choria-demo-helper", bin, sizeof(bin), &err), &err);
+    snprintf(helper, sizeof(helper), "%s --persistent", bin);
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_provisioner_with(f, helper, "  jwt: true\n", 8,
+                           "helper_mode: persistent\nhelper_processes: 2\n");
+    pid_t before[8], after[8];
+    assert_int_equal(children_of(cht_proc_pid(f->provisioner), before, 8), 2);
+    const char *extra[] = {"--exit-when-provisioned", NULL};
+    start_fleet(f, 500, jwt, extra);
+
+    json_t *s = fleet_summary(f, 120000);
+    assert_int_equal(jint(s, "provisioned"), 500);
+    assert_int_equal(jint(s, "configure_calls"), 500);
+    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
+    json_decref(s);
+    wait_metric(f, M("provisioned"), 500, 10000);
+    assert_float_equal(metric(f, M("provision_errors")), 0, 0);
+    assert_float_equal(metric(f, M("helper_errors")), 0, 0);
+    assert_float_equal(metric(f, "choria_provisioner_helper_time_count" SITE), 500, 0);
+    assert_int_equal(children_of(cht_proc_pid(f->provisioner), after, 8), 2);
+    assert_true((after[0] == before[0] && after[1] == before[1]) ||
+                (after[0] == before[1] && after[1] == before[0]));
+    char *log = read_log(f);
+    assert_int_equal(count_substr(log, "Starting 2 persistent helper processes"), 1);
+    free(log);
+
+    /* SIGTERM: the provisioner ends its helpers (end of their input) and exits cleanly */
+    int64_t t0 = ch_now_mono_ms();
+    CHT_CHECK(cht_proc_signal(f->provisioner, SIGTERM, &err), &err);
+    int ws = 0;
+    CHT_CHECK(cht_proc_wait(f->provisioner, 5000, &ws, &err), &err);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    assert_in_range(ch_now_mono_ms() - t0, 0, 1999); /* no SIGTERM grace needed */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kill(before[i], 0), -1);
+}
+
+/* A persistent helper that dies mid-request for one node and writes garbage for another, the
+ * first time it sees them: those two fail once (helper errors), the helper is started again,
+ * and a later cycle provisions them. */
+static const char FAULTY_PERSISTENT_HELPER[] =
+    "#!/bin/sh\n"
+    "while IFS='\"' read -r open key colon id rest; do\n"
+    "  mark=\"%s/seen-$id\"\n"
+    "  if [ ! -e \"$mark\" ]; then\n"
+    "    : > \"$mark\"\n"
+    "    case $id in\n"
+    "    n1.*) echo 'dying on purpose' >&2; exit 3 ;;\n"
+    "    n2.*) echo 'this is not json'; continue ;;\n"
+    "    esac\n"
+    "  fi\n"
+    "  printf '{\"configuration\":{\"identity\":\"%%s\",\"plugin.choria.server.provision\":"
+    "\"false\"}}\\n' \"$id\"\n"
+    "done\n";
+
+static void persistent_helper_faults_fail_once_and_the_nodes_are_retried(void **state)
+{
+    fixture *f = *state;
+    char helper[300], jwt[300], marks[300], bin[512];
+    snprintf(marks, sizeof(marks), "%s/marks", f->dir);
+    mkdir(marks, 0700);
+    snprintf(helper, sizeof(helper), "%s/faulty-persistent-helper", f->dir);
+    ch_error err;
+    CHT_CHECK(cht_write_file(helper, &err, FAULTY_PERSISTENT_HELPER, marks), &err);
+    chmod(helper, 0755);
+    snprintf(jwt, sizeof(jwt), "%s/provisioning.jwt", f->dir);
+    write_jwt(f, jwt, ch_now_unix() + 3600);
+    start_provisioner_with(f, helper, "  jwt: true\n", 4,
+                           "helper_mode: persistent\nhelper_processes: 1\n");
+    start_fleet(f, 8, jwt, NULL);
+
+    wait_metric(f, M("provisioned"), 6, 30000);
+    wait_metric(f, M("provision_errors"), 2, 10000);
+    assert_float_equal(metric(f, M("helper_errors")), 2, 0);
+    char *log = read_log(f);
+    assert_non_null(strstr(log, "dying on purpose")); /* its stderr reaches the log */
+    assert_non_null(strstr(log, "exited: exit status 3"));
+    assert_non_null(strstr(log, "cannot decode output"));
+    assert_int_equal(count_substr(log, "starting it again in"), 2);
+    free(log);
+
+    CHT_CHECK(cht_bin_path("choria", bin, sizeof(bin), &err), &err);
+    for (int i = 1; i <= 2; i++) {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd),
+                 "%s tool emit --server %s --type startup --component provision_mode_server "
+                 "--identity n%d.fleet.local >/dev/null",
+                 bin, cht_broker_url(f->broker), i);
+        assert_int_equal(system(cmd), 0);
+    }
+    wait_metric(f, M("provisioned"), 8, 30000);
+    assert_float_equal(metric(f, M("helper_errors")), 2, 0);
+}
+
 /* features.ed25519 against a real server: the provisioning JWT is EdDSA-signed, the node proves
  * it holds a fresh ed25519 key and receives a server JWT for that key, signed with
  * jwt_signing_key. */
@@ -702,6 +827,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(real_servers_get_certificates_from_the_openssl_ca_helper,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(persistent_helpers_provision_500_nodes_from_two_processes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            persistent_helper_faults_fail_once_and_the_nodes_are_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(helper_faults_are_counted_logged_and_retried, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(ed25519_node_receives_a_server_jwt_for_its_key, setup,

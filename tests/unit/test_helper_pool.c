@@ -264,8 +264,8 @@ static void the_static_demo_helper_answers_in_persistent_mode(void **state)
 static void a_helper_that_dies_mid_request_fails_that_request_only(void **state)
 {
     fixture *f = *state;
-    prov_helper_pool *p = start_pool(
-        helper(f, "die.sh", "[ \"$id\" = die ] && exit 3; " ANSWER), 1, 0, NULL);
+    prov_helper_pool *p =
+        start_pool(helper(f, "die.sh", "[ \"$id\" = die ] && exit 3; " ANSWER), 1, 0, NULL);
     expect_ok(p, "a");
     expect_error(p, "die", CH_ERR_IO, "exited: exit status 3");
     int64_t t0 = ch_now_mono_ms();
@@ -285,8 +285,8 @@ static void a_helper_that_hangs_is_killed_at_the_timeout_with_its_children(void 
     char body[512];
     /* the sleep is a child of the helper: the kill must reach the whole group */
     snprintf(body, sizeof(body),
-             "if [ \"$id\" = hang ]; then sleep 30 & echo $! > '%s/child'; wait; fi; %s",
-             f->dir, ANSWER);
+             "if [ \"$id\" = hang ]; then sleep 30 & echo $! > '%s/child'; wait; fi; %s", f->dir,
+             ANSWER);
     prov_helper_pool *p = start_pool(helper(f, "hang.sh", body), 1, 300, NULL);
     int64_t t0 = ch_now_mono_ms();
     expect_error(p, "hang", CH_ERR_TIMEOUT, "timed out after 300 ms");
@@ -305,16 +305,16 @@ static void a_helper_that_hangs_is_killed_at_the_timeout_with_its_children(void 
 static void garbage_two_lines_and_an_empty_line_are_errors(void **state)
 {
     fixture *f = *state;
-    prov_helper_pool *p = start_pool(
-        helper(f, "bad.sh",
-               "case $id in\n"
-               "  garbage) echo 'this is not json' ;;\n"
-               "  two) printf '{\"msg\":\"a\"}\\n{\"msg\":\"b\"}\\n' ;;\n"
-               "  empty) echo ;;\n"
-               "  wrongtype) echo '{\"configuration\":{\"a\":1}}' ;;\n"
-               "  *) " ANSWER " ;;\n"
-               "esac"),
-        1, 0, NULL);
+    prov_helper_pool *p =
+        start_pool(helper(f, "bad.sh",
+                          "case $id in\n"
+                          "  garbage) echo 'this is not json' ;;\n"
+                          "  two) printf '{\"msg\":\"a\"}\\n{\"msg\":\"b\"}\\n' ;;\n"
+                          "  empty) echo ;;\n"
+                          "  wrongtype) echo '{\"configuration\":{\"a\":1}}' ;;\n"
+                          "  *) " ANSWER " ;;\n"
+                          "esac"),
+                   1, 0, NULL);
     expect_error(p, "garbage", CH_ERR_INVALID, "cannot decode output from");
     expect_ok(p, "one");
     expect_error(p, "two", CH_ERR_INVALID, "wrote more than one line for one request");
@@ -327,8 +327,7 @@ static void garbage_two_lines_and_an_empty_line_are_errors(void **state)
     prov_helper_pool_stop(p);
 }
 
-static void a_line_written_after_the_reply_restarts_the_helper_before_the_next_request(
-    void **state)
+static void a_line_written_after_the_reply_restarts_the_helper_before_the_next_request(void **state)
 {
     fixture *f = *state;
     prov_helper_pool *p = start_pool(
@@ -339,17 +338,16 @@ static void a_line_written_after_the_reply_restarts_the_helper_before_the_next_r
     assert_int_equal(prov_helper_pool_starts(p), 2);
     prov_helper_pool_stop(p);
     char *log = read_log(f);
-    assert_int_equal(count_lines_with(log, "wrote output between requests; starting it again"),
-                     1);
+    assert_int_equal(count_lines_with(log, "wrote output between requests; starting it again"), 1);
     free(log);
 }
 
 static void a_helper_that_closes_its_stdout_fails_and_is_replaced(void **state)
 {
     fixture *f = *state;
-    prov_helper_pool *p = start_pool(
-        helper(f, "close.sh", "[ \"$id\" = close ] && exec >&- && sleep 30; " ANSWER), 1, 5000,
-        NULL);
+    prov_helper_pool *p =
+        start_pool(helper(f, "close.sh", "[ \"$id\" = close ] && exec >&- && sleep 30; " ANSWER), 1,
+                   5000, NULL);
     int64_t t0 = ch_now_mono_ms();
     expect_error(p, "close", CH_ERR_IO, "closed its output");
     assert_in_range(ch_now_mono_ms() - t0, 0, 2000); /* not the 5 s timeout */
@@ -380,14 +378,14 @@ static void a_reply_line_over_the_bound_is_refused(void **state)
 static void stderr_is_logged_line_by_line_bounded_and_rate_limited(void **state)
 {
     fixture *f = *state;
-    prov_helper_pool *p = start_pool(
-        helper(f, "noisy.sh",
-               "case $id in\n"
-               "  talk) echo \"checking $id\" >&2; echo 'second line' >&2 ;;\n"
-               "  long) head -c 5000 /dev/zero | tr '\\0' y >&2; echo >&2 ;;\n"
-               "  flood) seq 1 20000 | sed 's/^/flood /' >&2 ;;\n"
-               "esac\n" ANSWER),
-        1, 0, NULL);
+    prov_helper_pool *p =
+        start_pool(helper(f, "noisy.sh",
+                          "case $id in\n"
+                          "  talk) echo \"checking $id\" >&2; echo 'second line' >&2 ;;\n"
+                          "  long) head -c 5000 /dev/zero | tr '\\0' y >&2; echo >&2 ;;\n"
+                          "  flood) seq 1 20000 | sed 's/^/flood /' >&2 ;;\n"
+                          "esac\n" ANSWER),
+                   1, 0, NULL);
     expect_ok(p, "talk");
     expect_ok(p, "long");
     int64_t t0 = ch_now_mono_ms();
