@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "helper.h"
+#include "helper_pool.h"
 #include "choria/pki.h"
 #include "choria/util.h"
 #include "harness.h"
@@ -494,6 +495,56 @@ static void test_ca_helper_defers_requests_without_a_usable_csr(void **state)
     ch_pki_csr_clear(&csr);
 }
 
+/* --persistent: one process signs three CSRs (each a good certificate), defers a request
+ * without a CSR on the same line protocol, and a missing CA directory is a defer per request,
+ * not a dead helper. */
+static void test_ca_helper_persistent_signs_one_request_per_line(void **state)
+{
+    fixture *f = *state;
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "%s --persistent '%s/ca'", f->ca_helper, f->dir);
+    prov_helper_pool_opts o = {.command = cmd, .processes = 1, .timeout_ms = 20000};
+    prov_helper_pool *pool = NULL;
+    ch_error err;
+    assert_int_equal(prov_helper_pool_start(&o, &pool, &err), CH_OK);
+    for (int i = 1; i <= 3; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "n%d.example.net", i);
+        ch_pki_csr csr;
+        make_csr(id, &csr);
+        prov_helper_csr hcsr = {
+            .csr = csr.csr_pem, .public_key = csr.public_pem, .ssldir = "/etc/choria/ssl"};
+        prov_helper_input in = {.identity = id, .csr = &hcsr, .inventory = INVENTORY};
+        prov_helper_reply *r = NULL;
+        assert_int_equal(prov_helper_pool_run(pool, &in, &r, &err), CH_OK);
+        assert_false(r->defer);
+        assert_signed(r->certificate, r->ca, csr.csr_pem, id);
+        assert_string_equal(config_get(r, "identity"), id);
+        prov_helper_reply_free(r);
+        ch_pki_csr_clear(&csr);
+    }
+    prov_helper_input none = {.identity = "n4.example.net", .inventory = INVENTORY};
+    prov_helper_reply *r = NULL;
+    assert_int_equal(prov_helper_pool_run(pool, &none, &r, &err), CH_OK);
+    assert_true(r->defer);
+    assert_non_null(strstr(r->msg, "no CSR in request"));
+    prov_helper_reply_free(r);
+    assert_int_equal(prov_helper_pool_starts(pool), 1);
+    prov_helper_pool_stop(pool);
+
+    snprintf(cmd, sizeof(cmd), "/usr/bin/env -u CHORIA_CA_DIR %s --persistent", f->ca_helper);
+    o.command = cmd;
+    assert_int_equal(prov_helper_pool_start(&o, &pool, &err), CH_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(prov_helper_pool_run(pool, &none, &r, &err), CH_OK);
+        assert_true(r->defer);
+        assert_non_null(strstr(r->msg, "no CA directory"));
+        prov_helper_reply_free(r);
+    }
+    assert_int_equal(prov_helper_pool_starts(pool), 1);
+    prov_helper_pool_stop(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +566,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_ca_helper_signs_the_csr_and_configures_the_file_provider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_helper_parallel_first_runs_share_one_new_ca, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ca_helper_persistent_signs_one_request_per_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ca_helper_defers_requests_without_a_usable_csr, setup,
                                         teardown),
