@@ -4,8 +4,10 @@
  *      simulated fleet of N1 and N2 nodes (fresh broker each; N1 the median of the plain
  *      rounds of 5.);
  *   2. the floors: request/reply round trips per second through the broker with bare nats.c,
- *      and demo-helper runs per second through prov_helper_run; a node costs 4 round trips and
- *      one helper run, so the floor in nodes/s is min(reqrep / 4, spawns);
+ *      demo-helper runs per second through prov_helper_run (exec) and through a pool of
+ *      persistent demo helpers (prov_helper_pool_run); a node costs 3 round trips of the
+ *      provisioner (inventory, configure, restart) and one helper run, so the floor in nodes/s
+ *      is min(reqrep / 3, helper runs) for each helper mode;
  *   3. resident memory of the provisioner with N3 nodes queued behind one slow worker;
  *   4. broadcast discovery (ch_rpc_discover, filter agent choria_provision, the 300 ms
  *      window) of those N3 nodes, median of 3;
@@ -13,7 +15,9 @@
  *      (default 3) of each, medians. Secured is the same nats-server with a TLS block (the
  *      certificates of tests/data/security/mk-pki.sh), the fleet over anonymous TLS (--tls,
  *      as provisioning-mode nodes), the provisioner with the file security provider (mutual
- *      TLS, every request x509-signed); nodes/s and CPU per node as ratios to plain.
+ *      TLS, every request x509-signed); nodes/s and CPU per node as ratios to plain;
+ *   6. helper modes (issue #12): N1 (in the rounds of 5.) and N2 nodes with helper_mode exec and
+ *      persistent (the static demo helper with --persistent), CPU per node of every process.
  * Usage: bench_provision [N1 [N2 [N3]]] (defaults 1000 10000 50000), CH_BIN_DIR set;
  * BENCH_WORKERS overrides the provisioner's workers (default 4 x online CPUs). */
 #include <arpa/inet.h>
@@ -30,6 +34,7 @@
 #include <unistd.h>
 
 #include "helper.h"
+#include "helper_pool.h"
 #include "choria/json.h"
 #include "choria/rpc.h"
 #include "choria/util.h"
@@ -96,6 +101,24 @@ static void cpu_secs(pid_t pid, double *self, double *children)
     }
 }
 
+/* CPU seconds of the children pid still has (persistent helpers are reaped only at stop). */
+static double live_children_secs(pid_t pid)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/children 2>/dev/null", (int)pid);
+    FILE *fp = popen(cmd, "r");
+    int child;
+    double sum = 0;
+    while (fp != NULL && fscanf(fp, "%d", &child) == 1) {
+        double self, reaped;
+        cpu_secs(child, &self, &reaped);
+        sum += (self > 0 ? self : 0) + (reaped > 0 ? reaped : 0);
+    }
+    if (fp != NULL)
+        pclose(fp);
+    return sum;
+}
+
 /* The secured variant's certificates: a directory made by mk-pki.sh, or NULL for plain. */
 typedef struct {
     const char *pki;
@@ -154,12 +177,15 @@ static void close_nc(natsConnection *nc)
 static cht_proc *start_fleet_tls(const char *choria, cht_broker *b, int count, bool exit_when_done,
                                  bool tls)
 {
-    char n[16];
+    char n[16], state[400];
     snprintf(n, sizeof(n), "%d", count);
-    const char *argv[16] = {choria,    "tool",   "fleet",   "--server", cht_broker_url(b),
-                            "--count", n,        "--token", TOKEN,      "--connections",
-                            "2",       "--quiet"};
-    int k = 12;
+    /* in the broker's directory, which goes with it: a fleet killed with SIGKILL (the
+     * 50,000-node one) cannot remove a state directory of its own */
+    snprintf(state, sizeof(state), "%s/fleet-state", cht_broker_dir(b));
+    const char *argv[18] = {choria,    "tool",    "fleet",       "--server", cht_broker_url(b),
+                            "--count", n,         "--token",     TOKEN,      "--connections",
+                            "2",       "--quiet", "--state-dir", state};
+    int k = 14;
     if (tls)
         argv[k++] = "--tls";
     if (exit_when_done)
@@ -214,8 +240,9 @@ static void write_client_config(const char *path, cht_broker *b, const security 
                cht_broker_url(b), sec->pki, sec->pki, sec->pki);
 }
 
+/* helper_mode persistent: the same helper with --persistent. */
 static void start_provisioner_with(provisioner *pv, cht_broker *b, const char *helper, int workers,
-                                   const security *sec)
+                                   const security *sec, bool persistent)
 {
     char client[300], conf[300], bin[512];
     const char *dir = cht_broker_dir(b);
@@ -226,9 +253,10 @@ static void start_provisioner_with(provisioner *pv, cht_broker *b, const char *h
     pv->port = cht_free_port();
     write_file(conf,
                "workers: %d\ninterval: 1m\nsite: bench\nmonitor_port: %d\n"
-               "monitor_bind: 127.0.0.1\nhelper: %s\ntoken: %s\nlogfile: %s\n"
+               "monitor_bind: 127.0.0.1\nhelper: %s%s\ntoken: %s\nlogfile: %s\n%s"
                "features:\n  jwt: false\n",
-               workers, pv->port, helper, TOKEN, pv->log);
+               workers, pv->port, helper, persistent ? " --persistent" : "", TOKEN, pv->log,
+               persistent ? "helper_mode: persistent\n" : "");
     ch_error err;
     if (cht_bin_path("choria-provisioner", bin, sizeof(bin), &err) != CH_OK)
         die("choria-provisioner", &err);
@@ -241,7 +269,7 @@ static void start_provisioner_with(provisioner *pv, cht_broker *b, const char *h
 
 static void start_provisioner(provisioner *pv, cht_broker *b, const char *helper, int workers)
 {
-    start_provisioner_with(pv, b, helper, workers, NULL);
+    start_provisioner_with(pv, b, helper, workers, NULL, false);
 }
 
 /* The value of one /metrics series; -1 when absent or /metrics does not answer. */
@@ -344,7 +372,7 @@ typedef struct {
 } prov_result;
 
 static prov_result provision_rate_with(const char *choria, const char *helper, int n, int workers,
-                                       const security *sec)
+                                       const security *sec, bool persistent)
 {
     prov_result r = {0};
     bool secured = sec != NULL && sec->pki != NULL;
@@ -356,7 +384,7 @@ static prov_result provision_rate_with(const char *choria, const char *helper, i
     cpu_secs(cht_proc_pid(fleet), &fleet0, &unused);
     cpu_secs(cht_broker_pid(b), &broker0, &unused);
     int64_t t0 = ch_now_mono_ms(), t1 = 0;
-    start_provisioner_with(&pv, b, helper, workers, sec);
+    start_provisioner_with(&pv, b, helper, workers, sec, persistent);
     /* Also the time to the first node and the longest stretch without progress (stalls). */
     double got = -1, last = 0;
     int64_t first = -1, progress = t0, stall = 0;
@@ -382,6 +410,7 @@ static prov_result provision_rate_with(const char *choria, const char *helper, i
     r.errors = metric(&pv, "choria_provisioner_provision_errors" SITE);
     double prov_cpu, helper_cpu, fleet_cpu, broker_cpu;
     cpu_secs(cht_proc_pid(pv.proc), &prov_cpu, &helper_cpu);
+    helper_cpu += live_children_secs(cht_proc_pid(pv.proc));
     cpu_secs(cht_proc_pid(fleet), &fleet_cpu, &unused);
     cpu_secs(cht_broker_pid(b), &broker_cpu, &unused);
     if (t1 > 0) {
@@ -395,9 +424,9 @@ static prov_result provision_rate_with(const char *choria, const char *helper, i
                 metric(&pv, "choria_provisioner_work_queue_entries" SITE),
                 metric(&pv, "choria_provisioner_busy_workers" SITE), cht_proc_stderr(pv.proc));
     }
-    printf("%d nodes%s: %s %.0f nodes/s (%.2f s), provision_errors %g\n", n,
-           secured ? ", secured" : "", t1 > 0 ? "provisioned at" : "NOT all provisioned,", r.rate,
-           r.secs, r.errors);
+    printf("%d nodes%s%s: %s %.0f nodes/s (%.2f s), provision_errors %g\n", n,
+           secured ? ", secured" : "", persistent ? ", persistent helpers" : "",
+           t1 > 0 ? "provisioned at" : "NOT all provisioned,", r.rate, r.secs, r.errors);
     if (secured)
         check_signed(&pv);
     fleet_cpu -= fleet0;
@@ -417,9 +446,10 @@ static prov_result provision_rate_with(const char *choria, const char *helper, i
     return r;
 }
 
-static prov_result provision_rate(const char *choria, const char *helper, int n, int workers)
+static prov_result provision_rate(const char *choria, const char *helper, int n, int workers,
+                                  bool persistent)
 {
-    return provision_rate_with(choria, helper, n, workers, NULL);
+    return provision_rate_with(choria, helper, n, workers, NULL, persistent);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -456,23 +486,29 @@ static prov_result median_result(const prov_result *r, int k)
     return m;
 }
 
-/* Plain and secured runs of n nodes, alternating, rounds of each (the machine is shared, so
- * neither gets the quiet minute alone); medians into *plain and *secured. */
-static void compare_secured(const char *choria, const char *helper, int n, int workers,
-                            const security *sec, int rounds, prov_result *plain,
-                            prov_result *secured)
+/* Plain (exec helpers), secured and persistent-helper runs of n nodes, alternating, rounds of
+ * each (the machine is shared, so none gets the quiet minute alone); medians into *plain,
+ * *secured and *persistent. */
+static void compare_rounds(const char *choria, const char *helper, int n, int workers,
+                           const security *sec, int rounds, prov_result *plain,
+                           prov_result *secured, prov_result *persistent)
 {
-    prov_result p[MAX_ROUNDS], q[MAX_ROUNDS];
+    prov_result p[MAX_ROUNDS], q[MAX_ROUNDS], h[MAX_ROUNDS];
     for (int i = 0; i < rounds; i++) {
-        printf("-- plain vs secured, round %d of %d\n", i + 1, rounds);
-        p[i] = provision_rate(choria, helper, n, workers);
-        q[i] = provision_rate_with(choria, helper, n, workers, sec);
-        printf("   round %d: secured / plain = %.2f nodes/s, %.2f provisioner CPU per node\n",
+        printf("-- plain vs secured vs persistent helpers, round %d of %d\n", i + 1, rounds);
+        p[i] = provision_rate(choria, helper, n, workers, false);
+        q[i] = provision_rate_with(choria, helper, n, workers, sec, false);
+        h[i] = provision_rate(choria, helper, n, workers, true);
+        printf("   round %d: secured / plain = %.2f nodes/s, %.2f provisioner CPU per node; "
+               "persistent / exec = %.2f nodes/s, %.2f provisioner CPU per node\n",
                i + 1, p[i].rate > 0 ? q[i].rate / p[i].rate : 0,
-               p[i].cpu_ms[0] > 0 ? q[i].cpu_ms[0] / p[i].cpu_ms[0] : 0);
+               p[i].cpu_ms[0] > 0 ? q[i].cpu_ms[0] / p[i].cpu_ms[0] : 0,
+               p[i].rate > 0 ? h[i].rate / p[i].rate : 0,
+               p[i].cpu_ms[0] > 0 ? h[i].cpu_ms[0] / p[i].cpu_ms[0] : 0);
     }
     *plain = median_result(p, rounds);
     *secured = median_result(q, rounds);
+    *persistent = median_result(h, rounds);
 }
 
 /* The PKI of the secured run, made by the spec's script into a temporary directory (removed
@@ -600,6 +636,61 @@ static double spawn_floor(const char *helper, const char *inventory, int threads
     return total * 1000.0 / (double)(el > 0 ? el : 1);
 }
 
+typedef struct {
+    prov_helper_pool *pool;
+    const char *inventory;
+    int64_t until;
+    long done, failed;
+} pool_user;
+
+static void *pool_loop(void *arg)
+{
+    pool_user *u = arg;
+    prov_helper_input in = {.identity = "n1.fleet.local", .inventory = u->inventory};
+    while (ch_now_mono_ms() < u->until) {
+        prov_helper_reply *reply = NULL;
+        if (prov_helper_pool_run(u->pool, &in, &reply, NULL) == CH_OK && !reply->defer)
+            u->done++;
+        else
+            u->failed++;
+        prov_helper_reply_free(reply);
+    }
+    return NULL;
+}
+
+/* Requests per second to `helper --persistent` through a pool of `threads` processes, one
+ * thread each. */
+static double pool_floor(const char *helper, const char *inventory, int threads)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s --persistent", helper);
+    prov_helper_pool_opts po = {.command = cmd, .processes = (size_t)threads};
+    prov_helper_pool *pool = NULL;
+    ch_error err;
+    if (prov_helper_pool_start(&po, &pool, &err) != CH_OK)
+        die("persistent helpers", &err);
+    pool_user *us = calloc((size_t)threads, sizeof(*us));
+    pthread_t *th = calloc((size_t)threads, sizeof(*th));
+    int64_t t0 = ch_now_mono_ms();
+    for (int i = 0; i < threads; i++) {
+        us[i] = (pool_user){.pool = pool, .inventory = inventory, .until = t0 + FLOOR_MS};
+        pthread_create(&th[i], NULL, pool_loop, &us[i]);
+    }
+    long total = 0, failed = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        total += us[i].done;
+        failed += us[i].failed;
+    }
+    int64_t el = ch_now_mono_ms() - t0;
+    prov_helper_pool_stop(pool);
+    if (failed > 0)
+        fprintf(stderr, "bench: %ld persistent helper requests failed\n", failed);
+    free(us);
+    free(th);
+    return total * 1000.0 / (double)(el > 0 ? el : 1);
+}
+
 /* The inventory a fleet node really answers, encoded as the provisioner hands it to the
  * helper, so the helper floor reads a request of the real size. */
 static char *fleet_inventory(const char *choria, cht_broker *b)
@@ -707,8 +798,8 @@ static void big_fleet(const char *choria, int n, big_result *r)
 
 typedef struct {
     int n1, n2, n3, cpus, workers, rounds;
-    double reqrep, spawns, floor;
-    prov_result r1, r2, sec1;
+    double reqrep, spawns, pool_runs, floor, pfloor; /* pfloor: with persistent helpers */
+    prov_result r1, r2, sec1, p1, p2;                /* p: persistent helpers */
     big_result big;
 } results;
 
@@ -717,39 +808,64 @@ static double ratio(double a, double b)
     return b > 0 ? a / b : 0;
 }
 
+static const char *const WHO[] = {"provisioner", "its helpers", "fleet", "broker"};
+
+static double cpu_total(const prov_result *r)
+{
+    return r->cpu_ms[0] + r->cpu_ms[1] + r->cpu_ms[2] + r->cpu_ms[3];
+}
+
+/* One provisioning row: the rate, its floor and ratio, and the CPU per node beside it. */
+static void rate_row(const char *what, const prov_result *r, double floor, const char *goal)
+{
+    printf("| %s | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | %.2f / %.2f / %.2f / %.2f "
+           "(%.2f) | %s |\n",
+           what, r->rate, r->secs, floor, ratio(r->rate, floor), r->cpu_ms[0], r->cpu_ms[1],
+           r->cpu_ms[2], r->cpu_ms[3], cpu_total(r), goal);
+}
+
 static void print_table(const results *x)
 {
-    printf("\n| figure | value | floor in the same run | ratio | goal |\n|---|---|---|---|---|\n");
-    printf("| request/reply through the broker, bare nats.c, %d requesters | %.0f/s | | | |\n",
+    printf("\n| figure | value | floor in the same run | ratio | CPU ms per node: provisioner / "
+           "helpers / fleet / broker (sum) | goal |\n|---|---|---|---|---|---|\n");
+    printf("| request/reply through the broker, bare nats.c, %d requesters | %.0f/s | | | | |\n",
            x->workers, x->reqrep);
-    printf("| demo-helper runs through prov_helper_run, %d threads | %.0f/s | | | |\n", x->cpus,
-           x->spawns);
-    printf("| provisioned, %d nodes, %d workers (median) | %.0f nodes/s (%.2f s) | %.0f nodes/s | "
-           "%.2f | ≥ 0.5 |\n",
-           x->n1, x->workers, x->r1.rate, x->r1.secs, x->floor, ratio(x->r1.rate, x->floor));
-    printf("| provisioned, %d nodes, %d workers | %.0f nodes/s (%.2f s) | %.0f nodes/s | %.2f | "
-           "≥ 1,000 nodes/s, ≥ 0.5 |\n",
-           x->n2, x->workers, x->r2.rate, x->r2.secs, x->floor, ratio(x->r2.rate, x->floor));
-    printf("| CPU ms per node at %d nodes: provisioner / helpers / fleet / broker | %.2f / %.2f / "
-           "%.2f / %.2f | | | |\n",
-           x->n2, x->r2.cpu_ms[0], x->r2.cpu_ms[1], x->r2.cpu_ms[2], x->r2.cpu_ms[3]);
+    printf("| demo-helper runs through prov_helper_run (exec), %d threads | %.0f/s | | | | |\n",
+           x->cpus, x->spawns);
+    printf("| demo-helper requests through %d persistent helpers | %.0f/s | | | | |\n", x->cpus,
+           x->pool_runs);
+    char what[160];
+    snprintf(what, sizeof(what), "provisioned, %d nodes, exec helpers (median of %d)", x->n1,
+             x->rounds);
+    rate_row(what, &x->r1, x->floor, "");
+    snprintf(what, sizeof(what), "provisioned, %d nodes, persistent helpers (median of %d)", x->n1,
+             x->rounds);
+    rate_row(what, &x->p1, x->pfloor, "");
+    snprintf(what, sizeof(what), "provisioned, %d nodes, exec helpers", x->n2);
+    rate_row(what, &x->r2, x->floor, "no slower than before");
+    snprintf(what, sizeof(what), "provisioned, %d nodes, persistent helpers", x->n2);
+    rate_row(what, &x->p2, x->pfloor,
+             "≥ 1,000 nodes/s; provisioner ≤ 0.4, helper ≤ 0.1, fleet ≤ 0.4 ms");
     printf(
-        "| provisioner resident, %d nodes queued (%g in the queue) | %.1f MiB | | | < 64 MiB |\n",
-        x->n3, x->big.queued, x->big.rss_kib / 1024.0);
-    printf("| discovery of %d nodes, last reply (median of 3) | %lld ms | | | < 1 s |\n", x->n3,
+        "| upstream's own figure, for scale | about 1,000 nodes/minute (17 nodes/s) | | | | |\n");
+    printf("| persistent / exec at %d nodes | %.2f × the rate | | | %.2f × the CPU per node | |\n",
+           x->n2, ratio(x->p2.rate, x->r2.rate), ratio(cpu_total(&x->p2), cpu_total(&x->r2)));
+    printf("| provisioner resident, %d nodes queued (%g in the queue) | %.1f MiB | | | | < 64 MiB "
+           "|\n",
+           x->n3, x->big.queued, x->big.rss_kib / 1024.0);
+    printf("| discovery of %d nodes, last reply (median of 3) | %lld ms | | | | < 1 s |\n", x->n3,
            (long long)x->big.last_ms[1]);
-    printf("| discovery of %d nodes, with the 300 ms window (median of 3) | %lld ms | | | |\n",
+    printf("| discovery of %d nodes, with the 300 ms window (median of 3) | %lld ms | | | | |\n",
            x->n3, (long long)x->big.total_ms[1]);
 
     const prov_result *p = &x->r1, *s = &x->sec1;
-    printf("\n| %d nodes, %d workers, median of %d alternating rounds | plain (no TLS, unsigned) | "
-           "secured (TLS, x509-signed) | secured / plain |\n|---|---|---|---|\n",
+    printf("\n| %d nodes, %d workers, exec helpers, median of %d alternating rounds | plain (no "
+           "TLS, unsigned) | secured (TLS, x509-signed) | secured / plain |\n|---|---|---|---|\n",
            x->n1, x->workers, x->rounds);
     printf("| provisioned | %.0f nodes/s (%.2f s) | %.0f nodes/s (%.2f s) | %.2f |\n", p->rate,
            p->secs, s->rate, s->secs, ratio(s->rate, p->rate));
-    static const char *const who[] = {"provisioner", "its helpers", "fleet", "broker"};
     for (int i = 0; i < 4; i++)
-        printf("| CPU ms per node, %s | %.2f | %.2f | %.2f |\n", who[i], p->cpu_ms[i], s->cpu_ms[i],
+        printf("| CPU ms per node, %s | %.2f | %.2f | %.2f |\n", WHO[i], p->cpu_ms[i], s->cpu_ms[i],
                ratio(s->cpu_ms[i], p->cpu_ms[i]));
 }
 
@@ -792,23 +908,27 @@ int main(int argc, char **argv)
     x.reqrep = reqrep_floor(b, x.workers);
     cht_broker_free(b);
     x.spawns = spawn_floor(helper, inventory, x.cpus);
+    x.pool_runs = pool_floor(helper, inventory, x.cpus);
     printf("floor: %.0f request/replies/s (%d requesters), %.0f helper runs/s (%d threads, "
-           "%zu-byte inventory)\n",
-           x.reqrep, x.workers, x.spawns, x.cpus, strlen(inventory));
+           "%zu-byte inventory), %.0f persistent helper requests/s\n",
+           x.reqrep, x.workers, x.spawns, x.cpus, strlen(inventory), x.pool_runs);
     free(inventory);
-    x.floor = x.reqrep / 4 < x.spawns ? x.reqrep / 4 : x.spawns;
+    x.floor = x.reqrep / 3 < x.spawns ? x.reqrep / 3 : x.spawns;
+    x.pfloor = x.reqrep / 3 < x.pool_runs ? x.reqrep / 3 : x.pool_runs;
 
     char pki_dir[256], pki[300];
     make_pki(src, pki_dir, sizeof(pki_dir), pki, sizeof(pki));
     const security sec = {.pki = pki};
-    compare_secured(choria, helper, x.n1, x.workers, &sec, x.rounds, &x.r1, &x.sec1);
+    compare_rounds(choria, helper, x.n1, x.workers, &sec, x.rounds, &x.r1, &x.sec1, &x.p1);
     cht_temp_dir_remove(pki_dir, NULL);
-    x.r2 = provision_rate(choria, helper, x.n2, x.workers);
+    x.r2 = provision_rate(choria, helper, x.n2, x.workers, false);
+    x.p2 = provision_rate(choria, helper, x.n2, x.workers, true);
     big_fleet(choria, x.n3, &x.big);
     qsort(x.big.last_ms, 3, sizeof(int64_t), cmp_i64);
     qsort(x.big.total_ms, 3, sizeof(int64_t), cmp_i64);
     print_table(&x);
-    bool ok = x.r1.rate > 0 && x.sec1.rate > 0 && x.r2.rate > 0 && x.big.found[0] == (size_t)x.n3 &&
-              x.big.found[1] == (size_t)x.n3 && x.big.found[2] == (size_t)x.n3;
+    bool ok = x.r1.rate > 0 && x.sec1.rate > 0 && x.r2.rate > 0 && x.p1.rate > 0 && x.p2.rate > 0 &&
+              x.big.found[0] == (size_t)x.n3 && x.big.found[1] == (size_t)x.n3 &&
+              x.big.found[2] == (size_t)x.n3;
     return ok ? 0 : 1;
 }
