@@ -15,7 +15,8 @@
  *    decodes a broadcast once and runs it against every simulated node.
  *  - CH_AGENT_MAX_AGENTS, and ch_agent_active_names() returns how many names it wrote.
  *  - ch_agent_handle() does not log; a drop's reason is in err (code and msg) for the caller.
- *  - node->agents NULL means ch_agent_set_standard. */
+ *  - node->agents NULL means ch_agent_set_standard.
+ *  - ch_node.no_sync. */
 #ifndef CHORIA_AGENT_H
 #define CHORIA_AGENT_H
 
@@ -86,6 +87,8 @@ typedef struct {
     const ch_protocol_ops *protocol; /* how requests arrive and replies leave; NULL = v1 */
     const ch_security *security;     /* verifies requests; NULL = no verification, which only
                                         a provisioning-mode node may use (upstream too) */
+    bool no_sync; /* files the agents write are not fsynced (CH_CONFWRITE_NO_SYNC): only for
+                     simulated nodes in benchmarks; false (durable) for every real node */
 } ch_node;
 
 /* One RPC call as an action sees it. */

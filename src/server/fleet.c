@@ -485,6 +485,7 @@ static ch_status setup_node(fleet *fl, int i, ch_error *err)
     node->provision = &n->prov;
     node->protocol = fl->protocol;
     node->security = NULL; /* provisioning mode: requests are not verified */
+    node->no_sync = fl->o->no_sync;
     node->host = (ch_node_host){.closure = n,
                                 .publish_event = publish_event,
                                 .restart = host_restart,
