@@ -15,7 +15,10 @@
  *    decodes a broadcast once and runs it against every simulated node.
  *  - CH_AGENT_MAX_AGENTS, and ch_agent_active_names() returns how many names it wrote.
  *  - ch_agent_handle() does not log; a drop's reason is in err (code and msg) for the caller.
- *  - node->agents NULL means ch_agent_set_standard. */
+ *  - node->agents NULL means ch_agent_set_standard.
+ *  - ch_node.no_sync.
+ *  - ch_agent_result.action, and ch_agent_handle_body(): a host that runs one request against
+ *    many nodes decodes its message body once and learns the action without parsing it. */
 #ifndef CHORIA_AGENT_H
 #define CHORIA_AGENT_H
 
@@ -86,6 +89,8 @@ typedef struct {
     const ch_protocol_ops *protocol; /* how requests arrive and replies leave; NULL = v1 */
     const ch_security *security;     /* verifies requests; NULL = no verification, which only
                                         a provisioning-mode node may use (upstream too) */
+    bool no_sync; /* files the agents write are not fsynced (CH_CONFWRITE_NO_SYNC): only for
+                     simulated nodes in benchmarks; false (durable) for every real node */
 } ch_node;
 
 /* One RPC call as an action sees it. */
@@ -146,10 +151,17 @@ struct ch_agent_set {
 /* discovery, rpcutil and choria_provision (active when the node supports provisioning). */
 extern const ch_agent_set ch_agent_set_standard;
 
+/* Longest mcorpc action name ch_agent_result.action holds in full. */
+#define CH_AGENT_MAX_ACTION_LEN 64
+
 /* The outcome of handling one request payload. The handler overwrites it (release an
  * earlier payload first); release it with ch_agent_result_clear(). */
 typedef struct {
     char *payload; /* reply NATS payload to publish, NULL when nothing is sent */
+    /* the action an mcorpc agent was asked for (truncated to CH_AGENT_MAX_ACTION_LEN - 1
+     * bytes), for the host's bookkeeping; "" for raw agents and requests that reached no
+     * agent */
+    char action[CH_AGENT_MAX_ACTION_LEN];
     size_t payload_len;
     char subject[CH_MAX_SUBJECT_LEN]; /* where to publish it: the request's reply-to */
     ch_status dropped;     /* CH_OK when a reply was made, else why the request gets none */
@@ -189,6 +201,13 @@ ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_
  * ch_protocol_decode_request() (and still owns and clears). */
 ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
                                   ch_agent_result *result, ch_error *err);
+
+/* ch_agent_handle_decoded() with the request's message body already decoded by the caller
+ * with ch_protocol_message_body() (borrowed; it must be that request's body): a host that
+ * runs one broadcast against many nodes decodes it once. */
+ch_status ch_agent_handle_body(ch_node *node, const ch_request_payload *req,
+                               const unsigned char *body, size_t body_len, int64_t now,
+                               ch_agent_result *result, ch_error *err);
 
 /* Names of the node's active agents, sorted bytewise (as Go's sort.Strings), into
  * out[0..max); returns how many were written. Strings are the agents' static names. */

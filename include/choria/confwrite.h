@@ -6,7 +6,9 @@
  * and one `key=value` line per setting, and that text is validated with ch_config_parse
  * before anything touches the disk. Installing it writes a temp file `provisionXXXXXX` in
  * the target's directory (mode 0600), fsyncs it, renames it over the target (over the real
- * file when the target is a symlink) and fsyncs the directory. */
+ * file when the target is a symlink) and fsyncs the directory.
+ *
+ * The writers take flags; 0 is the durable default described above. */
 #ifndef CHORIA_CONFWRITE_H
 #define CHORIA_CONFWRITE_H
 
@@ -34,14 +36,21 @@ ch_status ch_confwrite_render(const ch_confwrite_origin *origin, const char *con
  * "2024-06-10 14:35:46.123456789 +0000 UTC" (trailing zeros of the fraction dropped). */
 void ch_confwrite_format_time(int64_t now_ns, char *out, size_t out_size);
 
-/* Atomically installs text as the config at path (see above). */
-ch_status ch_confwrite_install(const char *path, const char *text, size_t len, ch_error *err);
+/* Leave out both fsyncs (file and directory). Readers still see the old or the new file,
+ * never a partial one (the rename is atomic), but after a crash the file may be lost or
+ * empty. Only for simulated nodes in benchmarks (`choria tool fleet --no-sync`), where two
+ * fsyncs per configure cost more CPU than the rest of the node; never for a real server. */
+#define CH_CONFWRITE_NO_SYNC 0x01u
+
+/* Atomically installs text as the config at path (see above); flags: CH_CONFWRITE_*. */
+ch_status ch_confwrite_install(const char *path, const char *text, size_t len, unsigned flags,
+                               ch_error *err);
 
 /* Atomically writes data to path with exactly mode (temp file in the same directory, fsync,
  * fchmod, rename, directory fsync). Unlike ch_confwrite_install it replaces a symlink at
- * path rather than following it. */
+ * path rather than following it. flags: CH_CONFWRITE_*. */
 ch_status ch_confwrite_file(const char *path, const void *data, size_t len, unsigned mode,
-                            ch_error *err);
+                            unsigned flags, ch_error *err);
 
 /* mkdir -p path; directories it creates get exactly mode (umask ignored). Existing
  * directories keep theirs. CH_ERR_IO naming the failing component. */

@@ -72,6 +72,8 @@ static const cli_command commands[] = {
      "      --provisioning-jwt=F   JWT the nodes hand out (default: a generated one)\n"
      "      --facts=FILE           Facts of every node (JSON or YAML)\n"
      "      --state-dir=DIR        Where node files go (default: a temporary directory)\n"
+     "      --no-sync              Do not fsync the files nodes write (for benchmarks: a\n"
+     "                             crash may lose them; a real server always syncs)\n"
      "      --connections=N        NATS connections (default: one per 2000 nodes)\n"
      "      --drop=PCT             Share of requests silently dropped\n"
      "      --delay=PCT            Share of replies delayed by --delay-ms\n"

@@ -32,6 +32,7 @@ static const cli_flag FLAGS[] = {
     STR("provisioning-jwt", jwt_file),
     STR("facts", facts_file),
     STR("state-dir", state_dir),
+    BOOL("no-sync", no_sync),
     INT("connections", connections, 1, 1000),
     PCT("drop", drop_pct),
     PCT("delay", delay_pct),

@@ -1,8 +1,14 @@
 /* The simulated fleet. Nodes share a few NATS connections; each node subscribes to its own
  * node subject (so a vanished node makes the broker answer "no responders"), and each
- * connection has one subscription per broadcast agent subject whose request is decoded once
- * and run against every node of that connection. Message delivery uses nats.c's shared
- * delivery pool instead of a thread per subscription. */
+ * connection has one subscription per broadcast agent subject whose request (and message
+ * body) is decoded once and run against every node of that connection. Message delivery uses
+ * nats.c's shared delivery pool instead of a thread per subscription.
+ *
+ * Where the CPU goes is what a benchmark of the provisioner measures next to it, so the
+ * per-node costs that are the fleet's and not a node's are kept out of the way: replies to a
+ * broadcast leave on a second, buffered connection (one write for many replies instead of
+ * a write each); restarts wait in a due-list instead of a scan of every node; the counts that
+ * decide when the fleet is done are kept as they change. */
 #include "fleet.h"
 
 #include <errno.h>
@@ -52,6 +58,7 @@ typedef struct {
     natsSubscription *sub;
     pthread_mutex_t lock; /* the fields below */
     bool provisioned, vanished, stopped;
+    bool settled; /* counted in fleet.settled: provisioned, vanished, or faulty and served */
     /* Interleaving: a configure from another caller while the last configure's caller has
      * not yet asked for the restart (two provisioners working on the node at once). */
     char open_caller[128]; /* caller of the last configure not followed by its restart */
@@ -61,12 +68,14 @@ typedef struct {
     int configure_calls;
     caller_count callers[MAX_CALLERS];
     int n_callers, other_callers;
-    int64_t restart_at_ms;
 } fleet_node;
 
 typedef struct {
     fleet *fl;
     natsConnection *nc;
+    /* Replies to broadcasts: without SendAsap, so nats.c's flusher writes the replies of the
+     * many nodes that answer one broadcast together; direct replies stay on nc, at once. */
+    natsConnection *bulk;
     natsSubscription *broadcast[3];
     fleet_node **nodes;
     int n_nodes;
@@ -80,6 +89,12 @@ typedef struct delayed {
     size_t len;
     int64_t due_ms;
 } delayed;
+
+/* A simulated restart that finishes at `at` (monotonic ms). */
+typedef struct {
+    int64_t at;
+    fleet_node *node;
+} due_restart;
 
 struct fleet {
     const srv_fleet_opts *o;
@@ -95,6 +110,10 @@ struct fleet {
     const char *collectives[1];
     const ch_protocol_ops *protocol; /* every node's: provisioning-mode nodes never verify */
     atomic_ullong requests, replies, dropped, delayed_n, errors, vanished;
+    atomic_int provisioned_n, settled; /* nodes provisioned; nodes done (see fleet_node) */
+    pthread_mutex_t due_lock;          /* the due-list: a min-heap on at */
+    due_restart *due;
+    size_t n_due, due_cap;
     pthread_mutex_t delay_lock;
     pthread_cond_t delay_cond;
     delayed *delay_queue;
@@ -125,13 +144,76 @@ static ch_status publish_event(void *closure, ch_lifecycle_type type, const char
                                  type == CH_LIFECYCLE_UPGRADED ? new_version : NULL, format, &err);
 }
 
+/* ---- the due-list of restarts ---- */
+
+static void due_swap(due_restart *a, due_restart *b)
+{
+    due_restart t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Adds a restart; false when out of memory. Called with due_lock held. */
+static bool due_push(fleet *fl, int64_t at, fleet_node *n)
+{
+    if (fl->n_due == fl->due_cap) {
+        size_t cap = fl->due_cap ? fl->due_cap * 2 : 64;
+        due_restart *d = realloc(fl->due, cap * sizeof(*d));
+        if (d == NULL)
+            return false;
+        fl->due = d;
+        fl->due_cap = cap;
+    }
+    size_t i = fl->n_due++;
+    fl->due[i] = (due_restart){.at = at, .node = n};
+    while (i > 0 && fl->due[(i - 1) / 2].at > fl->due[i].at) {
+        due_swap(&fl->due[(i - 1) / 2], &fl->due[i]);
+        i = (i - 1) / 2;
+    }
+    return true;
+}
+
+/* The earliest restart if it is due by now, removed from the list; NULL otherwise. Called
+ * with due_lock held. */
+static fleet_node *due_pop(fleet *fl, int64_t now)
+{
+    if (fl->n_due == 0 || fl->due[0].at > now)
+        return NULL;
+    fleet_node *n = fl->due[0].node;
+    fl->due[0] = fl->due[--fl->n_due];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < fl->n_due && fl->due[l].at < fl->due[m].at)
+            m = l;
+        if (r < fl->n_due && fl->due[r].at < fl->due[m].at)
+            m = r;
+        if (m == i)
+            break;
+        due_swap(&fl->due[i], &fl->due[m]);
+        i = m;
+    }
+    return n;
+}
+
+/* Marks the node done for --exit-when-provisioned, once. Called with n->lock held. */
+static void settle(fleet_node *n)
+{
+    if (!n->settled) {
+        n->settled = true;
+        n->fl->settled++;
+    }
+}
+
 static void host_restart(void *closure, int64_t delay_ms)
 {
     fleet_node *n = closure;
+    fleet *fl = n->fl;
     publish_event(n, CH_LIFECYCLE_SHUTDOWN, NULL);
-    pthread_mutex_lock(&n->lock);
-    n->restart_at_ms = ch_now_mono_ms() + delay_ms;
-    pthread_mutex_unlock(&n->lock);
+    pthread_mutex_lock(&fl->due_lock);
+    bool queued = due_push(fl, ch_now_mono_ms() + delay_ms, n);
+    pthread_mutex_unlock(&fl->due_lock);
+    if (!queued)
+        fprintf(stderr, "fleet: out of memory: %s will not restart\n", n->identity);
 }
 
 static void stop_node(fleet_node *n)
@@ -268,53 +350,37 @@ static bool inject_fault(fleet_node *n, const ch_request_payload *req, const cha
     ch_buf_free(&b);
     pthread_mutex_lock(&n->lock);
     n->fault_hit = true;
+    settle(n); /* a faulty node is done once it served its fault */
     pthread_mutex_unlock(&n->lock);
     return true;
 }
 
+/* Sends the reply the node made (res) on nc, or drops, delays or replaces it as the faults
+ * say. */
 static void answer(fleet_node *n, natsConnection *nc, const ch_request_payload *req,
-                   const char *agent, const char *action)
+                   ch_agent_result *res)
 {
     fleet *fl = n->fl;
-    ch_agent_result res = {0};
-    ch_error err;
-    ch_agent_handle_decoded(&n->node, req, ch_now_unix(), &res, &err);
-    if (res.payload != NULL && n->fault != FAULT_NONE)
-        inject_fault(n, req, agent, action, &res);
-    if (res.payload != NULL) {
+    const char *agent = req->request.envelope.agent, *action = res->action;
+    if (res->payload != NULL && n->fault != FAULT_NONE)
+        inject_fault(n, req, agent, action, res);
+    if (res->payload != NULL) {
         if (chance(fl->o->drop_pct)) {
             fl->dropped++;
         } else {
             if (chance(fl->o->error_pct)) {
-                inject_error(n, req, action, &res);
+                inject_error(n, req, action, res);
                 fl->errors++;
             }
             if (chance(fl->o->delay_pct)) {
                 fl->delayed_n++;
-                delay_reply(fl, nc, &res);
+                delay_reply(fl, nc, res);
             } else {
-                natsConnection_Publish(nc, res.subject, res.payload, (int)res.payload_len);
+                natsConnection_Publish(nc, res->subject, res->payload, (int)res->payload_len);
             }
             fl->replies++;
         }
     }
-    ch_agent_result_clear(&res);
-}
-
-/* The action named in an mcorpc body, into out ("" when there is none). */
-static void body_action(const ch_request_payload *req, char *agent, char *action, size_t size)
-{
-    agent[0] = action[0] = '\0';
-    unsigned char *body = NULL;
-    size_t len = 0;
-    if (ch_protocol_message_body(req->request.message, &body, &len, NULL) != CH_OK)
-        return;
-    json_t *root = ch_json_parse((const char *)body, len, CH_MAX_MESSAGE_SIZE, 8, NULL);
-    const char *a = ch_json_get_string(root, "action"), *g = ch_json_get_string(root, "agent");
-    snprintf(action, size, "%s", a != NULL ? a : "");
-    snprintf(agent, size, "%s", g != NULL ? g : "");
-    json_decref(root);
-    free(body);
 }
 
 static void record_restart(fleet_node *n, const char *callerid)
@@ -346,6 +412,9 @@ static void record_configure(fleet_node *n, const char *callerid)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* The agent decides which action a request names (ch_agent_result.action), so the fleet
+ * reads it from the result instead of parsing the body a second time; its bookkeeping still
+ * happens before the reply leaves, so a caller can never see a reply the counts miss. */
 static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     fleet_node *n = closure;
@@ -354,40 +423,54 @@ static void on_direct(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     fl->requests++;
     if (ch_protocol_decode_request(n->node.protocol, n->node.security, natsMsg_GetData(msg),
                                    (size_t)natsMsg_GetDataLength(msg), &req, NULL) == CH_OK) {
-        char agent[64], action[64];
-        body_action(&req, agent, action, sizeof(action));
-        bool provisioning_call = strcmp(agent, "choria_provision") == 0;
+        const char *callerid = req.request.envelope.callerid;
+        bool provisioning_call = strcmp(req.request.envelope.agent, "choria_provision") == 0;
         if (provisioning_call && !n->vanished && chance(fl->o->vanish_pct)) {
+            pthread_mutex_lock(&n->lock);
             n->vanished = true; /* gone mid-provisioning: later calls find no responders */
+            settle(n);
+            pthread_mutex_unlock(&n->lock);
             fl->vanished++;
             stop_node(n);
         } else if (!n->vanished) {
-            if (provisioning_call && strcmp(action, "configure") == 0)
-                record_configure(n, req.request.envelope.callerid);
-            else if (provisioning_call && strcmp(action, "restart") == 0)
-                record_restart(n, req.request.envelope.callerid);
-            answer(n, nc, &req, agent, action);
+            ch_agent_result res = {0};
+            ch_agent_handle_decoded(&n->node, &req, ch_now_unix(), &res, NULL);
+            if (provisioning_call && strcmp(res.action, "configure") == 0)
+                record_configure(n, callerid);
+            else if (provisioning_call && strcmp(res.action, "restart") == 0)
+                record_restart(n, callerid);
+            answer(n, nc, &req, &res);
+            ch_agent_result_clear(&res);
         }
     }
     ch_protocol_request_payload_clear(&req);
     natsMsg_Destroy(msg);
 }
 
+/* One broadcast, decoded once (the request and its message body), answered by every live
+ * provisioning-mode node of the connection. */
 static void on_broadcast(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     fleet_conn *c = closure;
     ch_request_payload req = {0};
+    unsigned char *body = NULL;
+    size_t body_len = 0;
     c->fl->requests++;
     if (ch_protocol_decode_request(c->fl->protocol, NULL, natsMsg_GetData(msg),
-                                   (size_t)natsMsg_GetDataLength(msg), &req, NULL) == CH_OK) {
-        char agent[64], action[64];
-        body_action(&req, agent, action, sizeof(action));
+                                   (size_t)natsMsg_GetDataLength(msg), &req, NULL) == CH_OK &&
+        ch_protocol_message_body(req.request.message, &body, &body_len, NULL) == CH_OK) {
+        int64_t now = ch_now_unix();
         for (int i = 0; i < c->n_nodes; i++) {
             fleet_node *n = c->nodes[i];
-            if (!n->vanished && !n->stopped && n->node.provision_mode)
-                answer(n, nc, &req, agent, action);
+            if (n->vanished || n->stopped || !n->node.provision_mode)
+                continue;
+            ch_agent_result res;
+            ch_agent_handle_body(&n->node, &req, body, body_len, now, &res, NULL);
+            answer(n, c->bulk, &req, &res);
+            ch_agent_result_clear(&res);
         }
     }
+    free(body);
     ch_protocol_request_payload_clear(&req);
     natsMsg_Destroy(msg);
 }
@@ -485,6 +568,7 @@ static ch_status setup_node(fleet *fl, int i, ch_error *err)
     node->provision = &n->prov;
     node->protocol = fl->protocol;
     node->security = NULL; /* provisioning mode: requests are not verified */
+    node->no_sync = fl->o->no_sync;
     node->host = (ch_node_host){.closure = n,
                                 .publish_event = publish_event,
                                 .restart = host_restart,
@@ -506,6 +590,14 @@ static ch_status connect_all(fleet *fl, ch_error *err)
         ch_conn_opts_from_settings(fl->o->conn, &o);
         o.name = name; /* one per connection, so the broker tells them apart */
         ch_status st = ch_conn_connect(&o, &c->nc, err);
+        if (st == CH_OK) {
+            char bulk_name[80];
+            snprintf(bulk_name, sizeof(bulk_name), "fleet-%d-broadcast-replies", i);
+            ch_conn_opts b = o;
+            b.name = bulk_name;
+            b.send_asap = false;
+            st = ch_conn_connect(&b, &c->bulk, err);
+        }
         for (int a = 0; st == CH_OK && a < 3; a++) {
             char subject[CH_MAX_SUBJECT_LEN];
             st =
@@ -545,17 +637,18 @@ static ch_status subscribe_nodes(fleet *fl, ch_error *err)
 static void finish_restarts(fleet *fl)
 {
     int64_t now = ch_now_mono_ms();
-    for (int i = 0; i < fl->o->count; i++) {
-        fleet_node *n = &fl->nodes[i];
+    for (;;) {
+        pthread_mutex_lock(&fl->due_lock);
+        fleet_node *n = due_pop(fl, now);
+        pthread_mutex_unlock(&fl->due_lock);
+        if (n == NULL)
+            break;
         pthread_mutex_lock(&n->lock);
-        bool due = n->restart_at_ms != 0 && now >= n->restart_at_ms;
-        if (due) {
-            n->restart_at_ms = 0;
-            n->provisioned = true;
-        }
+        if (!n->provisioned)
+            fl->provisioned_n++;
+        n->provisioned = true;
+        settle(n);
         pthread_mutex_unlock(&n->lock);
-        if (!due)
-            continue;
         stop_node(n);
         pthread_mutex_lock(&n->prov.mutex);
         n->node.provision_mode = false;
@@ -654,6 +747,8 @@ static void print_summary(fleet *fl, const fleet_counts *c)
     fflush(stdout);
 }
 
+/* Every tick costs the restarts that are due and a few counters, not a pass over the nodes:
+ * a restart finishes at most a tick after its time, as before the due-list. */
 static void run_loop(fleet *fl, const sigset_t *signals)
 {
     struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
@@ -664,17 +759,17 @@ static void run_loop(fleet *fl, const sigset_t *signals)
             break;
         finish_restarts(fl);
         int64_t now = ch_now_mono_ms();
-        fleet_counts c = count(fl);
-        if (!fl->o->quiet && now - last_print >= 1000 && c.provisioned != last_provisioned) {
-            printf("fleet: %d of %d provisioned, %d vanished, %llu requests\n", c.provisioned,
-                   fl->o->count, c.vanished, (unsigned long long)fl->requests);
+        int provisioned = fl->provisioned_n;
+        if (!fl->o->quiet && now - last_print >= 1000 && provisioned != last_provisioned) {
+            printf("fleet: %d of %d provisioned, %llu vanished, %llu requests\n", provisioned,
+                   fl->o->count, (unsigned long long)fl->vanished,
+                   (unsigned long long)fl->requests);
             fflush(stdout);
             last_print = now;
-            last_provisioned = c.provisioned;
+            last_provisioned = provisioned;
         }
-        /* Faulty nodes never get provisioned: they count once their fault was served. */
-        if (fl->o->exit_when_provisioned &&
-            c.provisioned + c.vanished + c.faulty_hit >= fl->o->count)
+        /* Faulty nodes never get provisioned: they are done once their fault was served. */
+        if (fl->o->exit_when_provisioned && fl->settled >= fl->o->count)
             break;
         if (fl->o->duration_ms > 0 && now - start >= fl->o->duration_ms)
             break;
@@ -689,6 +784,7 @@ static void teardown(fleet *fl)
         for (int a = 0; a < 3; a++)
             natsSubscription_Destroy(fl->conns[i].broadcast[a]);
         ch_conn_close(fl->conns[i].nc);
+        ch_conn_close(fl->conns[i].bulk);
         free(fl->conns[i].nodes);
     }
     pthread_mutex_lock(&fl->delay_lock);
@@ -707,6 +803,7 @@ static void teardown(fleet *fl)
         fprintf(stderr, "fleet: %s\n", e.msg);
     free(fl->conns);
     free(fl->nodes);
+    free(fl->due);
     free(fl->jwt_fault);
     json_decref(fl->facts);
 }
@@ -779,6 +876,7 @@ int srv_fleet_run(const srv_fleet_opts *o)
     fl.collectives[0] = COLLECTIVE;
     fl.protocol = ch_protocol_v1();
     pthread_mutex_init(&fl.delay_lock, NULL);
+    pthread_mutex_init(&fl.due_lock, NULL);
     ch_cond_init_monotonic(&fl.delay_cond);
 
     sigset_t signals;

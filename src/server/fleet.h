@@ -17,6 +17,7 @@ typedef struct {
     const char *jwt_file;   /* served by choria_provision#jwt; NULL = a generated one */
     const char *facts_file; /* facts of every node; NULL = {"fleet":true} */
     const char *state_dir;  /* NULL = a temporary directory, removed at exit */
+    bool no_sync;           /* nodes write their files without fsync (ch_node.no_sync) */
     int connections;        /* NATS connections; 0 = one per 2000 nodes */
     bool legacy_format;     /* Choria-format lifecycle events instead of CloudEvents */
     double drop_pct, delay_pct, error_pct, vanish_pct; /* fault injection, 0..100 */

@@ -393,6 +393,61 @@ static void wrong_token_is_refused(void **state)
     ch_rpc_result_clear(&r);
 }
 
+/* --no-sync leaves out the fsyncs, not the files: configure still installs each node's
+ * configuration in its state directory. */
+static void with_no_sync_configure_still_writes_the_node_config(void **state)
+{
+    fixture *f = *state;
+    char dir[320], conf[400];
+    snprintf(dir, sizeof(dir), "%s/state", f->dir);
+    const char *extra[] = {"--token", "t0k",        "--no-sync", "--state-dir",
+                           dir,       "--duration", "20",        NULL};
+    start_fleet(f, "2", extra);
+    assert_true(provision_node(f, "n2.fleet.local"));
+    snprintf(conf, sizeof(conf), "%s/n2.fleet.local/server.conf", dir);
+    char *text = NULL;
+    size_t len = 0;
+    ch_error err;
+    CHT_CHECK(ch_read_file(conf, 65536, &text, &len, &err), &err);
+    assert_non_null(strstr(text, "\nidentity=n2.fleet.local\n"));
+    assert_non_null(strstr(text, "\nplugin.choria.server.provision=false\n"));
+    free(text);
+}
+
+/* Milliseconds from now until id answers "no responders" (polled every 20 ms, up to 10 s). */
+static int64_t until_gone(fixture *f, const char *id, int64_t t0)
+{
+    while (ch_now_mono_ms() - t0 < 10000) {
+        ch_rpc_result r = {0};
+        ch_error err;
+        ch_status st = call(f, id, "rpcutil", "ping", NULL, 2000, &r, &err);
+        bool gone = st == CH_ERR_NOT_FOUND && r.no_responders;
+        ch_rpc_result_clear(&r);
+        if (gone)
+            return ch_now_mono_ms() - t0;
+        usleep(20000);
+    }
+    return INT64_MAX;
+}
+
+/* A restart (splay 1: 2 s) finishes when it is due and not before, each node on its own
+ * time, whatever order the restarts were asked in. */
+static void restarts_finish_when_due_in_their_own_order(void **state)
+{
+    fixture *f = *state;
+    const char *extra[] = {"--token", "t0k", "--duration", "30", NULL};
+    start_fleet(f, "3", extra);
+    const char *ids[] = {"n3.fleet.local", "n1.fleet.local", "n2.fleet.local"};
+    int64_t asked[3];
+    for (int i = 0; i < 3; i++) {
+        assert_true(provision_node(f, ids[i]));
+        asked[i] = ch_now_mono_ms();
+        usleep(500000);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_in_range(until_gone(f, ids[i], asked[i]), 1900, 3000);
+}
+
 /* The broker's client connections named fleet-<i> (the fleet's), and how many of them are
  * TLS 1.2 or later. */
 static void fleet_connections(fixture *f, int *all, int *tls)
@@ -435,9 +490,9 @@ static void with_tls_the_fleet_connects_as_provisioning_nodes_do(void **state)
     assert_non_null(strstr(line, "on 2 connection(s) over anonymous TLS"));
     free(line);
     int all = 0, tls = 0;
-    fleet_connections(f, &all, &tls);
-    assert_int_equal(all, 2);
-    assert_int_equal(tls, 2);
+    fleet_connections(f, &all, &tls); /* each with its connection for broadcast replies */
+    assert_int_equal(all, 4);
+    assert_int_equal(tls, 4);
 
     char **ids = NULL;
     size_t n = discover(f, &ids);
@@ -498,6 +553,8 @@ int main(void)
         T(injected_errors_and_drops_are_seen_by_the_caller),
         T(delayed_replies_arrive_late),
         T(wrong_token_is_refused),
+        T(with_no_sync_configure_still_writes_the_node_config),
+        T(restarts_finish_when_due_in_their_own_order),
         T(with_tls_a_plain_broker_is_refused),
         cmocka_unit_test_setup_teardown(with_tls_the_fleet_connects_as_provisioning_nodes_do,
                                         setup_tls, teardown),

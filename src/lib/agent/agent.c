@@ -214,9 +214,11 @@ static char *encode_reply_body(const char *action, const ch_rpc_reply *reply)
     return ch_buf_steal(&b, NULL);
 }
 
-/* Runs an mcorpc agent on body; *reply_body is the malloc'd reply body. */
+/* Runs an mcorpc agent on body; *reply_body is the malloc'd reply body, action[] the action
+ * the body named. */
 static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_request *request,
-                            const unsigned char *body, size_t len, char **reply_body, ch_error *err)
+                            const unsigned char *body, size_t len, char **reply_body,
+                            char action_out[CH_AGENT_MAX_ACTION_LEN], ch_error *err)
 {
     rpc_body rb;
     ch_error why;
@@ -240,6 +242,7 @@ static ch_status run_mcorpc(ch_node *node, const ch_agent *agent, const ch_reque
                           why.msg);
     } else {
         action = rb.action;
+        snprintf(action_out, CH_AGENT_MAX_ACTION_LEN, "%s", action);
         const ch_agent_action *act = NULL;
         for (size_t i = 0; i < agent->n_actions && act == NULL; i++)
             if (agent->actions[i].name != NULL && strcmp(agent->actions[i].name, action) == 0)
@@ -292,14 +295,17 @@ static ch_status drop(ch_agent_result *r, ch_status why, const char *fmt, ...)
     return CH_OK;
 }
 
-/* refusal: why the request did not verify, NULL when it did (or was not checked). */
-static ch_status handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
+/* refusal: why the request did not verify, NULL when it did (or was not checked). given_body:
+ * the message body the caller decoded (borrowed), NULL to decode it here. */
+static ch_status handle_decoded(ch_node *node, const ch_request_payload *req,
+                                const unsigned char *given_body, size_t given_len, int64_t now,
                                 const char *refusal, ch_agent_result *result, ch_error *err)
 {
     const ch_request_envelope *env = &req->request.envelope;
     const char *names[CH_AGENT_MAX_AGENTS];
-    unsigned char *body = NULL;
-    size_t body_len = 0;
+    unsigned char *body = NULL; /* decoded here: freed at the end */
+    const unsigned char *use = given_body;
+    size_t body_len = given_len;
     char *reply_body = NULL;
     ch_error e;
     ch_status s = CH_OK;
@@ -342,12 +348,15 @@ static ch_status handle_decoded(ch_node *node, const ch_request_payload *req, in
             return ch_error_set(err, CH_ERR_NOMEM, "out of memory");
         goto reply;
     }
-    if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
-        ch_error_set(err, s, "request %s: %s", env->requestid, e.msg);
-        goto out;
+    if (use == NULL) {
+        if ((s = ch_protocol_message_body(req->request.message, &body, &body_len, &e)) != CH_OK) {
+            ch_error_set(err, s, "request %s: %s", env->requestid, e.msg);
+            goto out;
+        }
+        use = body;
     }
     if (agent->raw != NULL) {
-        s = agent->raw(node, body, body_len, &reply_body);
+        s = agent->raw(node, use, body_len, &reply_body);
         if (s == CH_ERR_NOMEM) {
             ch_error_set(err, s, "out of memory in agent %s", agent->name);
             goto out;
@@ -357,8 +366,8 @@ static ch_status handle_decoded(ch_node *node, const ch_request_payload *req, in
                      env->requestid);
             goto out;
         }
-    } else if ((s = run_mcorpc(node, agent, &req->request, body, body_len, &reply_body, err)) !=
-               CH_OK) {
+    } else if ((s = run_mcorpc(node, agent, &req->request, use, body_len, &reply_body,
+                               result->action, err)) != CH_OK) {
         goto out;
     }
 
@@ -386,7 +395,16 @@ out:
 ch_status ch_agent_handle_decoded(ch_node *node, const ch_request_payload *req, int64_t now,
                                   ch_agent_result *result, ch_error *err)
 {
-    return handle_decoded(node, req, now, NULL, result, err);
+    return handle_decoded(node, req, NULL, 0, now, NULL, result, err);
+}
+
+ch_status ch_agent_handle_body(ch_node *node, const ch_request_payload *req,
+                               const unsigned char *body, size_t body_len, int64_t now,
+                               ch_agent_result *result, ch_error *err)
+{
+    if (body == NULL)
+        body = (const unsigned char *)"";
+    return handle_decoded(node, req, body, body_len, now, NULL, result, err);
 }
 
 /* True when payload is a Choria request of the version this node does not speak. */
@@ -425,7 +443,7 @@ ch_status ch_agent_handle(ch_node *node, const char *payload, size_t len, int64_
         ch_security_verify(node->security, req.secure.message, strlen(req.secure.message),
                            req.secure.signature, req.secure.pubcert, req.request.envelope.callerid,
                            &e) != CH_OK;
-    s = handle_decoded(node, &req, now, refused ? e.msg : NULL, result, err);
+    s = handle_decoded(node, &req, NULL, 0, now, refused ? e.msg : NULL, result, err);
     ch_protocol_request_payload_clear(&req);
     return s;
 }

@@ -220,6 +220,12 @@ static bool try_lock(ch_provision_state *ps, const ch_rpc_request *req)
     return true;
 }
 
+/* How this node writes its files: durable unless its host said otherwise (ch_node.no_sync). */
+static unsigned write_flags(const ch_node *node)
+{
+    return node->no_sync ? CH_CONFWRITE_NO_SYNC : 0;
+}
+
 static bool check_token(const ch_node *node, const ch_rpc_request *req, const char *token,
                         ch_rpc_reply *reply)
 {
@@ -440,7 +446,7 @@ static ch_status check_policies(const json_t *map, const char *suffix, ch_error 
 }
 
 /* go-choria writePolicies: replace dir with one holding the non-empty policies, 0400. */
-static ch_status write_policies(const char *dir, const json_t *map, ch_error *err)
+static ch_status write_policies(const char *dir, const json_t *map, unsigned wflags, ch_error *err)
 {
     ch_error e;
     if (ch_remove_tree(dir, &e) != CH_OK)
@@ -455,7 +461,8 @@ static ch_status write_policies(const char *dir, const json_t *map, ch_error *er
         if (!json_is_string(v) || json_string_length(v) == 0)
             continue;
         if (!path_join(path, sizeof(path), dir, name) ||
-            ch_confwrite_file(path, json_string_value(v), json_string_length(v), 0400, &e) != CH_OK)
+            ch_confwrite_file(path, json_string_value(v), json_string_length(v), 0400, wflags,
+                              &e) != CH_OK)
             return ch_error_set(err, CH_ERR_IO, "saving policy %s failed: %s", name, e.msg);
         ch_info("Wrote policy to %s", path);
     }
@@ -526,6 +533,7 @@ typedef struct {
     char *key_pem; /* the decrypted private key, a secret */
     char *text;    /* the new configuration file */
     size_t text_len, lines;
+    unsigned wflags; /* CH_CONFWRITE_* for every file written */
 } configure_plan;
 
 static void configure_plan_clear(configure_plan *p)
@@ -594,6 +602,7 @@ static bool plan_configure(ch_node *node, const ch_rpc_request *req, configure_p
                            ch_rpc_reply *reply)
 {
     ch_error e;
+    p->wflags = write_flags(node);
     if (!node->provision_mode) {
         abort_msg(reply, "Cannot reconfigure a server that is not in provisioning mode");
         return false;
@@ -639,13 +648,14 @@ static void remove_stale_csr(const char *ssldir)
 }
 
 /* One file of the ssl directory; false with the reply filled when it cannot be written. */
-static bool write_ssl_file(const char *ssldir, const char *name, const char *what, const char *data,
-                           unsigned mode, ch_rpc_reply *reply)
+static bool write_ssl_file(const configure_plan *p, const char *name, const char *what,
+                           const char *data, unsigned mode, ch_rpc_reply *reply)
 {
     char path[PATH_MAX];
     ch_error e = {0};
+    const char *ssldir = p->a.ssldir;
     if (!path_join(path, sizeof(path), ssldir, name) ||
-        ch_confwrite_file(path, data, strlen(data), mode, &e) != CH_OK) {
+        ch_confwrite_file(path, data, strlen(data), mode, p->wflags, &e) != CH_OK) {
         abort_msg(reply, "TLS Setup Failed: could not write %s to %s: %s", what, path, e.msg);
         return false;
     }
@@ -663,12 +673,12 @@ static bool write_tls(const configure_plan *p, ch_rpc_reply *reply)
                   e.msg);
         return false;
     }
-    if (!write_ssl_file(a->ssldir, "certificate.pem", "Certificate", a->certificate, 0644, reply) ||
-        !write_ssl_file(a->ssldir, "ca.pem", "CA", a->ca, 0644, reply))
+    if (!write_ssl_file(p, "certificate.pem", "Certificate", a->certificate, 0644, reply) ||
+        !write_ssl_file(p, "ca.pem", "CA", a->ca, 0644, reply))
         return false;
     if (p->key_pem == NULL)
         return true;
-    if (!write_ssl_file(a->ssldir, "private.pem", "KEY", p->key_pem, 0600, reply))
+    if (!write_ssl_file(p, "private.pem", "KEY", p->key_pem, 0600, reply))
         return false;
     remove_stale_csr(a->ssldir);
     return true;
@@ -680,21 +690,21 @@ static bool write_jwt_and_policies(const configure_plan *p, ch_rpc_reply *reply)
     char path[PATH_MAX];
     ch_error e = {0};
     const configure_args *a = &p->a;
-    if (!empty(a->server_jwt) &&
-        (!path_join(path, sizeof(path), p->confdir, "server.jwt") ||
-         ch_confwrite_file(path, a->server_jwt, strlen(a->server_jwt), 0600, &e) != CH_OK)) {
+    if (!empty(a->server_jwt) && (!path_join(path, sizeof(path), p->confdir, "server.jwt") ||
+                                  ch_confwrite_file(path, a->server_jwt, strlen(a->server_jwt),
+                                                    0600, p->wflags, &e) != CH_OK)) {
         abort_msg(reply, "JWT Setup Failed: %s", e.msg);
         return false;
     }
     if (json_object_size(a->action_policies) > 0 &&
         (!path_join(path, sizeof(path), p->confdir, "policies") ||
-         write_policies(path, a->action_policies, &e) != CH_OK)) {
+         write_policies(path, a->action_policies, p->wflags, &e) != CH_OK)) {
         abort_msg(reply, "Could not save Action Policies: %s", e.msg);
         return false;
     }
     if (json_object_size(a->opa_policies) > 0 &&
         (!path_join(path, sizeof(path), p->confdir, "policies/rego") ||
-         write_policies(path, a->opa_policies, &e) != CH_OK)) {
+         write_policies(path, a->opa_policies, p->wflags, &e) != CH_OK)) {
         abort_msg(reply, "Could not save Open Policy Agent Policies: %s", e.msg);
         return false;
     }
@@ -714,7 +724,7 @@ static void do_configure(ch_node *node, const ch_rpc_request *req, ch_rpc_reply 
         goto out;
     ch_warn("Rewriting configuration file %s in request %s from %s (%s) with %zu settings",
             node->config_file, REQID(req), CALLER(req), SENDER(req), p.set.n);
-    if (ch_confwrite_install(node->config_file, p.text, p.text_len, &e) != CH_OK) {
+    if (ch_confwrite_install(node->config_file, p.text, p.text_len, p.wflags, &e) != CH_OK) {
         abort_msg(reply, "Could not write config: %s", e.msg);
         goto out;
     }
@@ -791,12 +801,14 @@ static void do_gencsr(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *re
         goto out;
     }
     if (!path_join(path, sizeof(path), ssldir, "private.pem") ||
-        ch_confwrite_file(path, csr.key_pem, strlen(csr.key_pem), 0600, &e) != CH_OK) {
+        ch_confwrite_file(path, csr.key_pem, strlen(csr.key_pem), 0600, write_flags(node), &e) !=
+            CH_OK) {
         abort_msg(reply, "Could not store private key: %s", e.msg);
         goto out;
     }
     if (!path_join(path, sizeof(path), ssldir, "csr.pem") ||
-        ch_confwrite_file(path, csr.csr_pem, strlen(csr.csr_pem), 0644, &e) != CH_OK) {
+        ch_confwrite_file(path, csr.csr_pem, strlen(csr.csr_pem), 0644, write_flags(node), &e) !=
+            CH_OK) {
         abort_msg(reply, "Could not store CSR: %s", e.msg);
         goto out;
     }
@@ -871,7 +883,7 @@ static void do_gen25519(ch_node *node, const ch_rpc_request *req, ch_rpc_reply *
     }
     ch_hex_encode(seed, sizeof(seed), seed_hex);
     if (!path_join(path, sizeof(path), abs, "server.seed") ||
-        ch_confwrite_file(path, seed_hex, strlen(seed_hex), 0600, &e) != CH_OK) {
+        ch_confwrite_file(path, seed_hex, strlen(seed_hex), 0600, write_flags(node), &e) != CH_OK) {
         abort_msg(reply, "Could not write key %s: %s", path, e.msg);
         goto out;
     }
@@ -1056,7 +1068,7 @@ static void do_reprovision(ch_node *node, const ch_rpc_request *req, ch_rpc_repl
     if (ch_confwrite_render(&origin, keys, values, n,
                             (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &text, &text_len,
                             &lines, &e) != CH_OK ||
-        ch_confwrite_install(node->config_file, text, text_len, &e) != CH_OK) {
+        ch_confwrite_install(node->config_file, text, text_len, write_flags(node), &e) != CH_OK) {
         abort_msg(reply, "Could not write config: %s", e.msg);
         goto out;
     }

@@ -164,10 +164,13 @@ static bool write_all(int fd, const void *data, size_t len)
 }
 
 /* Writes data to a fresh temp file named prefixXXXXXX in dir, fsynced, with mode, then
- * renames it to target and fsyncs dir. */
+ * renames it to target and fsyncs dir. CH_CONFWRITE_NO_SYNC leaves out both fsyncs: the
+ * rename still makes the change atomic for readers, only durability across a crash goes. */
 static ch_status replace_file(const char *dir, const char *prefix, const char *target,
-                              const void *data, size_t len, unsigned mode, ch_error *err)
+                              const void *data, size_t len, unsigned mode, unsigned flags,
+                              ch_error *err)
 {
+    bool sync = (flags & CH_CONFWRITE_NO_SYNC) == 0;
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%sXXXXXX", dir, prefix) >= sizeof(tmp))
         return ch_error_set(err, CH_ERR_INVALID, "path in %.64s... is too long", dir);
@@ -176,7 +179,7 @@ static ch_status replace_file(const char *dir, const char *prefix, const char *t
         return ch_error_set(err, CH_ERR_IO, "cannot create a temp file in %s: %s", dir,
                             strerror(errno));
     ch_status st = CH_OK;
-    if (fchmod(fd, mode) != 0 || !write_all(fd, data, len) || fsync(fd) != 0) {
+    if (fchmod(fd, mode) != 0 || !write_all(fd, data, len) || (sync && fsync(fd) != 0)) {
         st = ch_error_set(err, CH_ERR_IO, "could not write to temp file %s: %s", tmp,
                           strerror(errno));
         close(fd);
@@ -191,14 +194,16 @@ static ch_status replace_file(const char *dir, const char *prefix, const char *t
                           strerror(errno));
         goto out;
     }
-    fsync_dir(dir);
+    if (sync)
+        fsync_dir(dir);
 out:
     if (st != CH_OK)
         unlink(tmp);
     return st;
 }
 
-ch_status ch_confwrite_install(const char *path, const char *text, size_t len, ch_error *err)
+ch_status ch_confwrite_install(const char *path, const char *text, size_t len, unsigned flags,
+                               ch_error *err)
 {
     char real[PATH_MAX], dir[PATH_MAX];
     const char *target = path;
@@ -215,11 +220,11 @@ ch_status ch_confwrite_install(const char *path, const char *text, size_t len, c
     ch_status st = dir_of(target, dir, err);
     if (st != CH_OK)
         return st;
-    return replace_file(dir, "provision", target, text, len, 0600, err);
+    return replace_file(dir, "provision", target, text, len, 0600, flags, err);
 }
 
 ch_status ch_confwrite_file(const char *path, const void *data, size_t len, unsigned mode,
-                            ch_error *err)
+                            unsigned flags, ch_error *err)
 {
     char dir[PATH_MAX];
     if (path == NULL || path[0] == '\0')
@@ -227,7 +232,7 @@ ch_status ch_confwrite_file(const char *path, const void *data, size_t len, unsi
     ch_status st = dir_of(path, dir, err);
     if (st != CH_OK)
         return st;
-    return replace_file(dir, ".provision", path, data, len, mode, err);
+    return replace_file(dir, ".provision", path, data, len, mode, flags, err);
 }
 
 ch_status ch_confwrite_mkdir_p(const char *path, unsigned mode, ch_error *err)
