@@ -104,6 +104,24 @@ static inline int ch_jscan_next_member(const ch_jscan_doc *doc, int obj, int key
  * matches "id"); the first such member; -1 when there is none or obj is not an object. */
 int ch_jscan_object_get(const ch_jscan_doc *doc, int obj, const char *key);
 
+/* A key for ch_jscan_object_lookup: CH_JSCAN_KEY("id"). */
+typedef struct {
+    const char *name;
+    size_t len;
+} ch_jscan_key;
+
+#define CH_JSCAN_KEY(literal)                                                                      \
+    {                                                                                              \
+        (literal), sizeof(literal) - 1                                                             \
+    }
+
+/* ch_jscan_object_get for n keys in one pass over the members of obj: values[i] is the
+ * value token of the first member whose decoded key is keys[i], -1 when there is none (all
+ * -1 when obj is not an object). Reading several fields this way costs one walk instead of
+ * one per field. */
+void ch_jscan_object_lookup(const ch_jscan_doc *doc, int obj, const ch_jscan_key *keys, size_t n,
+                            int *values);
+
 /* Whether string token tok decodes to exactly s[0..n) / the C string s. False for other
  * token types. */
 bool ch_jscan_string_eqn(const ch_jscan_doc *doc, int tok, const char *s, size_t n);

@@ -35,6 +35,7 @@
 #include <nats/nats.h>
 
 #include "choria/common.h"
+#include "choria/json.h"
 
 typedef enum {
     CH_LIFECYCLE_UNKNOWN = -1,
@@ -160,5 +161,15 @@ char *ch_lifecycle_event_display(const ch_lifecycle_event *ev);
  * exactly, and type (CH_LIFECYCLE_UNKNOWN = any) must equal its type. */
 bool ch_lifecycle_event_matches(const ch_lifecycle_event *ev, const char *component,
                                 ch_lifecycle_type type);
+
+/* The viewer's path, without building an event: parses data by the rules and with the
+ * errors of ch_lifecycle_parse, and when the event passes the filter of
+ * ch_lifecycle_event_matches (component, type) appends its ch_lifecycle_event_display line
+ * (no line end) to out and sets *shown; otherwise out is unchanged and *shown is false.
+ * Nothing is allocated but out's growth, unless a displayed string has JSON escapes; an
+ * allocation failure of out shows in out->failed. Any thread; data is only read. */
+ch_status ch_lifecycle_display_append(const void *data, size_t len, const char *component,
+                                      ch_lifecycle_type type, ch_buf *out, bool *shown,
+                                      ch_error *err);
 
 #endif

@@ -3,9 +3,13 @@
  *
  * - Command lines are split as go-shellquote does (the provisioner's `helper` key); nothing
  *   runs a shell.
- * - posix_spawn with an empty signal mask and default dispositions for the signals a daemon
- *   blocks or ignores (a child must not inherit them), every descriptor above 2 closed, and
- *   optionally its own process group so that a kill reaches what it started too.
+ * - vfork and exec (glibc's posix_spawn mmaps and munmaps a child stack per spawn, which in a
+ *   process with many threads costs TLB shootdowns; bench_spawn measures it), with an empty
+ *   signal mask and default dispositions for the signals a daemon blocks or ignores (a child
+ *   must not inherit them), every descriptor above 2 closed, optionally its own process group
+ *   so that a kill reaches what it started too, and argv[0] looked up in PATH as execvp does
+ *   (no shell for a file that is not an executable). Exec failure is known when spawning
+ *   returns.
  * - ch_process_run feeds stdin from a buffer and collects stdout and stderr with bounds, under
  *   a deadline and a cancel flag; ch_process_spawn / _wait / _signal / _free are for children
  *   that live longer (a supervised nats-server, a command under election control).

@@ -1,19 +1,23 @@
 /* `choria tool event`: a rolling display of lifecycle events, as go-choria shows them.
  *
- * Messages are read from a synchronous subscription on the main thread. Output is fully
- * buffered and flushed whenever the subscription has nothing more pending, so a burst of
- * events costs one write, and a quiet stream still shows every line at once. */
+ * Messages are read in batches from a synchronous subscription on the main thread; each is
+ * checked by the full parsing rules but never built into an event, and its line is formatted
+ * straight into an output buffer, with no malloc or printf per event. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
 #include "choria/conn.h"
+#include "choria/json.h"
 #include "choria/lifecycle.h"
 #include "choria/log.h"
+#include "choria/util.h"
 #include "cli.h"
 
 typedef struct {
@@ -22,43 +26,90 @@ typedef struct {
     ch_lifecycle_type type;
 } event_opts;
 
-/* Local "HH:MM:SS", recomputed only when the second changes. */
-static const char *clock_now(void)
+/* Output is our own buffer, written when the subscription has nothing more pending (or it
+ * holds FLUSH_BYTES, or its oldest line waited FLUSH_MS): a burst of events costs a few
+ * writes, and a quiet stream still shows every line at once. */
+#define FLUSH_BYTES (64 * 1024)
+#define FLUSH_MS 100
+
+/* Messages read from the subscription per look at its pending count. Their natsMsg_Destroy
+ * is put off to the end of the batch: nats.c hands every destroyed message to its collector
+ * thread, and a tight run of destroys wakes that thread once instead of once a message. */
+#define BATCH 256
+
+typedef struct {
+    ch_buf buf;
+    int64_t since; /* when the oldest unwritten line was added; 0 when there is none */
+} output;
+
+static void out_write(output *out)
+{
+    size_t done = 0;
+    while (done < out->buf.len) {
+        ssize_t n = write(STDOUT_FILENO, out->buf.data + done, out->buf.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) /* a closed or full stdout loses the lines, as stdio would */
+            break;
+        done += (size_t)n;
+    }
+    out->buf.len = 0;
+    out->since = 0;
+}
+
+/* Local "HH:MM:SS ", recomputed only when the second changes. */
+static void put_clock(ch_buf *b)
 {
     static time_t last = 0;
-    static char buf[16];
+    static char text[16];
+    static size_t len;
     time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
         localtime_r(&now, &tm);
-        strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
+        len = strftime(text, sizeof(text), "%H:%M:%S ", &tm);
         last = now;
     }
-    return buf;
+    ch_buf_append(b, text, len);
 }
 
-static void show(const event_opts *o, natsMsg *msg)
+/* --debug: the raw body of every event that parses and passes the filter. */
+static void show_raw(const event_opts *o, const char *data, size_t len, output *out,
+                     const char *subject)
 {
-    const char *data = natsMsg_GetData(msg);
-    int len = natsMsg_GetDataLength(msg);
     ch_lifecycle_event *ev = NULL;
     ch_error err;
-    if (ch_lifecycle_parse(data, (size_t)len, &ev, &err) != CH_OK) {
-        ch_debug("skipping message on %s: %s", natsMsg_GetSubject(msg), err.msg);
+    if (ch_lifecycle_parse(data, len, &ev, &err) != CH_OK) {
+        ch_debug("skipping message on %s: %s", subject, err.msg);
         return;
     }
     if (ch_lifecycle_event_matches(ev, o->component, o->type)) {
-        if (o->broker.debug) {
-            fwrite(data, 1, (size_t)len, stdout);
-            fputc('\n', stdout);
-        } else {
-            char *line = ch_lifecycle_event_display(ev);
-            if (line != NULL)
-                printf("%s %s\n", clock_now(), line);
-            free(line);
-        }
+        ch_buf_append(&out->buf, data, len);
+        ch_buf_append(&out->buf, "\n", 1);
     }
     ch_lifecycle_event_free(ev);
+}
+
+static void show(const event_opts *o, natsMsg *msg, output *out)
+{
+    const char *data = natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg), mark = out->buf.len;
+    if (o->broker.debug) {
+        show_raw(o, data, len, out, natsMsg_GetSubject(msg));
+    } else {
+        bool shown = false;
+        ch_error err;
+        put_clock(&out->buf);
+        if (ch_lifecycle_display_append(data, len, o->component, o->type, &out->buf, &shown,
+                                        &err) != CH_OK)
+            ch_debug("skipping message on %s: %s", natsMsg_GetSubject(msg), err.msg);
+        if (shown)
+            ch_buf_append(&out->buf, "\n", 1);
+        else if (out->buf.data != NULL)
+            out->buf.data[out->buf.len = mark] = '\0';
+    }
+    if (out->buf.len > mark && out->since == 0)
+        out->since = ch_now_mono_ms();
 }
 
 static void on_conn_event(const char *event, const char *url, void *closure)
@@ -139,32 +190,56 @@ static bool wait_connected(natsConnection *nc)
  * switches cost more than formatting the event. After BUSY_NAPS idle naps it blocks again. */
 #define BUSY_NAPS 50
 
-static void read_events(const event_opts *o, natsSubscription *sub)
+/* Reads up to max messages that are already pending; NATS_TIMEOUT when none came within
+ * wait_ms. */
+static natsStatus read_batch(const event_opts *o, natsSubscription *sub, int max, int64_t wait_ms,
+                             output *out)
+{
+    natsMsg *held[BATCH];
+    int n = 0;
+    natsStatus s = NATS_OK;
+    while (n < max && n < BATCH) {
+        natsMsg *msg = NULL;
+        if ((s = natsSubscription_NextMsg(&msg, sub, wait_ms)) != NATS_OK)
+            break;
+        show(o, msg, out);
+        held[n++] = msg;
+    }
+    for (int i = 0; i < n; i++)
+        natsMsg_Destroy(held[i]);
+    return n > 0 ? NATS_OK : s;
+}
+
+static void read_events(const event_opts *o, natsSubscription *sub, output *out)
 {
     int idle = BUSY_NAPS;
     while (!cli_should_stop()) {
         int pending = 0;
         natsSubscription_GetPending(sub, &pending, NULL);
-        if (pending == 0 && idle < BUSY_NAPS) {
-            fflush(stdout);
-            nats_Sleep(1);
-            idle++;
-            continue;
+        if (pending == 0) {
+            out_write(out);
+            if (idle < BUSY_NAPS) {
+                nats_Sleep(1);
+                idle++;
+                continue;
+            }
         }
-        natsMsg *msg = NULL;
-        natsStatus s = natsSubscription_NextMsg(&msg, sub, 250);
-        if (s == NATS_OK) {
-            show(o, msg);
-            natsMsg_Destroy(msg);
+        natsStatus s = read_batch(o, sub, pending > 0 ? pending : 1, 250, out);
+        if (s == NATS_OK)
             idle = 0;
-        } else if (s == NATS_TIMEOUT) {
-            fflush(stdout);
-        } else if (s != NATS_SLOW_CONSUMER) {
+        else if (s != NATS_TIMEOUT && s != NATS_SLOW_CONSUMER) {
             ch_error("reading events failed: %s", natsStatus_GetText(s));
             break;
         }
+        if (out->buf.len >= FLUSH_BYTES ||
+            (out->since != 0 && ch_now_mono_ms() - out->since >= FLUSH_MS))
+            out_write(out);
+        if (out->buf.failed) {
+            ch_error("out of memory formatting events");
+            break;
+        }
     }
-    fflush(stdout);
+    out_write(out);
 }
 
 int cli_tool_event(int argc, char **argv)
@@ -186,8 +261,8 @@ int cli_tool_event(int argc, char **argv)
     natsSubscription *sub = NULL;
     ch_error err;
     int rc = 1;
-    static char outbuf[1 << 16];
-    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    output out = {.since = 0};
+    ch_buf_init(&out.buf);
 
     if (ch_conn_connect(&copts, &nc, &err) != CH_OK) {
         if (cli_should_stop())
@@ -215,13 +290,14 @@ int cli_tool_event(int argc, char **argv)
     ch_conn_connected_url(nc, url, sizeof(url));
     printf("Waiting for events from topic %s on %s\n", CH_LIFECYCLE_SUBJECT_ALL, url);
     fflush(stdout);
-    read_events(&o, sub);
+    read_events(&o, sub, &out);
     rc = 0;
 
 out:
     natsSubscription_Destroy(sub);
     ch_conn_close(nc);
     cli_client_free(&client);
+    ch_buf_free(&out.buf);
     nats_Close();
     return rc;
 }

@@ -1,5 +1,5 @@
 /* Fuzzes lifecycle event parsing; whatever parses must encode in both formats and parse
- * back to the same Choria-format bytes. */
+ * back to the same Choria-format bytes, and the viewer's path must agree with parse. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +27,37 @@ static void check_round_trip(const ch_lifecycle_event *ev, ch_lifecycle_format f
     ch_lifecycle_event_free(back);
 }
 
+/* The viewer's path must accept what parse accepts, fail as it fails and show the line the
+ * parsed event displays. */
+static void check_viewer_path(const uint8_t *data, size_t size, ch_status want,
+                              const ch_error *want_err, const ch_lifecycle_event *ev)
+{
+    ch_buf out;
+    ch_error err;
+    bool shown = false;
+    ch_buf_init(&out);
+    ch_status s =
+        ch_lifecycle_display_append(data, size, NULL, CH_LIFECYCLE_UNKNOWN, &out, &shown, &err);
+    if (s != want || shown != (s == CH_OK))
+        abort();
+    if (s != CH_OK && strcmp(err.msg, want_err->msg) != 0)
+        abort();
+    if (s == CH_OK) {
+        char *line = ch_lifecycle_event_display(ev);
+        if (line == NULL || out.data == NULL || strcmp(line, out.data) != 0)
+            abort();
+        free(line);
+    }
+    ch_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ch_lifecycle_event *ev = NULL;
     ch_error err;
-    if (ch_lifecycle_parse(data, size, &ev, &err) != CH_OK) {
+    ch_status parsed = ch_lifecycle_parse(data, size, &ev, &err);
+    check_viewer_path(data, size, parsed, &err, ev);
+    if (parsed != CH_OK) {
         if (ev != NULL || err.msg[0] == '\0')
             abort();
         return 0;

@@ -334,6 +334,26 @@ static void object_lookup_compares_keys_with_escapes_decoded(void **state)
     assert_int_equal(ch_jscan_object_get(&doc, 0, "a"), 2);
 }
 
+static void lookup_of_many_keys_agrees_with_one_get_per_key(void **state)
+{
+    (void)state;
+    ch_jscan_doc doc = scan_ok("{\"\\u0069d\":1,\"a\":{\"id\":2},\"plain\":3,\"a\":4}");
+    static const ch_jscan_key keys[] = {CH_JSCAN_KEY("plain"), CH_JSCAN_KEY("id"),
+                                        CH_JSCAN_KEY("missing"), CH_JSCAN_KEY("a"),
+                                        CH_JSCAN_KEY("")};
+    int values[5];
+    ch_jscan_object_lookup(&doc, 0, keys, 5, values);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(values[i], ch_jscan_object_get(&doc, 0, keys[i].name));
+    assert_int_equal(values[2], -1);
+    assert_memory_equal(doc.text + doc.tokens[values[3]].start, "{", 1); /* the first "a" */
+    /* Not an object: every key is missing. */
+    doc = scan_ok("[\"id\",1]");
+    values[1] = 0;
+    ch_jscan_object_lookup(&doc, 0, keys, 5, values);
+    assert_int_equal(values[1], -1);
+}
+
 static void strings_compare_copy_and_dup_decoded(void **state)
 {
     (void)state;
@@ -579,6 +599,7 @@ int main(void)
         cmocka_unit_test(tokens_describe_types_offsets_sizes_and_subtrees),
         cmocka_unit_test(iteration_visits_members_and_elements_in_order),
         cmocka_unit_test(object_lookup_compares_keys_with_escapes_decoded),
+        cmocka_unit_test(lookup_of_many_keys_agrees_with_one_get_per_key),
         cmocka_unit_test(strings_compare_copy_and_dup_decoded),
         cmocka_unit_test(integers_convert_exactly_at_the_64_bit_edges),
         cmocka_unit_test(duplicate_keys_are_found_with_escapes_decoded_at_any_depth),

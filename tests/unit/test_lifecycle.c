@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "choria/json.h"
 #include "choria/lifecycle.h"
 #include "choria/util.h"
 
@@ -48,6 +49,34 @@ static char *encode(const ch_lifecycle_event *ev, ch_lifecycle_format f)
     return out;
 }
 
+/* The viewer's path (ch_lifecycle_display_append) must accept exactly what parse accepts,
+ * fail with the same error, and show the line the parsed event displays: every document
+ * the tests below parse goes through both. */
+static void check_viewer_path(const char *json, ch_status want, const ch_error *want_err,
+                              const ch_lifecycle_event *ev)
+{
+    ch_buf out;
+    ch_error err = {0};
+    bool shown = true;
+    ch_buf_init(&out);
+    ch_buf_append(&out, "> ", 2);
+    ch_status s = ch_lifecycle_display_append(json, strlen(json), NULL, CH_LIFECYCLE_UNKNOWN, &out,
+                                              &shown, &err);
+    if (s != want)
+        fail_msg("viewer path of %s gave %d (%s), want %d", json, s, err.msg, want);
+    if (s != CH_OK) {
+        assert_false(shown);
+        assert_string_equal(err.msg, want_err->msg);
+        assert_string_equal(out.data, "> ");
+    } else {
+        char *line = ch_lifecycle_event_display(ev);
+        assert_true(shown);
+        assert_string_equal(out.data + 2, line);
+        free(line);
+    }
+    ch_buf_free(&out);
+}
+
 static ch_lifecycle_event *parse_ok(const char *json)
 {
     ch_lifecycle_event *ev = NULL;
@@ -55,6 +84,7 @@ static ch_lifecycle_event *parse_ok(const char *json)
     if (ch_lifecycle_parse(json, strlen(json), &ev, &err) != CH_OK)
         fail_msg("parse of %s failed: %s", json, err.msg);
     assert_non_null(ev);
+    check_viewer_path(json, CH_OK, NULL, ev);
     return ev;
 }
 
@@ -68,6 +98,7 @@ static void parse_fails(const char *json, ch_status want, const char *msg_part)
     assert_null(ev);
     if (msg_part != NULL && strstr(err.msg, msg_part) == NULL)
         fail_msg("error '%s' does not mention '%s'", err.msg, msg_part);
+    check_viewer_path(json, want, &err, NULL);
 }
 
 static void encode_choria_matches_golden_bytes(void **state)
@@ -647,6 +678,42 @@ static void viewer_filter_matches_component_exactly_and_type(void **state)
     ch_lifecycle_event_free(ev);
 }
 
+static void viewer_path_shows_only_what_passes_the_filter(void **state)
+{
+    (void)state;
+    ch_buf out;
+    bool shown = true;
+    ch_buf_init(&out);
+    ch_buf_append(&out, "x", 1);
+    assert_int_equal(ch_lifecycle_display_append(golden_cloudevent, strlen(golden_cloudevent),
+                                                 "other", CH_LIFECYCLE_UNKNOWN, &out, &shown, NULL),
+                     CH_OK);
+    assert_false(shown);
+    assert_int_equal(ch_lifecycle_display_append(golden_cloudevent, strlen(golden_cloudevent),
+                                                 "ginkgo", CH_LIFECYCLE_SHUTDOWN, &out, &shown,
+                                                 NULL),
+                     CH_OK);
+    assert_false(shown);
+    assert_string_equal(out.data, "x");
+    assert_int_equal(ch_lifecycle_display_append(golden_choria, strlen(golden_choria), "ginkgo",
+                                                 CH_LIFECYCLE_STARTUP, &out, &shown, NULL),
+                     CH_OK);
+    assert_true(shown);
+    assert_string_equal(out.data, "x[startup] ginkgo.example.net: ginkgo version 1.2.3");
+    /* The component filter compares the decoded string; a displayed escape is decoded. */
+    static const char escaped[] =
+        "{\"protocol\":\"io.choria.lifecycle.v1.governor\",\"identity\":\"caf\\u00e9\","
+        "\"component\":\"g\\u0069nkgo\",\"governor\":\"a\\/b\",\"sequence\":7,"
+        "\"event_type\":\"ent\\u0065r\"}";
+    out.len = 0;
+    assert_int_equal(ch_lifecycle_display_append(escaped, strlen(escaped), "ginkgo",
+                                                 CH_LIFECYCLE_UNKNOWN, &out, &shown, NULL),
+                     CH_OK);
+    assert_true(shown);
+    assert_string_equal(out.data, "[governor] caf\xc3\xa9: obtained slot 7 on a/b");
+    ch_buf_free(&out);
+}
+
 static void type_names_round_trip(void **state)
 {
     (void)state;
@@ -897,6 +964,7 @@ int main(void)
         cmocka_unit_test(garbage_truncated_deep_and_huge_input_is_rejected),
         cmocka_unit_test(subject_names_type_and_component),
         cmocka_unit_test(viewer_filter_matches_component_exactly_and_type),
+        cmocka_unit_test(viewer_path_shows_only_what_passes_the_filter),
         cmocka_unit_test(type_names_round_trip),
         cmocka_unit_test(new_event_has_fresh_id_and_current_time),
         cmocka_unit_test(duplicate_keys_are_rejected_anywhere_in_the_document),

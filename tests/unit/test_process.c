@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -248,6 +249,31 @@ static void children_do_not_inherit_or_leak_descriptors(void **state)
     assert_int_equal(count_fds(), before);
 }
 
+/* The parent's blocked and ignored signals do not reach the child (exec keeps both): its
+ * mask is empty and SIGPIPE is no longer ignored. grep is started directly, so
+ * /proc/self/status shows what it inherited. */
+static void children_get_an_empty_mask_and_default_dispositions(void **state)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    ch_process_result res;
+    ch_error err;
+    ch_status st = run("grep -E ^Sig(Blk|Ign): /proc/self/status", "", 0, NULL, &res, &err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    assert_int_equal(st, CH_OK);
+    const char *b = strstr(res.out, "SigBlk:"), *i = strstr(res.out, "SigIgn:");
+    assert_non_null(b);
+    assert_non_null(i);
+    assert_int_equal(strtoull(b + 7, NULL, 16), 0);
+    assert_int_equal(strtoull(i + 7, NULL, 16) & (1ULL << (SIGPIPE - 1)), 0);
+    ch_process_result_clear(&res);
+}
+
 /* ---- children that live on ---- */
 
 static void a_spawned_child_is_signalled_and_its_exit_code_returned(void **state)
@@ -327,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_child_ignoring_large_input_does_not_kill_the_caller,
                                         setup, teardown),
         cmocka_unit_test(start_failures_are_reported_and_no_shell_runs),
+        cmocka_unit_test(children_get_an_empty_mask_and_default_dispositions),
         cmocka_unit_test_setup_teardown(exit_status_and_signals_are_reported_as_go_words_them,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(stdout_over_its_bound_is_an_error_and_stderr_is_cut, setup,

@@ -634,6 +634,21 @@ int ch_jscan_object_get(const ch_jscan_doc *doc, int obj, const char *key)
     return -1;
 }
 
+void ch_jscan_object_lookup(const ch_jscan_doc *doc, int obj, const ch_jscan_key *keys, size_t n,
+                            int *values)
+{
+    for (size_t i = 0; i < n; i++)
+        values[i] = -1;
+    if (doc->tokens[obj].type != CH_JSCAN_OBJECT)
+        return;
+    for (int k = ch_jscan_first(doc, obj); k >= 0; k = ch_jscan_next_member(doc, obj, k))
+        for (size_t i = 0; i < n; i++)
+            if (values[i] < 0 && key_is(doc, k, keys[i].name, keys[i].len)) {
+                values[i] = k + 1;
+                break;
+            }
+}
+
 static bool keys_equal(const ch_jscan_doc *doc, int a, int b)
 {
     size_t alen, blen;

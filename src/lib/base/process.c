@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,44 +178,167 @@ static bool make_pipe(int p[2])
     return p[0] >= 0 && p[1] >= 0;
 }
 
-/* The file actions of one standard stream; pipe[] holds the pipe when it is one. */
-static bool stream_action(posix_spawn_file_actions_t *fa, int stream, ch_process_stdio how,
-                          int pipe[2])
+/* ---- the child, between vfork and exec ---- */
+
+/* glibc's posix_spawn runs the child on a stack it mmaps for every spawn and munmaps after;
+ * in a process with many threads that munmap costs a TLB shootdown on every CPU the process
+ * runs on (bench/README.md, bench_spawn). vfork borrows the calling thread's stack instead.
+ * The child shares the parent's memory until it execs, so it only makes async-signal-safe
+ * calls on what the parent prepared here, and reports a failure through `error`, which the
+ * parent reads once vfork returns (the parent is suspended until the child execs or exits,
+ * so the failure is known synchronously, as posix_spawn's is). */
+typedef struct {
+    char *const *argv;
+    char **paths; /* where to look for argv[0], in order: NULL-terminated */
+    int onto[3];  /* the descriptor to put onto 0, 1, 2; -1 keeps the caller's */
+    bool own_group;
+    volatile int error; /* set by the child: why it could not exec */
+} child_plan;
+
+/* Signals a daemon blocks, ignores or handles, which a child gets back at their defaults. */
+static const int default_signals[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
+                                      SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2};
+
+/* The list above at its defaults, and every other handled signal too: between the empty mask
+ * and the exec a handler would run in the parent's memory. Ignored signals stay ignored, as
+ * posix_spawn's POSIX_SPAWN_SETSIGDEF leaves them. */
+static void child_signals(void)
 {
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (size_t i = 0; i < sizeof(default_signals) / sizeof(default_signals[0]); i++)
+        sigaddset(&defaults, default_signals[i]);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction now;
+        if (sigismember(&defaults, sig) == 1 ||
+            (sigaction(sig, NULL, &now) == 0 && now.sa_handler != SIG_IGN &&
+             now.sa_handler != SIG_DFL))
+            sigaction(sig, &dfl, NULL);
+    }
+}
+
+/* execvp's search over the prepared paths: EACCES on one is remembered and the search goes
+ * on, as do "not there" errors; anything else ends it. No shell for ENOEXEC (as posix_spawnp). */
+static int child_exec(const child_plan *plan)
+{
+    bool denied = false;
+    for (char **path = plan->paths; *path != NULL; path++) {
+        execve(*path, plan->argv, environ);
+        if (errno == EACCES)
+            denied = true;
+        else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
+                 errno != ETIMEDOUT)
+            return errno;
+    }
+    return denied ? EACCES : errno;
+}
+
+__attribute__((noreturn)) static void run_child(child_plan *plan)
+{
+    sigset_t none;
+    int rc = 0;
+    child_signals();
+    if (plan->own_group && setpgid(0, 0) != 0)
+        rc = errno;
+    for (int fd = 0; fd < 3 && rc == 0; fd++)
+        if (plan->onto[fd] >= 0 && dup2(plan->onto[fd], fd) < 0)
+            rc = errno;
+    if (rc == 0) {
+        closefrom(3);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        rc = child_exec(plan);
+    }
+    plan->error = rc != 0 ? rc : ENOEXEC;
+    _exit(127);
+}
+
+/* Kept apart so that nothing of the caller's frame lives across vfork's return. */
+static pid_t vfork_exec(child_plan *plan)
+{
+    pid_t pid = vfork();
+    if (pid == 0)
+        run_child(plan);
+    return pid;
+}
+
+/* ---- spawning ---- */
+
+/* Where to look for name: itself when it has a '/', else "dir/name" for each directory of
+ * $PATH (glibc's default "/bin:/usr/bin" without one; an empty entry is the working
+ * directory). One malloc'd block: free it once. */
+static char **search_paths(const char *name)
+{
+    const char *path = strchr(name, '/') != NULL ? "" : getenv("PATH");
+    if (path == NULL)
+        path = "/bin:/usr/bin";
+    size_t dirs = 1, nlen = strlen(name), plen = strlen(path);
+    for (const char *c = path; *c != '\0'; c++)
+        dirs += *c == ':';
+    char **list = malloc((dirs + 1) * sizeof(char *) + plen + dirs * (nlen + 2));
+    if (list == NULL)
+        return NULL;
+    char *text = (char *)(list + dirs + 1);
+    const char *dir = path;
+    for (size_t i = 0; i < dirs; i++) {
+        size_t dlen = strcspn(dir, ":");
+        list[i] = text;
+        memcpy(text, dir, dlen);
+        text += dlen;
+        if (dlen > 0)
+            *text++ = '/';
+        memcpy(text, name, nlen + 1);
+        text += nlen + 1;
+        dir += dlen + (dir[dlen] == ':');
+    }
+    list[dirs] = NULL;
+    return list;
+}
+
+/* What goes onto one standard stream of the child; pipe[] holds the pipe when it is one. */
+static bool stream_plan(int stream, ch_process_stdio how, int pipe[2], int *null_fd, int *onto)
+{
+    *onto = -1;
     switch (how) {
     case CH_PROCESS_NULL:
-        return posix_spawn_file_actions_addopen(fa, stream, "/dev/null",
-                                                stream == 0 ? O_RDONLY : O_WRONLY, 0) == 0;
+        *null_fd = above_std(open("/dev/null", (stream == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC));
+        *onto = *null_fd;
+        return *null_fd >= 0;
     case CH_PROCESS_PIPE:
         if (!make_pipe(pipe))
             return false;
-        return posix_spawn_file_actions_adddup2(fa, pipe[stream == 0 ? 0 : 1], stream) == 0;
+        *onto = pipe[stream == 0 ? 0 : 1];
+        return true;
     case CH_PROCESS_TO_STDERR:
-        return posix_spawn_file_actions_adddup2(fa, 2, stream) == 0;
+        *onto = 2;
+        return true;
     default:
         return true;
     }
 }
 
-/* Default dispositions and an empty mask: the caller may ignore SIGPIPE or block signals in
- * its threads (a daemon waiting in sigtimedwait does), and a child must not inherit that. */
-static void spawn_attrs(posix_spawnattr_t *attr, bool own_group)
+/* vfork with every signal blocked, so that no handler of the parent runs in the child before
+ * it has reset them; the caller's mask is back once the child has exec'd or failed. */
+static ch_status start_child(child_plan *plan, pid_t *pid, ch_error *err)
 {
-    static const int defaults[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
-                                   SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2};
-    sigset_t none, defs;
-    sigemptyset(&none);
-    sigemptyset(&defs);
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        sigaddset(&defs, defaults[i]);
-    posix_spawnattr_setsigmask(attr, &none);
-    posix_spawnattr_setsigdefault(attr, &defs);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (own_group) {
-        posix_spawnattr_setpgroup(attr, 0);
-        flags |= POSIX_SPAWN_SETPGROUP;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    *pid = vfork_exec(plan);
+    int vfork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (*pid < 0)
+        return ch_error_set(err, CH_ERR_IO, "cannot start %s: %s", plan->argv[0],
+                            strerror(vfork_errno));
+    if (plan->error != 0) {
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        *pid = -1;
+        return ch_error_set(err, CH_ERR_IO, "cannot start %s: %s", plan->argv[0],
+                            strerror(plan->error));
     }
-    posix_spawnattr_setflags(attr, flags);
+    return CH_OK;
 }
 
 static ch_status spawn_child(const ch_process_opts *o, ch_process *p, int pipes[3][2],
@@ -224,26 +346,20 @@ static ch_status spawn_child(const ch_process_opts *o, ch_process *p, int pipes[
 {
     const ch_process_stdio how[3] = {
         o->in, o->out, o->errout == CH_PROCESS_TO_STDERR ? CH_PROCESS_INHERIT : o->errout};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        return ch_error_set(err, CH_ERR_NOMEM, "cannot start %s: out of memory", o->argv[0]);
-    if (posix_spawnattr_init(&attr) != 0) {
-        posix_spawn_file_actions_destroy(&fa);
-        return ch_error_set(err, CH_ERR_NOMEM, "cannot start %s: out of memory", o->argv[0]);
-    }
+    child_plan plan = {.argv = o->argv, .own_group = o->own_group, .error = 0};
+    int null_fd[3] = {-1, -1, -1};
     ch_status st = CH_OK;
     for (int s = 0; s < 3 && st == CH_OK; s++)
-        if (!stream_action(&fa, s, how[s], pipes[s]))
+        if (!stream_plan(s, how[s], pipes[s], &null_fd[s], &plan.onto[s]))
             st = ch_error_set(err, CH_ERR_IO, "cannot start %s: %s", o->argv[0],
                               strerror(errno != 0 ? errno : EMFILE));
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    spawn_attrs(&attr, o->own_group);
-    int rc = st == CH_OK ? posix_spawnp(&p->pid, o->argv[0], &fa, &attr, o->argv, environ) : 0;
-    if (rc != 0)
-        st = ch_error_set(err, CH_ERR_IO, "cannot start %s: %s", o->argv[0], strerror(rc));
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    if (st == CH_OK && (plan.paths = search_paths(o->argv[0])) == NULL)
+        st = ch_error_set(err, CH_ERR_NOMEM, "cannot start %s: out of memory", o->argv[0]);
+    if (st == CH_OK)
+        st = start_child(&plan, &p->pid, err);
+    free(plan.paths);
+    for (int s = 0; s < 3; s++)
+        close_fd(&null_fd[s]);
     return st;
 }
 

@@ -298,19 +298,75 @@ static ch_status scan_json(scanned *sd, const char *text, size_t len, ch_error *
     return s != CH_OK ? s : ch_jscan_check_duplicates(&sd->doc, err);
 }
 
-/* The value of key in object obj; -1 when it is missing or null, which go-choria's
- * decoder treats alike. */
-static int field(const ch_jscan_doc *doc, int obj, const char *key)
+/* Every member the rules read, of an envelope or of an event: one walk over an object finds
+ * them all (the viewer reads thousands of events a second). */
+enum {
+    K_PROTOCOL,
+    K_SPECVERSION,
+    K_SOURCE,
+    K_ID,
+    K_TYPE,
+    K_SUBJECT,
+    K_DATACONTENTTYPE,
+    K_TIME,
+    K_DATA_BASE64,
+    K_DATA,
+    K_IDENTITY,
+    K_COMPONENT,
+    K_TIMESTAMP,
+    K_VERSION,
+    K_NEW_VERSION,
+    K_GOVERNOR,
+    K_EVENT_TYPE,
+    K_SEQUENCE,
+    K_COUNT
+};
+
+static const ch_jscan_key member_keys[K_COUNT] = {
+    CH_JSCAN_KEY("protocol"),
+    CH_JSCAN_KEY("specversion"),
+    CH_JSCAN_KEY("source"),
+    CH_JSCAN_KEY("id"),
+    CH_JSCAN_KEY("type"),
+    CH_JSCAN_KEY("subject"),
+    CH_JSCAN_KEY("datacontenttype"),
+    CH_JSCAN_KEY("time"),
+    CH_JSCAN_KEY("data_base64"),
+    CH_JSCAN_KEY("data"),
+    CH_JSCAN_KEY("identity"),
+    CH_JSCAN_KEY("component"),
+    CH_JSCAN_KEY("timestamp"),
+    CH_JSCAN_KEY("version"),
+    CH_JSCAN_KEY("new_version"),
+    CH_JSCAN_KEY("governor"),
+    CH_JSCAN_KEY("event_type"),
+    CH_JSCAN_KEY("sequence"),
+};
+
+/* One object's members: m[K_x] is the value token of key x, -1 when it is missing. */
+typedef struct {
+    const ch_jscan_doc *doc;
+    int m[K_COUNT];
+} members;
+
+static void members_of(members *ms, const ch_jscan_doc *doc, int obj)
 {
-    int v = ch_jscan_object_get(doc, obj, key);
-    return v >= 0 && ch_jscan_type_of(doc, v) == CH_JSCAN_NULL ? -1 : v;
+    ms->doc = doc;
+    ch_jscan_object_lookup(doc, obj, member_keys, K_COUNT, ms->m);
 }
 
-/* The value of key in obj when it is a string, else -1. */
-static int string_field(const ch_jscan_doc *doc, int obj, const char *key)
+/* The value of key; -1 when it is missing or null, which go-choria's decoder treats alike. */
+static int field(const members *ms, int key)
 {
-    int v = ch_jscan_object_get(doc, obj, key);
-    return v >= 0 && ch_jscan_type_of(doc, v) == CH_JSCAN_STRING ? v : -1;
+    int v = ms->m[key];
+    return v >= 0 && ch_jscan_type_of(ms->doc, v) == CH_JSCAN_NULL ? -1 : v;
+}
+
+/* The value of key when it is a string, else -1. */
+static int string_field(const members *ms, int key)
+{
+    int v = ms->m[key];
+    return v >= 0 && ch_jscan_type_of(ms->doc, v) == CH_JSCAN_STRING ? v : -1;
 }
 
 static bool string_has_prefix(const ch_jscan_doc *doc, int tok, const char *prefix)
@@ -337,52 +393,82 @@ static ch_status c_string(const ch_jscan_doc *doc, int tok, char *buf, size_t si
     return strlen(*out) == n ? CH_OK : CH_ERR_INVALID;
 }
 
-/* go-choria EventFormatFromJSON, plus the legacy protocol ids (see the header). */
-static ch_lifecycle_format detect_format(const ch_jscan_doc *doc, int obj)
+/* go-choria EventFormatFromJSON, plus the legacy protocol ids (see the header). Not an
+ * object: every member is missing. */
+static ch_lifecycle_format detect_format(const members *ms)
 {
-    if (ch_jscan_type_of(doc, obj) != CH_JSCAN_OBJECT)
-        return CH_LIFECYCLE_FORMAT_UNKNOWN;
-    int protocol = string_field(doc, obj, "protocol");
-    if (protocol >= 0 && (string_has_prefix(doc, protocol, CH_LIFECYCLE_SOURCE) ||
-                          string_has_prefix(doc, protocol, "choria:lifecycle")))
+    int protocol = string_field(ms, K_PROTOCOL);
+    if (protocol >= 0 && (string_has_prefix(ms->doc, protocol, CH_LIFECYCLE_SOURCE) ||
+                          string_has_prefix(ms->doc, protocol, "choria:lifecycle")))
         return CH_LIFECYCLE_FORMAT_CHORIA;
-    int specversion = string_field(doc, obj, "specversion");
-    int source = string_field(doc, obj, "source");
-    if (specversion >= 0 && source >= 0 && ch_jscan_string_eq(doc, specversion, "1.0") &&
-        ch_jscan_string_eq(doc, source, CH_LIFECYCLE_SOURCE))
+    int specversion = string_field(ms, K_SPECVERSION);
+    int source = string_field(ms, K_SOURCE);
+    if (specversion >= 0 && source >= 0 && ch_jscan_string_eq(ms->doc, specversion, "1.0") &&
+        ch_jscan_string_eq(ms->doc, source, CH_LIFECYCLE_SOURCE))
         return CH_LIFECYCLE_FORMAT_CLOUDEVENT;
     return CH_LIFECYCLE_FORMAT_UNKNOWN;
 }
 
-/* Copies the string at key into *slot; missing or null leaves *slot as it is. */
-static ch_status take_string(const ch_jscan_doc *doc, int obj, const char *key, char **slot,
-                             ch_error *err)
+/* What the rules accepted in one Choria-format object: the string tokens of its fields
+ * (-1 when missing or null; only the fields of its type are set) in doc, which must outlive
+ * it. Turning them into an event or a display line is the reader's business. */
+typedef struct {
+    const ch_jscan_doc *doc;
+    ch_lifecycle_format format;
+    ch_lifecycle_type type;
+    int id, identity, component, version, new_version, governor, event_type;
+    bool has_timestamp;
+    int64_t timestamp;
+    uint64_t sequence;
+} fields;
+
+/* Who reads the fields, while the documents they point into live. */
+typedef struct {
+    ch_status (*take)(const fields *f, void *closure, ch_error *err);
+    void *closure;
+} reader;
+
+/* Whether string token tok decodes to bytes with a NUL (only a \u0000 escape can put one
+ * there; the scan rejects raw ones). */
+static ch_status has_nul(const ch_jscan_doc *doc, int tok, bool *nul)
 {
-    int v = field(doc, obj, key);
     char *copy;
     size_t len;
-    if (v < 0)
+    *nul = false;
+    if (!(doc->tokens[tok].flags & CH_JSCAN_ESCAPED))
         return CH_OK;
-    if (ch_jscan_type_of(doc, v) != CH_JSCAN_STRING)
-        return ch_error_set(err, CH_ERR_INVALID, "event field %s must be a string", key);
-    if (ch_jscan_string_dup(doc, v, &copy, &len) != CH_OK)
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
-    /* Only a \u0000 escape can put a NUL into a string; the scan rejects raw ones. */
-    if ((doc->tokens[v].flags & CH_JSCAN_ESCAPED) && memchr(copy, '\0', len) != NULL) {
-        free(copy);
-        return ch_error_set(err, CH_ERR_INVALID, "event field %s contains a NUL character", key);
-    }
-    free(*slot);
-    *slot = copy;
+    if (ch_jscan_string_dup(doc, tok, &copy, &len) != CH_OK)
+        return CH_ERR_NOMEM;
+    *nul = memchr(copy, '\0', len) != NULL;
+    free(copy);
     return CH_OK;
 }
 
-static ch_status require_string(const ch_lifecycle_event *ev, const char *value, const char *key,
-                                ch_error *err)
+/* The string at key into *tok; missing or null is -1. */
+static ch_status take_string(const members *ms, int key, int *tok, ch_error *err)
 {
-    if (value == NULL || value[0] == '\0')
+    int v = field(ms, key);
+    const char *name = member_keys[key].name;
+    bool nul;
+    *tok = -1;
+    if (v < 0)
+        return CH_OK;
+    if (ch_jscan_type_of(ms->doc, v) != CH_JSCAN_STRING)
+        return ch_error_set(err, CH_ERR_INVALID, "event field %s must be a string", name);
+    if (has_nul(ms->doc, v, &nul) != CH_OK)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
+    if (nul)
+        return ch_error_set(err, CH_ERR_INVALID, "event field %s contains a NUL character", name);
+    *tok = v;
+    return CH_OK;
+}
+
+/* Non-empty: an escape always decodes to at least one byte. */
+static ch_status require_string(const fields *f, int tok, const char *key, ch_error *err)
+{
+    if (tok < 0 || f->doc->tokens[tok].end == f->doc->tokens[tok].start)
         return ch_error_set(err, CH_ERR_INVALID, "%s event has no %s",
-                            ch_lifecycle_type_name(ev->type), key);
+                            ch_lifecycle_type_name(f->type), key);
     return CH_OK;
 }
 
@@ -395,67 +481,78 @@ static ch_lifecycle_type protocol_type(const ch_jscan_doc *doc, int protocol)
     return CH_LIFECYCLE_UNKNOWN;
 }
 
-static ch_status parse_governor(const ch_jscan_doc *doc, int obj, ch_lifecycle_event *ev,
-                                ch_error *err)
+static ch_status parse_governor(const members *ms, fields *f, ch_error *err)
 {
     ch_status s;
-    if ((s = take_string(doc, obj, "governor", &ev->governor, err)) != CH_OK ||
-        (s = take_string(doc, obj, "event_type", &ev->event_type, err)) != CH_OK)
+    if ((s = take_string(ms, K_GOVERNOR, &f->governor, err)) != CH_OK ||
+        (s = take_string(ms, K_EVENT_TYPE, &f->event_type, err)) != CH_OK)
         return s;
-    int seq = field(doc, obj, "sequence");
+    int seq = field(ms, K_SEQUENCE);
     int64_t v;
     if (seq >= 0) {
-        if (ch_jscan_int64(doc, seq, &v) != CH_OK || v < 0)
+        if (ch_jscan_int64(ms->doc, seq, &v) != CH_OK || v < 0)
             return ch_error_set(err, CH_ERR_INVALID,
                                 "event field sequence must be a non-negative integer");
-        ev->sequence = (uint64_t)v;
+        f->sequence = (uint64_t)v;
     }
-    if (ev->governor == NULL || ev->governor[0] == '\0')
+    if (f->governor < 0 || f->doc->tokens[f->governor].end == f->doc->tokens[f->governor].start)
         return ch_error_set(err, CH_ERR_INVALID, "governor name is not set");
     return CH_OK;
 }
 
-static ch_status parse_choria(const ch_jscan_doc *doc, int obj, ch_lifecycle_event *ev,
-                              ch_error *err)
+static ch_status parse_choria(const members *ms, fields *f, ch_error *err)
 {
-    int protocol = string_field(doc, obj, "protocol");
-    if ((ev->type = protocol_type(doc, protocol)) == CH_LIFECYCLE_UNKNOWN) {
+    int protocol = string_field(ms, K_PROTOCOL);
+    if ((f->type = protocol_type(ms->doc, protocol)) == CH_LIFECYCLE_UNKNOWN) {
         char shown[81] = "";
         if (protocol >= 0)
-            ch_jscan_string_copy(doc, protocol, shown, sizeof(shown));
+            ch_jscan_string_copy(ms->doc, protocol, shown, sizeof(shown));
         return ch_error_set(err, CH_ERR_INVALID, "unknown protocol '%s' received", shown);
     }
 
     ch_status s;
-    if ((s = take_string(doc, obj, "id", &ev->id, err)) != CH_OK ||
-        (s = take_string(doc, obj, "identity", &ev->identity, err)) != CH_OK ||
-        (s = take_string(doc, obj, "component", &ev->component, err)) != CH_OK)
+    if ((s = take_string(ms, K_ID, &f->id, err)) != CH_OK ||
+        (s = take_string(ms, K_IDENTITY, &f->identity, err)) != CH_OK ||
+        (s = take_string(ms, K_COMPONENT, &f->component, err)) != CH_OK)
         return s;
-    /* go-choria pre-fills id and timestamp before unmarshalling over them. */
-    if (ev->id == NULL && set_fresh_id(ev) != CH_OK)
-        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
-    int ts = field(doc, obj, "timestamp");
-    if (ts < 0)
-        ev->timestamp = ch_now_unix();
-    else if (ch_jscan_int64(doc, ts, &ev->timestamp) != CH_OK)
+    int ts = field(ms, K_TIMESTAMP);
+    f->has_timestamp = ts >= 0;
+    if (ts >= 0 && ch_jscan_int64(ms->doc, ts, &f->timestamp) != CH_OK)
         return ch_error_set(err, CH_ERR_INVALID, "event field timestamp must be an integer");
-    if ((s = require_string(ev, ev->identity, "identity", err)) != CH_OK ||
-        (s = require_string(ev, ev->component, "component", err)) != CH_OK)
+    if ((s = require_string(f, f->identity, "identity", err)) != CH_OK ||
+        (s = require_string(f, f->component, "component", err)) != CH_OK)
         return s;
 
-    switch (ev->type) {
+    switch (f->type) {
     case CH_LIFECYCLE_STARTUP:
     case CH_LIFECYCLE_ALIVE:
-        return take_string(doc, obj, "version", &ev->version, err);
+        return take_string(ms, K_VERSION, &f->version, err);
     case CH_LIFECYCLE_UPGRADED:
-        if ((s = take_string(doc, obj, "version", &ev->version, err)) != CH_OK)
+        if ((s = take_string(ms, K_VERSION, &f->version, err)) != CH_OK)
             return s;
-        return take_string(doc, obj, "new_version", &ev->new_version, err);
+        return take_string(ms, K_NEW_VERSION, &f->new_version, err);
     case CH_LIFECYCLE_GOVERNOR:
-        return parse_governor(doc, obj, ev, err);
+        return parse_governor(ms, f, err);
     default:
         return CH_OK;
     }
+}
+
+/* A Choria-format object to its reader. */
+static ch_status read_choria(const members *ms, ch_lifecycle_format format, const reader *r,
+                             ch_error *err)
+{
+    fields f = {.doc = ms->doc,
+                .format = format,
+                .id = -1,
+                .identity = -1,
+                .component = -1,
+                .version = -1,
+                .new_version = -1,
+                .governor = -1,
+                .event_type = -1};
+    ch_status s = parse_choria(ms, &f, err);
+    return s != CH_OK ? s : r->take(&f, r->closure, err);
 }
 
 /* sdk-go treats a missing content type, application/json, text/json and +json types as
@@ -472,12 +569,12 @@ static bool content_type_is_json(const char *ct)
 }
 
 /* Whether the CloudEvent's data is JSON, by its datacontenttype. */
-static ch_status data_is_json(const ch_jscan_doc *doc, int root, bool *json, ch_error *err)
+static ch_status data_is_json(const members *root, bool *json, ch_error *err)
 {
-    int ct = string_field(doc, root, "datacontenttype");
+    int ct = string_field(root, K_DATACONTENTTYPE);
     char buf[64], *heap = NULL;
     const char *value = NULL;
-    ch_status s = ct >= 0 ? c_string(doc, ct, buf, sizeof(buf), &heap, &value) : CH_OK;
+    ch_status s = ct >= 0 ? c_string(root->doc, ct, buf, sizeof(buf), &heap, &value) : CH_OK;
     if (s == CH_OK)
         *json = content_type_is_json(value);
     else if (s == CH_ERR_NOMEM)
@@ -489,31 +586,31 @@ static ch_status data_is_json(const ch_jscan_doc *doc, int root, bool *json, ch_
 }
 
 /* The inner event of a CloudEvent: a Choria-format object. */
-static ch_status parse_inner(const ch_jscan_doc *doc, int inner, ch_lifecycle_event *ev,
-                             ch_error *err)
+static ch_status parse_inner(const ch_jscan_doc *doc, int inner, const reader *r, ch_error *err)
 {
-    ch_lifecycle_format f = detect_format(doc, inner);
+    members ms;
+    members_of(&ms, doc, inner);
+    ch_lifecycle_format f = detect_format(&ms);
     if (f == CH_LIFECYCLE_FORMAT_CLOUDEVENT)
         return ch_error_set(err, CH_ERR_UNSUPPORTED, "a CloudEvent inside a CloudEvent");
     if (f != CH_LIFECYCLE_FORMAT_CHORIA)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data is not a lifecycle event");
-    return parse_choria(doc, inner, ev, err);
+    return read_choria(&ms, CH_LIFECYCLE_FORMAT_CLOUDEVENT, r, err);
 }
 
-static ch_status parse_inner_bytes(const char *data, size_t len, ch_lifecycle_event *ev,
-                                   ch_error *err)
+static ch_status parse_inner_bytes(const char *data, size_t len, const reader *r, ch_error *err)
 {
     scanned sd;
     ch_status s = scan_json(&sd, data, len, err);
     if (s == CH_OK)
-        s = parse_inner(&sd.doc, 0, ev, err);
+        s = parse_inner(&sd.doc, 0, r, err);
     free(sd.heap);
     return s;
 }
 
 /* The inner event of a string token: the document itself, or its base64 form. */
-static ch_status parse_inner_string(const ch_jscan_doc *doc, int tok, bool base64,
-                                    ch_lifecycle_event *ev, ch_error *err)
+static ch_status parse_inner_string(const ch_jscan_doc *doc, int tok, bool base64, const reader *r,
+                                    ch_error *err)
 {
     char *text = NULL;
     unsigned char *raw = NULL;
@@ -526,30 +623,31 @@ static ch_status parse_inner_string(const ch_jscan_doc *doc, int tok, bool base6
     else if (s != CH_OK)
         s = ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 is not base64");
     else
-        s = parse_inner_bytes(base64 ? (const char *)raw : text, base64 ? raw_len : len, ev, err);
+        s = parse_inner_bytes(base64 ? (const char *)raw : text, base64 ? raw_len : len, r, err);
     free(raw);
     free(text);
     return s;
 }
 
-static ch_status check_attribute(const ch_jscan_doc *doc, int root, const char *key, ch_error *err)
+static ch_status check_attribute(const members *root, int key, ch_error *err)
 {
-    int v = field(doc, root, key);
-    if (v >= 0 && ch_jscan_type_of(doc, v) != CH_JSCAN_STRING)
-        return ch_error_set(err, CH_ERR_INVALID, "CloudEvent attribute %s must be a string", key);
+    int v = field(root, key);
+    if (v >= 0 && ch_jscan_type_of(root->doc, v) != CH_JSCAN_STRING)
+        return ch_error_set(err, CH_ERR_INVALID, "CloudEvent attribute %s must be a string",
+                            member_keys[key].name);
     return CH_OK;
 }
 
 /* `time`, when a non-empty string, must be RFC 3339. */
-static ch_status check_time(const ch_jscan_doc *doc, int root, ch_error *err)
+static ch_status check_time(const members *root, ch_error *err)
 {
-    int when = string_field(doc, root, "time");
-    if (when < 0 || ch_jscan_string_eq(doc, when, ""))
+    int when = string_field(root, K_TIME);
+    if (when < 0 || ch_jscan_string_eq(root->doc, when, ""))
         return CH_OK;
     char buf[64], *heap = NULL;
     const char *value = NULL;
     int64_t unused;
-    ch_status s = c_string(doc, when, buf, sizeof(buf), &heap, &value);
+    ch_status s = c_string(root->doc, when, buf, sizeof(buf), &heap, &value);
     if (s == CH_OK && ch_parse_rfc3339(value, &unused) != CH_OK)
         s = CH_ERR_INVALID;
     if (s == CH_ERR_NOMEM)
@@ -560,66 +658,94 @@ static ch_status check_time(const ch_jscan_doc *doc, int root, ch_error *err)
     return s;
 }
 
-static ch_status parse_cloudevent(const ch_jscan_doc *doc, int root, ch_lifecycle_event *ev,
-                                  ch_error *err)
+static ch_status parse_cloudevent(const members *root, const reader *r, ch_error *err)
 {
-    static const char *const attributes[] = {"id", "type", "subject", "datacontenttype", "time"};
+    static const int attributes[] = {K_ID, K_TYPE, K_SUBJECT, K_DATACONTENTTYPE, K_TIME};
     ch_status s;
     for (size_t i = 0; i < sizeof(attributes) / sizeof(attributes[0]); i++)
-        if ((s = check_attribute(doc, root, attributes[i], err)) != CH_OK)
+        if ((s = check_attribute(root, attributes[i], err)) != CH_OK)
             return s;
-    if ((s = check_time(doc, root, err)) != CH_OK)
+    if ((s = check_time(root, err)) != CH_OK)
         return s;
 
-    int b64 = field(doc, root, "data_base64");
+    const ch_jscan_doc *doc = root->doc;
+    int b64 = field(root, K_DATA_BASE64);
     if (b64 >= 0) {
         if (ch_jscan_type_of(doc, b64) != CH_JSCAN_STRING)
             return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data_base64 must be a string");
-        return parse_inner_string(doc, b64, true, ev, err);
+        return parse_inner_string(doc, b64, true, r, err);
     }
-    int data = field(doc, root, "data");
+    int data = field(root, K_DATA);
     bool json = true;
     if (data < 0)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent carries no data");
-    if ((s = data_is_json(doc, root, &json, err)) != CH_OK)
+    if ((s = data_is_json(root, &json, err)) != CH_OK)
         return s;
     if (json)
-        return parse_inner(doc, data, ev, err); /* in place: no second parse */
+        return parse_inner(doc, data, r, err); /* in place: no second parse */
     /* Any other content type carries the document as a string. */
     if (ch_jscan_type_of(doc, data) != CH_JSCAN_STRING)
         return ch_error_set(err, CH_ERR_INVALID, "CloudEvent data must be a string");
-    return parse_inner_string(doc, data, false, ev, err);
+    return parse_inner_string(doc, data, false, r, err);
+}
+
+/* Scans data, applies every rule and hands the fields to r. */
+static ch_status parse_for(const void *data, size_t len, const reader *r, ch_error *err)
+{
+    scanned sd;
+    members root;
+    ch_status s = scan_json(&sd, data, len, err);
+    if (s == CH_OK) {
+        members_of(&root, &sd.doc, 0);
+        ch_lifecycle_format format = detect_format(&root);
+        if (format == CH_LIFECYCLE_FORMAT_CHORIA)
+            s = read_choria(&root, format, r, err);
+        else if (format == CH_LIFECYCLE_FORMAT_CLOUDEVENT)
+            s = parse_cloudevent(&root, r, err);
+        else
+            s = ch_error_set(err, CH_ERR_INVALID, "unsupported event format");
+    }
+    free(sd.heap);
+    return s;
+}
+
+static ch_status dup_field(const fields *f, int tok, char **slot)
+{
+    return tok < 0 ? CH_OK : ch_jscan_string_dup(f->doc, tok, slot, NULL);
+}
+
+/* Fields into the event at closure. go-choria pre-fills id and timestamp before
+ * unmarshalling over them. */
+static ch_status take_event(const fields *f, void *closure, ch_error *err)
+{
+    ch_lifecycle_event *ev = closure;
+    ev->format = f->format;
+    ev->type = f->type;
+    ev->timestamp = f->has_timestamp ? f->timestamp : ch_now_unix();
+    ev->sequence = f->sequence;
+    if (dup_field(f, f->id, &ev->id) != CH_OK ||
+        dup_field(f, f->identity, &ev->identity) != CH_OK ||
+        dup_field(f, f->component, &ev->component) != CH_OK ||
+        dup_field(f, f->version, &ev->version) != CH_OK ||
+        dup_field(f, f->new_version, &ev->new_version) != CH_OK ||
+        dup_field(f, f->governor, &ev->governor) != CH_OK ||
+        dup_field(f, f->event_type, &ev->event_type) != CH_OK ||
+        (ev->id == NULL && set_fresh_id(ev) != CH_OK))
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
+    return CH_OK;
 }
 
 ch_status ch_lifecycle_parse(const void *data, size_t len, ch_lifecycle_event **out, ch_error *err)
 {
     ch_error local;
-    ch_lifecycle_event *ev = NULL;
-    scanned sd;
     *out = NULL;
     if (err == NULL)
         err = &local;
-
-    ch_status s = scan_json(&sd, data, len, err);
-    if (s != CH_OK)
-        goto out;
-    ch_lifecycle_format format = detect_format(&sd.doc, 0);
-    if (format == CH_LIFECYCLE_FORMAT_UNKNOWN) {
-        s = ch_error_set(err, CH_ERR_INVALID, "unsupported event format");
-        goto out;
-    }
-    if ((ev = calloc(1, sizeof(*ev))) == NULL) {
-        s = ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
-        goto out;
-    }
-    ev->format = format;
-    if (format == CH_LIFECYCLE_FORMAT_CHORIA)
-        s = parse_choria(&sd.doc, 0, ev, err);
-    else
-        s = parse_cloudevent(&sd.doc, 0, ev, err);
-
-out:
-    free(sd.heap);
+    ch_lifecycle_event *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
+    reader r = {.take = take_event, .closure = ev};
+    ch_status s = parse_for(data, len, &r, err);
     if (s != CH_OK)
         ch_lifecycle_event_free(ev);
     else
@@ -654,53 +780,120 @@ ch_status ch_lifecycle_subject(const ch_lifecycle_event *ev, char *out, size_t o
     return CH_OK;
 }
 
-static void display_governor(ch_buf *b, const ch_lifecycle_event *ev)
+/* The strings a display line shows, not necessarily NUL-terminated: an event's own, or
+ * straight from the message being read. */
+typedef struct {
+    const char *p;
+    size_t n;
+} text;
+
+typedef struct {
+    ch_lifecycle_type type;
+    text identity, component, version, new_version, governor, stage;
+    uint64_t sequence;
+} display_view;
+
+static text text_of(const char *s)
 {
-    const char *id = S(ev->identity), *gov = S(ev->governor), *stage = S(ev->event_type);
-    uint64_t seq = ev->sequence;
-    if (strcmp(stage, CH_GOVERNOR_EXIT) == 0) {
-        if (seq > 0)
-            ch_buf_printf(b, "[governor] %s: vacated slot %" PRIu64 " on %s", id, seq, gov);
-        else
-            ch_buf_printf(b, "[governor] %s: vacated %s", id, gov);
-    } else if (strcmp(stage, CH_GOVERNOR_ENTER) == 0) {
-        if (seq > 0)
-            ch_buf_printf(b, "[governor] %s: obtained slot %" PRIu64 " on %s", id, seq, gov);
-        else
-            ch_buf_printf(b, "[governor] %s: obtained slot on %s", id, gov);
-    } else if (strcmp(stage, CH_GOVERNOR_TIMEOUT) == 0) {
-        ch_buf_printf(b, "[governor] %s: failed to obtain a slot on %s", id, gov);
-    } else if (strcmp(stage, CH_GOVERNOR_EVICTION) == 0) {
-        if (seq > 0)
-            ch_buf_printf(b, "[governor] %s: evicted from slot %" PRIu64 " on %s", id, seq, gov);
-        else
-            ch_buf_printf(b, "[governor] %s: evicted from %s", id, gov);
+    return (text){S(s), strlen(S(s))};
+}
+
+static bool text_is(text t, const char *s)
+{
+    return t.n == strlen(s) && memcmp(t.p, s, t.n) == 0;
+}
+
+/* Appends the pieces of a line: the viewer formats every event, so no printf. */
+static void put_text(ch_buf *b, text t)
+{
+    ch_buf_append(b, t.p, t.n);
+}
+
+static void put_str(ch_buf *b, const char *s)
+{
+    ch_buf_append(b, s, strlen(s));
+}
+
+static void put_u64(ch_buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    ch_buf_append(b, digits + i, sizeof(digits) - i);
+}
+
+/* "[governor] <identity>: <what> <gov>", where what depends on the stage and whether a slot
+ * number is known. */
+static void display_governor(ch_buf *b, const display_view *v)
+{
+    const char *with_slot = NULL, *without = NULL;
+    if (text_is(v->stage, CH_GOVERNOR_EXIT)) {
+        with_slot = "vacated slot ";
+        without = "vacated ";
+    } else if (text_is(v->stage, CH_GOVERNOR_ENTER)) {
+        with_slot = "obtained slot ";
+        without = "obtained slot on ";
+    } else if (text_is(v->stage, CH_GOVERNOR_TIMEOUT)) {
+        without = "failed to obtain a slot on ";
+    } else if (text_is(v->stage, CH_GOVERNOR_EVICTION)) {
+        with_slot = "evicted from slot ";
+        without = "evicted from ";
     } else {
-        ch_buf_printf(b, "[governor] %s: unknown stage on Governor %s", id, gov);
+        without = "unknown stage on Governor ";
+    }
+    put_str(b, "[governor] ");
+    put_text(b, v->identity);
+    put_str(b, ": ");
+    if (with_slot != NULL && v->sequence > 0) {
+        put_str(b, with_slot);
+        put_u64(b, v->sequence);
+        put_str(b, " on ");
+    } else {
+        put_str(b, without);
+    }
+    put_text(b, v->governor);
+}
+
+/* go-choria's Event.String() of each type. */
+static void display_line(ch_buf *b, const display_view *v)
+{
+    if (v->type == CH_LIFECYCLE_GOVERNOR) {
+        display_governor(b, v);
+        return;
+    }
+    put_str(b, "[");
+    put_str(b, ch_lifecycle_type_name(v->type));
+    put_str(b, "] ");
+    put_text(b, v->identity);
+    put_str(b, ": ");
+    put_text(b, v->component);
+    if (v->type == CH_LIFECYCLE_STARTUP || v->type == CH_LIFECYCLE_ALIVE ||
+        v->type == CH_LIFECYCLE_UPGRADED) {
+        put_str(b, " version ");
+        put_text(b, v->version);
+    }
+    if (v->type == CH_LIFECYCLE_UPGRADED) {
+        put_str(b, " to ");
+        put_text(b, v->new_version);
     }
 }
 
 char *ch_lifecycle_event_display(const ch_lifecycle_event *ev)
 {
+    display_view v = {.type = ev->type,
+                      .identity = text_of(ev->identity),
+                      .component = text_of(ev->component),
+                      .version = text_of(ev->version),
+                      .new_version = text_of(ev->new_version),
+                      .governor = text_of(ev->governor),
+                      .stage = text_of(ev->event_type),
+                      .sequence = ev->sequence};
     ch_buf b;
     ch_buf_init(&b);
-    const char *id = S(ev->identity), *comp = S(ev->component);
-    switch (ev->type) {
-    case CH_LIFECYCLE_STARTUP:
-    case CH_LIFECYCLE_ALIVE:
-        ch_buf_printf(&b, "[%s] %s: %s version %s", type_names[ev->type], id, comp, S(ev->version));
-        break;
-    case CH_LIFECYCLE_UPGRADED:
-        ch_buf_printf(&b, "[upgraded] %s: %s version %s to %s", id, comp, S(ev->version),
-                      S(ev->new_version));
-        break;
-    case CH_LIFECYCLE_GOVERNOR:
-        display_governor(&b, ev);
-        break;
-    default:
-        ch_buf_printf(&b, "[%s] %s: %s", ch_lifecycle_type_name(ev->type), id, comp);
-        break;
-    }
+    display_line(&b, &v);
     return ch_buf_steal(&b, NULL);
 }
 
@@ -710,6 +903,69 @@ bool ch_lifecycle_event_matches(const ch_lifecycle_event *ev, const char *compon
     if (component != NULL && component[0] != '\0' && strcmp(S(ev->component), component) != 0)
         return false;
     return type == CH_LIFECYCLE_UNKNOWN || ev->type == type;
+}
+
+/* ---- the viewer's path: fields straight to a line ---- */
+
+#define DISPLAY_FIELDS 6
+
+typedef struct {
+    const char *component;
+    ch_lifecycle_type type;
+    ch_buf *out;
+    bool shown;
+    char *decoded[DISPLAY_FIELDS]; /* escaped strings, decoded; freed by the caller */
+    size_t ndecoded;
+} show_state;
+
+/* String token tok as text: in place, or decoded when it has escapes. */
+static ch_status token_text(const fields *f, int tok, show_state *st, text *t)
+{
+    *t = (text){"", 0};
+    if (tok < 0)
+        return CH_OK;
+    const ch_jscan_token *k = &f->doc->tokens[tok];
+    if (!(k->flags & CH_JSCAN_ESCAPED)) {
+        *t = (text){f->doc->text + k->start, k->end - k->start};
+        return CH_OK;
+    }
+    char **slot = &st->decoded[st->ndecoded++];
+    return ch_jscan_string_dup(f->doc, tok, slot, &t->n) == CH_OK ? (t->p = *slot, CH_OK)
+                                                                  : CH_ERR_NOMEM;
+}
+
+static ch_status take_display(const fields *f, void *closure, ch_error *err)
+{
+    show_state *st = closure;
+    if ((st->component != NULL && st->component[0] != '\0' &&
+         !ch_jscan_string_eq(f->doc, f->component, st->component)) ||
+        (st->type != CH_LIFECYCLE_UNKNOWN && f->type != st->type))
+        return CH_OK;
+    display_view v = {.type = f->type, .sequence = f->sequence};
+    if (token_text(f, f->identity, st, &v.identity) != CH_OK ||
+        token_text(f, f->component, st, &v.component) != CH_OK ||
+        token_text(f, f->version, st, &v.version) != CH_OK ||
+        token_text(f, f->new_version, st, &v.new_version) != CH_OK ||
+        token_text(f, f->governor, st, &v.governor) != CH_OK ||
+        token_text(f, f->event_type, st, &v.stage) != CH_OK)
+        return ch_error_set(err, CH_ERR_NOMEM, "out of memory parsing an event");
+    display_line(st->out, &v);
+    st->shown = true;
+    return CH_OK;
+}
+
+ch_status ch_lifecycle_display_append(const void *data, size_t len, const char *component,
+                                      ch_lifecycle_type type, ch_buf *out, bool *shown,
+                                      ch_error *err)
+{
+    ch_error local;
+    show_state st = {.component = component, .type = type, .out = out};
+    reader r = {.take = take_display, .closure = &st};
+    ch_status s = parse_for(data, len, &r, err != NULL ? err : &local);
+    for (size_t i = 0; i < st.ndecoded; i++)
+        free(st.decoded[i]);
+    *shown = s == CH_OK && st.shown;
+    return s;
 }
 
 /* ---- publishing ---- */
