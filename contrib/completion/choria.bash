@@ -15,7 +15,7 @@ _choria_flags() {
         echo "--count= --prefix= --domain= --token= --provisioning-jwt= --facts= --state-dir="
         echo "--connections= --drop= --delay= --delay-ms= --error= --vanish= --malformed="
         echo "--bad-csr= --wrong-csr= --jwt-fault= --jwt-fault-file= --seed= --duration="
-        echo "--exit-when-provisioned --summary-json= --legacy-format --quiet --tls $conn" ;;
+        echo "--exit-when-provisioned --summary-json= --legacy-format --quiet --tls --no-sync $conn" ;;
     "jwt provisioning")
         echo "--token= --urls= --srv= --default --insecure --no-insecure --registration="
         echo "--facts= --username= --password= --extensions= --org= --protocol-v2 --upgrade"
