@@ -588,24 +588,28 @@ static double reqrep_floor(cht_broker *b, int k)
     return total * 1000.0 / (double)(el > 0 ? el : 1);
 }
 
-/* ---- 2b. helper spawn floor ------------------------------------------------------------- */
+/* ---- 2b. helper floors: exec and persistent ---------------------------------------------- */
 
+/* One thread's share of a helper floor: runs of helper (exec) or requests to pool. */
 typedef struct {
-    const char *helper;
+    const char *helper;     /* exec mode: the command */
+    prov_helper_pool *pool; /* persistent mode: the helpers */
     const char *inventory;
     int64_t until;
     long done, failed;
-} spawner;
+} helper_runner;
 
-static void *spawn_loop(void *arg)
+static void *helper_loop(void *arg)
 {
-    spawner *s = arg;
+    helper_runner *s = arg;
     prov_helper_input in = {.identity = "n1.fleet.local", .inventory = s->inventory};
     ch_process_run_opts o = {0};
     while (ch_now_mono_ms() < s->until) {
         prov_helper_reply *reply = NULL;
-        ch_process_result res;
-        if (prov_helper_run(s->helper, &in, &o, &reply, &res, NULL) == CH_OK && !reply->defer)
+        ch_process_result res = {0};
+        ch_status st = s->pool != NULL ? prov_helper_pool_run(s->pool, &in, &reply, NULL)
+                                       : prov_helper_run(s->helper, &in, &o, &reply, &res, NULL);
+        if (st == CH_OK && !reply->defer)
             s->done++;
         else
             s->failed++;
@@ -615,49 +619,31 @@ static void *spawn_loop(void *arg)
     return NULL;
 }
 
-static double spawn_floor(const char *helper, const char *inventory, int threads)
+/* Helper runs per second from `threads` threads for FLOOR_MS: exec runs of helper, or requests
+ * to pool when it is given. */
+static double helper_floor(const char *helper, prov_helper_pool *pool, const char *inventory,
+                           int threads)
 {
-    spawner *ss = calloc((size_t)threads, sizeof(*ss));
+    helper_runner *rs = calloc((size_t)threads, sizeof(*rs));
     pthread_t *th = calloc((size_t)threads, sizeof(*th));
     int64_t t0 = ch_now_mono_ms();
     for (int i = 0; i < threads; i++) {
-        ss[i] = (spawner){.helper = helper, .inventory = inventory, .until = t0 + FLOOR_MS};
-        pthread_create(&th[i], NULL, spawn_loop, &ss[i]);
+        rs[i] = (helper_runner){
+            .helper = helper, .pool = pool, .inventory = inventory, .until = t0 + FLOOR_MS};
+        pthread_create(&th[i], NULL, helper_loop, &rs[i]);
     }
     long total = 0, failed = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
-        total += ss[i].done;
-        failed += ss[i].failed;
+        total += rs[i].done;
+        failed += rs[i].failed;
     }
     int64_t el = ch_now_mono_ms() - t0;
     if (failed > 0)
         fprintf(stderr, "bench: %ld helper runs failed\n", failed);
-    free(ss);
+    free(rs);
     free(th);
     return total * 1000.0 / (double)(el > 0 ? el : 1);
-}
-
-typedef struct {
-    prov_helper_pool *pool;
-    const char *inventory;
-    int64_t until;
-    long done, failed;
-} pool_user;
-
-static void *pool_loop(void *arg)
-{
-    pool_user *u = arg;
-    prov_helper_input in = {.identity = "n1.fleet.local", .inventory = u->inventory};
-    while (ch_now_mono_ms() < u->until) {
-        prov_helper_reply *reply = NULL;
-        if (prov_helper_pool_run(u->pool, &in, &reply, NULL) == CH_OK && !reply->defer)
-            u->done++;
-        else
-            u->failed++;
-        prov_helper_reply_free(reply);
-    }
-    return NULL;
 }
 
 /* Requests per second to `helper --persistent` through a pool of `threads` processes, one
@@ -671,26 +657,9 @@ static double pool_floor(const char *helper, const char *inventory, int threads)
     ch_error err;
     if (prov_helper_pool_start(&po, &pool, &err) != CH_OK)
         die("persistent helpers", &err);
-    pool_user *us = calloc((size_t)threads, sizeof(*us));
-    pthread_t *th = calloc((size_t)threads, sizeof(*th));
-    int64_t t0 = ch_now_mono_ms();
-    for (int i = 0; i < threads; i++) {
-        us[i] = (pool_user){.pool = pool, .inventory = inventory, .until = t0 + FLOOR_MS};
-        pthread_create(&th[i], NULL, pool_loop, &us[i]);
-    }
-    long total = 0, failed = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(th[i], NULL);
-        total += us[i].done;
-        failed += us[i].failed;
-    }
-    int64_t el = ch_now_mono_ms() - t0;
+    double rate = helper_floor(NULL, pool, inventory, threads);
     prov_helper_pool_stop(pool);
-    if (failed > 0)
-        fprintf(stderr, "bench: %ld persistent helper requests failed\n", failed);
-    free(us);
-    free(th);
-    return total * 1000.0 / (double)(el > 0 ? el : 1);
+    return rate;
 }
 
 /* The inventory a fleet node really answers, encoded as the provisioner hands it to the
@@ -909,7 +878,7 @@ int main(int argc, char **argv)
     char *inventory = fleet_inventory(choria, b);
     x.reqrep = reqrep_floor(b, x.workers);
     cht_broker_free(b);
-    x.spawns = spawn_floor(helper, inventory, x.cpus);
+    x.spawns = helper_floor(helper, NULL, inventory, x.cpus);
     x.pool_runs = pool_floor(helper, inventory, x.cpus);
     printf("floor: %.0f request/replies/s (%d requesters), %.0f helper runs/s (%d threads, "
            "%zu-byte inventory), %.0f persistent helper requests/s\n",

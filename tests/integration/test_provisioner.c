@@ -285,6 +285,21 @@ static event_counts read_events(fixture *f)
 
 /* ---- tests ---- */
 
+/* The fleet's summary: n nodes provisioned, each configured once by one caller; the
+ * provisioner's metrics agree, with no provision or helper errors. */
+static void expect_provisioned_once(fixture *f, int n)
+{
+    json_t *s = fleet_summary(f, 120000);
+    assert_int_equal(jint(s, "provisioned"), n);
+    assert_int_equal(jint(s, "configure_calls"), n);
+    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
+    assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
+    json_decref(s);
+    wait_metric(f, M("provisioned"), n, 10000);
+    assert_float_equal(metric(f, M("provision_errors")), 0, 0);
+    assert_float_equal(metric(f, M("helper_errors")), 0, 0);
+}
+
 static void fleet_of_500_is_provisioned_once_and_metrics_match(void **state)
 {
     fixture *f = *state;
@@ -297,16 +312,7 @@ static void fleet_of_500_is_provisioned_once_and_metrics_match(void **state)
     const char *extra[] = {"--exit-when-provisioned", NULL};
     start_fleet(f, 500, jwt, extra);
 
-    json_t *s = fleet_summary(f, 120000);
-    assert_int_equal(jint(s, "provisioned"), 500);
-    assert_int_equal(jint(s, "configure_calls"), 500);
-    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
-    assert_int_equal(jint(s, "nodes_with_several_callers"), 0);
-    json_decref(s);
-
-    wait_metric(f, M("provisioned"), 500, 10000);
-    assert_float_equal(metric(f, M("provision_errors")), 0, 0);
-    assert_float_equal(metric(f, M("helper_errors")), 0, 0);
+    expect_provisioned_once(f, 500);
     assert_float_equal((metric(f, M("discovered")) + metric(f, M("event_discovered"))), 500, 0);
     assert_float_equal(metric(f, "choria_provisioner_helper_time_count" SITE), 500, 0);
     assert_float_equal(metric(f, RPC("rpc_time_count", "choria_provision#configure")), 500, 0);
@@ -493,14 +499,7 @@ static void persistent_helpers_provision_500_nodes_from_two_processes(void **sta
     const char *extra[] = {"--exit-when-provisioned", NULL};
     start_fleet(f, 500, jwt, extra);
 
-    json_t *s = fleet_summary(f, 120000);
-    assert_int_equal(jint(s, "provisioned"), 500);
-    assert_int_equal(jint(s, "configure_calls"), 500);
-    assert_int_equal(jint(s, "nodes_configured_more_than_once"), 0);
-    json_decref(s);
-    wait_metric(f, M("provisioned"), 500, 10000);
-    assert_float_equal(metric(f, M("provision_errors")), 0, 0);
-    assert_float_equal(metric(f, M("helper_errors")), 0, 0);
+    expect_provisioned_once(f, 500);
     assert_float_equal(metric(f, "choria_provisioner_helper_time_count" SITE), 500, 0);
     assert_int_equal(children_of(cht_proc_pid(f->provisioner), after, 8), 2);
     assert_true((after[0] == before[0] && after[1] == before[1]) ||

@@ -42,7 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     ch_error e;
-    ch_log_set_file("stderr", &e);
+    ch_log_set_file(NULL, &e); /* back to standard error */
     return cht_dir_teardown(state);
 }
 
@@ -95,6 +95,15 @@ static bool alive(int pid, int wait_ms)
         if (!running || ch_now_mono_ms() >= end)
             return running;
     }
+}
+
+/* Lines of the test's log holding needle. */
+static size_t log_lines_with(fixture *f, const char *needle)
+{
+    char *log = read_log(f);
+    size_t n = count_lines_with(log, needle);
+    free(log);
+    return n;
 }
 
 /* A /bin/sh helper: a loop over request lines; BODY sees the identity in $id and the request
@@ -274,9 +283,7 @@ static void a_helper_that_dies_mid_request_fails_that_request_only(void **state)
     expect_ok(p, "c");
     assert_int_equal(prov_helper_pool_starts(p), 2);
     prov_helper_pool_stop(p);
-    char *log = read_log(f);
-    assert_int_equal(count_lines_with(log, "starting it again in"), 1);
-    free(log);
+    assert_int_equal(log_lines_with(f, "starting it again in"), 1);
 }
 
 static void a_helper_that_hangs_is_killed_at_the_timeout_with_its_children(void **state)
@@ -337,9 +344,7 @@ static void a_line_written_after_the_reply_restarts_the_helper_before_the_next_r
     expect_ok(p, "next"); /* no failure: a new process answers */
     assert_int_equal(prov_helper_pool_starts(p), 2);
     prov_helper_pool_stop(p);
-    char *log = read_log(f);
-    assert_int_equal(count_lines_with(log, "wrote output between requests; starting it again"), 1);
-    free(log);
+    assert_int_equal(log_lines_with(f, "wrote output between requests; starting it again"), 1);
 }
 
 static void a_helper_that_closes_its_stdout_fails_and_is_replaced(void **state)
